@@ -1,0 +1,3 @@
+module github.com/seedmq/mq
+
+go 1.26.8
