@@ -1,0 +1,283 @@
+// Package dispatch runs a subscription's handler for the drivers: it
+// enforces the concurrency limit, keeps deliveries of one ordering lane in
+// submission order, recovers panics, retries in place when a driver asks,
+// and drains on shutdown. Drivers feed it deliveries and settle the
+// results with their broker.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/seedmq/mq"
+)
+
+// ErrNotHandled is passed to Settle for a delivery that shutdown released
+// before its handler ran (or while it waited to be retried in place). The
+// driver must make the message available for redelivery.
+var ErrNotHandled = errors.New("mq: released unhandled at shutdown")
+
+// Delivery is one message handed to the dispatcher.
+type Delivery struct {
+	// Msg is passed to the handler.
+	Msg *mq.Message
+	// Lane orders deliveries: those with the same non-empty Lane run one
+	// at a time, in the order they were submitted. Empty means unordered.
+	Lane string
+	// Settle records the outcome with the broker. It is called after each
+	// handler run with the handler's result (nil = ack), or once with
+	// ErrNotHandled when shutdown releases the delivery. Returning retry
+	// true makes the dispatcher run the handler again after delay, with
+	// Msg.Attempt increased, keeping the delivery's place in its lane.
+	// ctx is not canceled by shutdown; the driver bounds its own calls.
+	Settle func(ctx context.Context, err error) (delay time.Duration, retry bool)
+}
+
+// Config configures a Dispatcher.
+type Config struct {
+	// Concurrency is the most handlers running at once (at least 1).
+	Concurrency int
+	// MaxPending bounds deliveries submitted but not yet settled, running
+	// ones included. Submit blocks while it is reached. Default: Concurrency.
+	MaxPending int
+	// Logger receives panics and settle failures. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Dispatcher runs a handler over submitted deliveries. Create it with New.
+type Dispatcher struct {
+	h      mq.Handler
+	log    *slog.Logger
+	hctx   context.Context    // handlers' context
+	cancel context.CancelFunc // cancels hctx
+	sctx   context.Context    // settle context: never canceled by shutdown
+
+	slots   chan struct{} // one token per pending delivery
+	ready   chan *Delivery
+	closing chan struct{} // closed when Shutdown begins
+	idle    chan struct{} // closed when closing and nothing is pending
+
+	mu       sync.Mutex
+	lanes    map[string][]*Delivery // queued successors per busy lane
+	pending  int
+	inFlight int
+	stopping bool
+	workers  sync.WaitGroup
+}
+
+// New starts a dispatcher whose handlers run with contexts derived from
+// ctx. Cancel ctx, or call Shutdown, to stop it; Shutdown must be called
+// in every case to wait for the workers.
+func New(ctx context.Context, h mq.Handler, cfg Config) *Dispatcher {
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 1
+	}
+	if cfg.MaxPending < cfg.Concurrency {
+		cfg.MaxPending = cfg.Concurrency
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	d := &Dispatcher{
+		h:       h,
+		log:     cfg.Logger,
+		hctx:    hctx,
+		cancel:  cancel,
+		sctx:    context.WithoutCancel(ctx),
+		slots:   make(chan struct{}, cfg.MaxPending),
+		ready:   make(chan *Delivery, cfg.MaxPending),
+		closing: make(chan struct{}),
+		idle:    make(chan struct{}),
+		lanes:   map[string][]*Delivery{},
+	}
+	d.workers.Add(cfg.Concurrency)
+	for range cfg.Concurrency {
+		go d.work()
+	}
+	return d
+}
+
+// Submit queues del, blocking while MaxPending deliveries are pending. It
+// returns ctx's error if ctx ends first, and mq.ErrClosed once Shutdown
+// has begun; in both cases del was not taken and the caller still owns it.
+func (d *Dispatcher) Submit(ctx context.Context, del *Delivery) error {
+	select {
+	case <-d.closing:
+		return mq.ErrClosed
+	default:
+	}
+	select {
+	case d.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.closing:
+		return mq.ErrClosed
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopping {
+		<-d.slots
+		return mq.ErrClosed
+	}
+	d.pending++
+	if del.Lane != "" {
+		if q, busy := d.lanes[del.Lane]; busy {
+			d.lanes[del.Lane] = append(q, del)
+			return nil
+		}
+		d.lanes[del.Lane] = nil
+	}
+	d.ready <- del // never blocks: ready holds at most MaxPending
+	return nil
+}
+
+// Pending returns the number of deliveries submitted and not yet settled.
+func (d *Dispatcher) Pending() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pending
+}
+
+// InFlight returns the number of handlers running now.
+func (d *Dispatcher) InFlight() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.inFlight
+}
+
+// Shutdown stops accepting deliveries, releases those not yet started
+// (Settle with ErrNotHandled), and waits for running handlers to return
+// and be settled. If ctx ends first it cancels the handlers' context,
+// still waits for them to return, and returns ctx.Err(). It is safe to
+// call more than once.
+func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	first := !d.stopping
+	if first {
+		d.stopping = true
+		close(d.closing)
+		if d.pending == 0 {
+			close(d.idle)
+		}
+	}
+	d.mu.Unlock()
+
+	var err error
+	select {
+	case <-d.idle:
+	case <-ctx.Done():
+		err = ctx.Err()
+		d.cancel()
+		<-d.idle
+	}
+	d.cancel()
+	d.workers.Wait()
+	return err
+}
+
+func (d *Dispatcher) work() {
+	defer d.workers.Done()
+	for {
+		select {
+		case del := <-d.ready:
+			d.run(del)
+		case <-d.idle:
+			return
+		}
+	}
+}
+
+// run handles del, retrying in place while Settle asks, then hands its
+// lane to the next delivery.
+func (d *Dispatcher) run(del *Delivery) {
+	for {
+		if d.isStopping() {
+			del.Settle(d.sctx, ErrNotHandled)
+			break
+		}
+		d.mu.Lock()
+		d.inFlight++
+		d.mu.Unlock()
+		err := d.call(del.Msg)
+		d.mu.Lock()
+		d.inFlight--
+		d.mu.Unlock()
+		delay, retry := del.Settle(d.sctx, err)
+		if !retry {
+			break
+		}
+		if !d.wait(delay) {
+			del.Settle(d.sctx, ErrNotHandled)
+			break
+		}
+		del.Msg.Attempt++
+	}
+	d.done(del)
+}
+
+func (d *Dispatcher) isStopping() bool {
+	select {
+	case <-d.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait sleeps for delay, returning false if shutdown begins first.
+func (d *Dispatcher) wait(delay time.Duration) bool {
+	if delay <= 0 {
+		return !d.isStopping()
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-d.closing:
+		return false
+	}
+}
+
+// done releases del's slot and starts the next delivery of its lane.
+func (d *Dispatcher) done(del *Delivery) {
+	d.mu.Lock()
+	if del.Lane != "" {
+		if q := d.lanes[del.Lane]; len(q) > 0 {
+			d.ready <- q[0]
+			q[0] = nil
+			if len(q) == 1 {
+				d.lanes[del.Lane] = nil
+			} else {
+				d.lanes[del.Lane] = q[1:]
+			}
+		} else {
+			delete(d.lanes, del.Lane)
+		}
+	}
+	d.pending--
+	if d.stopping && d.pending == 0 {
+		close(d.idle)
+	}
+	d.mu.Unlock()
+	<-d.slots
+}
+
+// call runs the handler, turning a panic into an error.
+func (d *Dispatcher) call(m *mq.Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.log.Error("mq: handler panicked; the message will be redelivered",
+				"topic", m.Topic, "group", m.Group, "id", m.ID, "attempt", m.Attempt,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("mq: handler panicked: %v", p)
+		}
+	}()
+	return d.h(d.hctx, m)
+}

@@ -1,0 +1,162 @@
+// Package params reads a driver URL's query parameters with one set of
+// rules for every driver: each parameter is read once with its type and
+// range, repeated or malformed values are errors naming the parameter and
+// the fix, and anything left unread is an unknown parameter. Values of
+// parameters marked secret never appear in errors.
+package params
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/seedmq/mq"
+)
+
+// Params reads the query of one URL. Create it with New, read every
+// parameter the driver knows, then call Err.
+type Params struct {
+	driver string
+	q      url.Values
+	known  []string
+	errs   []string
+}
+
+// New returns a reader for u's query; driver prefixes error messages.
+func New(driver string, u *url.URL) *Params {
+	return &Params{driver: driver, q: u.Query()}
+}
+
+// lookup marks name as known and returns its single value.
+func (p *Params) lookup(name string, secret bool) (string, bool) {
+	p.known = append(p.known, name)
+	vs, ok := p.q[name]
+	if !ok {
+		return "", false
+	}
+	if len(vs) > 1 {
+		p.fail(name, "is given %d times; give it once", len(vs))
+		return "", false
+	}
+	return vs[0], true
+}
+
+func (p *Params) fail(name, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Sprintf("parameter %q %s", name, fmt.Sprintf(format, args...)))
+}
+
+// String returns the value of name, or def when it is absent.
+func (p *Params) String(name, def string) string {
+	v, ok := p.lookup(name, false)
+	if !ok {
+		return def
+	}
+	return v
+}
+
+// Secret is String for a value that must never be printed.
+func (p *Params) Secret(name, def string) string {
+	v, ok := p.lookup(name, true)
+	if !ok {
+		return def
+	}
+	return v
+}
+
+// Enum returns the value of name, which must be one of allowed, or def.
+func (p *Params) Enum(name, def string, allowed ...string) string {
+	v, ok := p.lookup(name, false)
+	if !ok {
+		return def
+	}
+	if !slices.Contains(allowed, v) {
+		p.fail(name, "is %q; use one of %s", v, strings.Join(allowed, ", "))
+		return def
+	}
+	return v
+}
+
+// Int returns the value of name as an integer in [lo, hi], or def.
+func (p *Params) Int(name string, def, lo, hi int) int {
+	v, ok := p.lookup(name, false)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		p.fail(name, "is %q; want a whole number from %d to %d", v, lo, hi)
+		return def
+	}
+	if n < lo || n > hi {
+		p.fail(name, "is %d; want %d to %d", n, lo, hi)
+		return def
+	}
+	return n
+}
+
+// Bool returns the value of name as a boolean (true/false/1/0), or def.
+// A parameter given with no value ("?tls") counts as true.
+func (p *Params) Bool(name string, def bool) bool {
+	v, ok := p.lookup(name, false)
+	if !ok {
+		return def
+	}
+	if v == "" {
+		return true
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, "is %q; want true or false", v)
+		return def
+	}
+	return b
+}
+
+// Duration returns the value of name as a Go duration ("250ms", "30s") in
+// [lo, hi], or def.
+func (p *Params) Duration(name string, def, lo, hi time.Duration) time.Duration {
+	v, ok := p.lookup(name, false)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.fail(name, "is %q; want a duration such as 500ms or 30s", v)
+		return def
+	}
+	if d < lo || d > hi {
+		p.fail(name, "is %v; want %v to %v", d, lo, hi)
+		return def
+	}
+	return d
+}
+
+// Err returns nil if every parameter was known and well formed, and
+// otherwise an error wrapping mq.ErrInvalidURL that lists each problem and
+// the known parameters.
+func (p *Params) Err() error {
+	var unknown []string
+	for name := range p.q {
+		if !slices.Contains(p.known, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown)
+	for _, name := range unknown {
+		p.errs = append(p.errs, fmt.Sprintf("unknown parameter %q", name))
+	}
+	if len(p.errs) == 0 {
+		return nil
+	}
+	known := slices.Clone(p.known)
+	slices.Sort(known)
+	known = slices.Compact(known)
+	msg := strings.Join(p.errs, "; ")
+	if len(unknown) > 0 {
+		msg += fmt.Sprintf(" (known parameters: %s)", strings.Join(known, ", "))
+	}
+	return fmt.Errorf("%s: %w: %s", p.driver, mq.ErrInvalidURL, msg)
+}
