@@ -1,0 +1,35 @@
+// Command kafkaready exits 0 when a Kafka broker answers a metadata request
+// that lists at least one broker and a controller. scripts/brokers uses it as
+// Kafka's readiness probe; it is not part of the mq API.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9092", "broker host:port")
+	timeout := flag.Duration("timeout", 3*time.Second, "time bound for the request")
+	flag.Parse()
+
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+
+	client := &kafka.Client{Addr: kafka.TCP(*addr), Timeout: *timeout}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kafkaready: metadata:", err)
+		os.Exit(1)
+	}
+	if len(md.Brokers) == 0 || md.Controller.ID < 0 {
+		fmt.Fprintln(os.Stderr, "kafkaready: metadata has no brokers or no controller yet")
+		os.Exit(1)
+	}
+	fmt.Printf("kafka ready: %d broker(s), controller %d, %d topic(s)\n", len(md.Brokers), md.Controller.ID, len(md.Topics))
+}
