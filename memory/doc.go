@@ -1,0 +1,68 @@
+// Package memory is mq's in-process broker, registered as the "mem" URL
+// scheme. Services use it in unit tests and examples with the same code
+// they run against Kafka, RabbitMQ or SQS in production.
+//
+// It is a faithful model, not a toy: a per-topic log, consumer groups
+// that track each message until it is acknowledged, redelivery with
+// attempt counts and delay, per-key ordering, competing consumers,
+// fan-out, replay from the earliest message, an optional ack deadline and
+// fault injection. It is exactly as strict as a real broker about
+// at-least-once delivery, so a handler that is not idempotent, or a
+// service that acknowledges too early, fails here first.
+//
+// # URL
+//
+//	mem://[NAME][?param=value&...]
+//
+// Brokers opened with the same NAME in one process share one server, as
+// separate connections to a real broker do; an empty NAME gives a private
+// server per Open. Parameters (unknown ones are errors):
+//
+//	group            default group for Subscribe without mq.Group (default none)
+//	provision        create topics and groups on first use (default true);
+//	                 false: only Provision creates them, else mq.ErrNotFound
+//	maxMessageBytes  largest message accepted (default 1048576)
+//	maxHeaders       most headers per message (default 0: no limit; 10 mimics SQS)
+//	ackDeadline      redeliver a message whose handler runs longer than this,
+//	                 as SQS's visibility timeout does (default 0: never)
+//
+// # Delivery semantics
+//
+// Publish stores a copy of each message (the caller may reuse its buffers)
+// and hands it to every group the topic has at that moment; a group made
+// later sees it only with mq.StartAt(mq.Earliest). Within a group, messages
+// are delivered in publish order to the group's subscriptions (competing
+// consumers); a message with a Key is delivered only once every earlier
+// message of that Key is acknowledged, so a failing message holds back its
+// key but not others. A handler error redelivers the message after the
+// subscription's Backoff (or mq.RetryAfter) with Attempt+1. A message
+// taken but not handled when its subscription stops goes back to its group
+// without counting as an attempt. A mq.Permanent error is logged at error
+// level and the message dropped: this driver has no dead-letter target of
+// its own; the dead-letter middleware provides one.
+//
+// # Capabilities
+//
+// FanOut, OrderingByKey, Replay, NackDelay and DelayedDelivery (up to 15
+// minutes) are all true. Persistent is false: messages live as long as the
+// process.
+//
+// # As
+//
+// Broker.As accepts a **Broker (the broker itself, for fault injection
+// after mq.Open). Received messages have no native form.
+//
+// # Fault injection
+//
+// Broker.InjectPublishErrors makes the next Publish calls fail;
+// Broker.Disconnect drops the connection's unacknowledged messages back
+// into their groups, so they are redelivered while the first handlers may
+// still run and those handlers' acknowledgements are lost; the ackDeadline
+// parameter redelivers messages whose handlers are slow.
+//
+// # Errors
+//
+// Publish and Subscribe return mq.ErrClosed after Close, mq.ErrNotFound
+// for missing topics or groups when provisioning is off, and the mq.Invalid
+// errors for bad names, messages and options, all prefixed "memory: ".
+package memory

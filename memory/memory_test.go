@@ -1,0 +1,226 @@
+package memory_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/memory"
+)
+
+// run subscribes h in the background and returns a stop func that cancels
+// the subscription and checks Subscribe returned context.Canceled.
+func run(t *testing.T, b mq.Broker, topic string, h mq.Handler, opts ...mq.SubscribeOption) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Subscribe(ctx, topic, h, opts...) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Subscribe returned %v, want context.Canceled", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Subscribe did not return within 5s of cancel")
+		}
+	})
+}
+
+func wait(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestOpenURL(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		url  string
+		want error
+	}{
+		{"mem://", nil},
+		{"mem://shared?group=g&provision=false&maxHeaders=10&ackDeadline=2s", nil},
+		{"mem://x?grop=g", mq.ErrInvalidURL},
+		{"mem://x?maxHeaders=-1", mq.ErrInvalidURL},
+		{"mem://x?ackDeadline=soon", mq.ErrInvalidURL},
+		{"mem://x?provision=maybe", mq.ErrInvalidURL},
+		{"mem://x:99", mq.ErrInvalidURL},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			b, err := mq.Open(ctx, tc.url)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Open(%q) error = %v, want %v", tc.url, err, tc.want)
+			}
+			if b != nil {
+				b.Close(ctx)
+			}
+		})
+	}
+}
+
+func TestUnknownParameterNamesIt(t *testing.T) {
+	_, err := mq.Open(context.Background(), "mem://x?grop=g")
+	if err == nil || !strings.Contains(err.Error(), `"grop"`) || !strings.Contains(err.Error(), "group") {
+		t.Fatalf("error = %v; want it to name the unknown parameter and list the known ones", err)
+	}
+}
+
+
+// A failing message of one key holds back that key's later messages, but
+// not other keys', and the key's order survives redelivery.
+func TestKeyOrderSurvivesRedelivery(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New(memory.Options{})
+	t.Cleanup(func() { b.Close(ctx) })
+	if err := b.Provision(ctx, "t", "g"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		for _, k := range []string{"a", "b"} {
+			if err := b.Publish(ctx, "t", &mq.Message{Key: k, Body: fmt.Appendf(nil, "%s%d", k, i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var mu sync.Mutex
+	var got []string
+	failed := false
+	run(t, b, "t", func(ctx context.Context, m *mq.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if string(m.Body) == "a1" && !failed {
+			failed = true
+			return errors.New("fail once")
+		}
+		got = append(got, fmt.Sprintf("%s@%d", m.Body, m.Attempt))
+		return nil
+	}, mq.Group("g"), mq.Concurrency(4), mq.Backoff(mq.ExponentialBackoff(20*time.Millisecond, time.Second)))
+	wait(t, "10 acks", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 10 })
+	var a []string
+	for _, s := range got {
+		if s[0] == 'a' {
+			a = append(a, s)
+		}
+	}
+	want := []string{"a0@1", "a1@2", "a2@1", "a3@1", "a4@1"}
+	if fmt.Sprint(a) != fmt.Sprint(want) {
+		t.Fatalf("key a handled as %v, want %v", a, want)
+	}
+}
+
+// With an ack deadline, a slow handler's message goes to another consumer
+// and the late acknowledgement is discarded.
+func TestAckDeadlineRedelivers(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New(memory.Options{AckDeadline: 50 * time.Millisecond})
+	t.Cleanup(func() { b.Close(ctx) })
+	if err := b.Provision(ctx, "t", "g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, "t", mq.NewMessage([]byte("slow"))); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	attempts := make(chan int, 4)
+	run(t, b, "t", func(ctx context.Context, m *mq.Message) error {
+		attempts <- m.Attempt
+		if m.Attempt == 1 {
+			<-release
+		}
+		return nil
+	}, mq.Group("g"), mq.Concurrency(2))
+	for want := 1; want <= 2; want++ {
+		select {
+		case got := <-attempts:
+			if got != want {
+				t.Fatalf("attempt = %d, want %d", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no delivery with attempt %d", want)
+		}
+	}
+	close(release)
+	wait(t, "empty group", func() bool { n, _ := b.Depth("t", "g"); return n == 0 })
+}
+
+// Disconnect puts unacknowledged messages back and loses their acks.
+func TestDisconnectRedelivers(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New(memory.Options{Name: "disconnect-" + t.Name()})
+	t.Cleanup(func() { b.Close(ctx) })
+	if err := b.Provision(ctx, "t", "g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, "t", mq.NewMessage([]byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var seen []int
+	run(t, b, "t", func(ctx context.Context, m *mq.Message) error {
+		mu.Lock()
+		seen = append(seen, m.Attempt)
+		mu.Unlock()
+		if m.Attempt == 1 {
+			close(started)
+			<-release
+		}
+		return nil
+	}, mq.Group("g"), mq.Concurrency(2))
+	<-started
+	b.Disconnect()
+	wait(t, "redelivery", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 2 })
+	close(release)
+	wait(t, "empty group", func() bool { n, _ := b.Depth("t", "g"); return n == 0 })
+	if fmt.Sprint(seen) != "[1 2]" {
+		t.Fatalf("attempts seen = %v, want [1 2]", seen)
+	}
+}
+
+func TestInjectPublishErrors(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New(memory.Options{})
+	t.Cleanup(func() { b.Close(ctx) })
+	boom := errors.New("boom")
+	b.InjectPublishErrors(boom)
+	if err := b.Publish(ctx, "t", mq.NewMessage(nil)); !errors.Is(err, boom) {
+		t.Fatalf("first Publish error = %v, want boom", err)
+	}
+	if err := b.Publish(ctx, "t", mq.NewMessage(nil)); err != nil {
+		t.Fatalf("second Publish error = %v, want nil", err)
+	}
+}
+
+func TestDelayedMessageWaits(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New(memory.Options{})
+	t.Cleanup(func() { b.Close(ctx) })
+	b.Provision(ctx, "t", "g")
+	start := time.Now()
+	if err := b.Publish(ctx, "t", &mq.Message{Body: []byte("later"), Delay: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan time.Duration, 1)
+	run(t, b, "t", func(ctx context.Context, m *mq.Message) error { got <- time.Since(start); return nil }, mq.Group("g"))
+	select {
+	case d := <-got:
+		if d < 100*time.Millisecond {
+			t.Fatalf("delivered after %v, want at least 100ms", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("delayed message never delivered")
+	}
+}

@@ -1,0 +1,229 @@
+package memory
+
+import (
+	"container/heap"
+	"sync"
+	"time"
+
+	"github.com/seedmq/mq"
+)
+
+// server is one in-process broker. Every Broker opened with the same name
+// shares one server, as clients of one real broker share it.
+type server struct {
+	mu     sync.Mutex
+	topics map[string]*topic
+}
+
+var (
+	serversMu sync.Mutex
+	servers   = map[string]*server{}
+)
+
+// serverNamed returns the process-wide server called name, creating it.
+// An empty name always makes a new, private server.
+func serverNamed(name string) *server {
+	if name == "" {
+		return newServer()
+	}
+	serversMu.Lock()
+	defer serversMu.Unlock()
+	s := servers[name]
+	if s == nil {
+		s = newServer()
+		servers[name] = s
+	}
+	return s
+}
+
+func newServer() *server { return &server{topics: map[string]*topic{}} }
+
+// topic is an append-only log plus the groups reading it.
+type topic struct {
+	name   string
+	seq    int64
+	log    []*entry // retained messages, for replay
+	groups map[string]*group
+}
+
+// entry is one published message, frozen at publish time.
+type entry struct {
+	seq       int64
+	msg       *mq.Message // private copy; never handed to a handler
+	published time.Time
+	visible   time.Time // publish time plus the message's Delay
+}
+
+// group tracks one consumer group's unacknowledged messages.
+//
+// Every pending message is in exactly one place: the ready heap (may be
+// delivered now), the delayed heap (may be delivered later), leased to a
+// subscription, or waiting in its key's queue behind an earlier message of
+// the same key. Only the head of a key's queue is ever ready, delayed or
+// leased, which is what keeps per-key order across redeliveries.
+type group struct {
+	name    string
+	topic   string
+	ready   seqHeap
+	delayed timeHeap
+	keys    map[string][]*pending // per-key FIFO; [0] is the head
+	count   int                   // pending messages, leased included
+	signal  chan struct{}         // closed and replaced on every change
+	leaseID uint64
+}
+
+// pending is one message a group has not acknowledged yet.
+type pending struct {
+	e        *entry
+	attempts int       // deliveries so far
+	at       time.Time // when it may be delivered (delayed heap)
+	lease    uint64    // non-zero while leased to a subscription
+	index    int       // position in its heap, -1 when in none
+}
+
+func newGroup(topicName, name string) *group {
+	return &group{name: name, topic: topicName, keys: map[string][]*pending{}, signal: make(chan struct{})}
+}
+
+// broadcast wakes every subscription waiting on g. Callers hold the
+// server lock.
+func (g *group) broadcast() {
+	close(g.signal)
+	g.signal = make(chan struct{})
+}
+
+// add appends a newly published (or replayed) message.
+func (g *group) add(e *entry) {
+	p := &pending{e: e, at: e.visible, index: -1}
+	g.count++
+	if k := e.msg.Key; k != "" {
+		q := g.keys[k]
+		g.keys[k] = append(q, p)
+		if len(q) > 0 {
+			return // waits behind the key's head
+		}
+	}
+	g.schedule(p)
+}
+
+// schedule puts p in the ready or delayed heap by its time.
+func (g *group) schedule(p *pending) {
+	if p.at.After(time.Now()) {
+		heap.Push(&g.delayed, p)
+	} else {
+		heap.Push(&g.ready, p)
+	}
+	g.broadcast()
+}
+
+// take leases the oldest deliverable message, or returns nil and the time
+// the next delayed one becomes deliverable (zero if none).
+func (g *group) take(now time.Time) (*pending, time.Time) {
+	for g.delayed.Len() > 0 && !g.delayed[0].at.After(now) {
+		heap.Push(&g.ready, heap.Pop(&g.delayed))
+	}
+	if g.ready.Len() == 0 {
+		var next time.Time
+		if g.delayed.Len() > 0 {
+			next = g.delayed[0].at
+		}
+		return nil, next
+	}
+	p := heap.Pop(&g.ready).(*pending)
+	g.leaseID++
+	p.lease = g.leaseID
+	p.attempts++
+	return p, time.Time{}
+}
+
+// ack removes a leased message for good and promotes the next message of
+// its key. A stale lease (revoked meanwhile) is ignored and reported.
+func (g *group) ack(p *pending, lease uint64) bool {
+	if p.lease != lease || lease == 0 {
+		return false
+	}
+	p.lease = 0
+	g.count--
+	if k := p.e.msg.Key; k != "" {
+		q := g.keys[k]
+		q[0] = nil
+		q = q[1:]
+		if len(q) == 0 {
+			delete(g.keys, k)
+		} else {
+			g.keys[k] = q
+			g.schedule(q[0])
+		}
+	}
+	g.broadcast()
+	return true
+}
+
+// retry makes a leased message deliverable again after delay. It stays
+// the head of its key, so later messages of that key keep waiting.
+// handled says whether a handler saw this delivery; if not, it does not
+// count as an attempt.
+func (g *group) retry(p *pending, lease uint64, delay time.Duration, handled bool) bool {
+	if p.lease != lease || lease == 0 {
+		return false
+	}
+	p.lease = 0
+	if !handled {
+		p.attempts--
+	}
+	p.at = time.Now().Add(delay)
+	g.schedule(p)
+	return true
+}
+
+// seqHeap orders pending messages by publish sequence: a group is a queue.
+type seqHeap []*pending
+
+func (h seqHeap) Len() int           { return len(h) }
+func (h seqHeap) Less(i, j int) bool { return h[i].e.seq < h[j].e.seq }
+func (h seqHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *seqHeap) Push(x any) {
+	p := x.(*pending)
+	p.index = len(*h)
+	*h = append(*h, p)
+}
+func (h *seqHeap) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	p.index = -1
+	return p
+}
+
+// timeHeap orders delayed messages by when they become deliverable, then
+// by sequence.
+type timeHeap []*pending
+
+func (h timeHeap) Len() int { return len(h) }
+func (h timeHeap) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	return h[i].e.seq < h[j].e.seq
+}
+func (h timeHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *timeHeap) Push(x any) {
+	p := x.(*pending)
+	p.index = len(*h)
+	*h = append(*h, p)
+}
+func (h *timeHeap) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	p.index = -1
+	return p
+}

@@ -1,0 +1,262 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/internal/dispatch"
+)
+
+// subscription is one running Subscribe call.
+type subscription struct {
+	b    *Broker
+	g    *group
+	cfg  mq.SubscribeConfig
+	room chan struct{}       // one token per message taken and not yet settled
+	held map[*pending]uint64 // leases taken and not settled; guarded by the server lock
+}
+
+// Subscribe delivers topic's messages for the subscription's group to h.
+// See mq.Subscriber for the contract. Messages of one Key are delivered
+// one at a time, in publish order, across every subscription of the
+// group; a failed message holds back later messages of its key until it
+// is acknowledged. A handler's mq.Permanent error is logged at error level
+// and the message dropped: the memory driver has no dead-letter target of
+// its own (use the dead-letter middleware).
+func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, opts ...mq.SubscribeOption) error {
+	if h == nil {
+		return fmt.Errorf("memory: %w: Subscribe handler is nil", mq.ErrInvalidOption)
+	}
+	if err := mq.ValidateName("topic", topicName); err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
+	cfg, err := mq.NewSubscribeConfig(b.opts.Group, opts...)
+	if err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
+	if cfg.Group == "" {
+		return fmt.Errorf("memory: %w: Subscribe needs a group: pass mq.Group(name) or set ?group= in the URL", mq.ErrInvalidOption)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return fmt.Errorf("memory: Subscribe: %w", mq.ErrClosed)
+	}
+	b.subs.Add(1)
+	defer b.subs.Done()
+	g, err := b.join(topicName, cfg)
+	if err != nil {
+		b.mu.Unlock()
+		return err
+	}
+	s := &subscription{b: b, g: g, cfg: cfg, room: make(chan struct{}, cfg.Concurrency), held: map[*pending]uint64{}}
+	b.live[s] = struct{}{}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.live, s)
+		b.mu.Unlock()
+	}()
+
+	d := dispatch.New(ctx, h, dispatch.Config{Concurrency: cfg.Concurrency, Logger: b.log})
+	err = s.fetch(ctx, d)
+	if errors.Is(err, mq.ErrClosed) {
+		if derr := d.Shutdown(b.closeCtx); derr != nil {
+			return derr
+		}
+		return fmt.Errorf("memory: Subscribe: %w", mq.ErrClosed)
+	}
+	d.Shutdown(ctx) // ctx is done: cancel handlers, wait, settle
+	return err
+}
+
+// join finds or creates the group on the server. Callers hold b.mu.
+func (b *Broker) join(topicName string, cfg mq.SubscribeConfig) (*group, error) {
+	srv := b.srv
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	t := srv.topics[topicName]
+	if t == nil {
+		if b.opts.NoProvision {
+			return nil, fmt.Errorf("memory: %w: topic %q does not exist and provisioning is off; call Provision first", mq.ErrNotFound, topicName)
+		}
+		t = srv.newTopic(topicName)
+	}
+	g := t.groups[cfg.Group]
+	if g == nil {
+		if b.opts.NoProvision {
+			return nil, fmt.Errorf("memory: %w: group %q of topic %q does not exist and provisioning is off; call Provision first", mq.ErrNotFound, cfg.Group, topicName)
+		}
+		g = newGroup(topicName, cfg.Group)
+		if cfg.StartAt == mq.Earliest {
+			for _, e := range t.log {
+				g.add(e)
+			}
+		}
+		t.groups[cfg.Group] = g
+	}
+	return g, nil
+}
+
+// fetch takes messages from the group while there is room and submits
+// them, until ctx ends (returning its error) or the broker closes
+// (returning mq.ErrClosed).
+func (s *subscription) fetch(ctx context.Context, d *dispatch.Dispatcher) error {
+	srv := s.b.srv
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		select {
+		case s.room <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.b.closing:
+			return mq.ErrClosed
+		}
+		for {
+			srv.mu.Lock()
+			p, next := s.g.take(time.Now())
+			var lease uint64
+			if p != nil {
+				lease = p.lease
+				s.held[p] = lease
+			}
+			signal := s.g.signal
+			srv.mu.Unlock()
+			if p != nil {
+				if err := d.Submit(ctx, s.delivery(p, lease)); err != nil {
+					srv.mu.Lock()
+					delete(s.held, p)
+					s.g.retry(p, lease, 0, false)
+					srv.mu.Unlock()
+					<-s.room
+					if errors.Is(err, mq.ErrClosed) {
+						return err
+					}
+					return ctx.Err()
+				}
+				break
+			}
+			var wake <-chan time.Time
+			if !next.IsZero() {
+				if timer == nil {
+					timer = time.NewTimer(time.Until(next))
+				} else {
+					timer.Reset(time.Until(next))
+				}
+				wake = timer.C
+			}
+			select {
+			case <-signal:
+			case <-wake:
+			case <-ctx.Done():
+				<-s.room
+				return ctx.Err()
+			case <-s.b.closing:
+				<-s.room
+				return mq.ErrClosed
+			}
+			if timer != nil && !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// delivery wraps a leased message for the dispatcher.
+func (s *subscription) delivery(p *pending, lease uint64) *dispatch.Delivery {
+	m := p.e.msg.Clone()
+	m.Topic, m.Group, m.Attempt, m.PublishTime = s.g.topic, s.g.name, p.attempts, p.e.published
+	var deadline *time.Timer
+	if dl := s.b.opts.AckDeadline; dl > 0 {
+		deadline = time.AfterFunc(dl, func() { s.expire(p, lease) })
+	}
+	return &dispatch.Delivery{
+		Msg: m,
+		Settle: func(_ context.Context, err error) (time.Duration, bool) {
+			if deadline != nil {
+				deadline.Stop()
+			}
+			s.settle(p, lease, m, err)
+			<-s.room
+			return 0, false
+		},
+	}
+}
+
+// settle records a handler's outcome with the group.
+func (s *subscription) settle(p *pending, lease uint64, m *mq.Message, err error) {
+	srv := s.b.srv
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if s.held[p] == lease {
+		delete(s.held, p)
+	}
+	var ok bool
+	switch {
+	case err == nil:
+		ok = s.g.ack(p, lease)
+	case errors.Is(err, dispatch.ErrNotHandled):
+		ok = s.g.retry(p, lease, 0, false)
+	case mq.IsPermanent(err):
+		ok = s.g.ack(p, lease)
+		if ok {
+			s.b.log.Error("memory: dropping message after a permanent handler error; use the dead-letter middleware to keep such messages",
+				"topic", m.Topic, "group", m.Group, "id", m.ID, "attempt", m.Attempt, "error", err)
+		}
+	default:
+		ok = s.g.retry(p, lease, s.cfg.RedeliveryDelay(m.Attempt, err), true)
+	}
+	if !ok {
+		// The lease was revoked (ack deadline or Disconnect) and the
+		// message handed out again: this outcome is lost, as a late ack
+		// is on a real broker.
+		s.b.log.Warn("memory: outcome discarded: the message's lease was revoked (ack deadline or Disconnect) and it was redelivered",
+			"topic", m.Topic, "group", m.Group, "id", m.ID, "attempt", m.Attempt)
+	}
+}
+
+// expire returns a message whose ack deadline passed to its group.
+func (s *subscription) expire(p *pending, lease uint64) {
+	srv := s.b.srv
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if s.held[p] == lease {
+		delete(s.held, p)
+	}
+	s.g.retry(p, lease, 0, true)
+}
+
+// Disconnect simulates this Broker losing its connection to the server
+// and reconnecting at once: every message its subscriptions have taken
+// and not yet settled goes back to its group, to be redelivered with a
+// higher Attempt (possibly to another consumer while the first handler
+// still runs), and those handlers' acknowledgements are lost. Subscribe
+// calls keep running. Use it to check that handlers are idempotent.
+func (b *Broker) Disconnect() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	srv := b.srv
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for s := range b.live {
+		for p, lease := range s.held {
+			s.g.retry(p, lease, 0, true)
+		}
+		clear(s.held)
+	}
+}
