@@ -77,7 +77,6 @@ func TestUnknownParameterNamesIt(t *testing.T) {
 	}
 }
 
-
 // A failing message of one key holds back that key's later messages, but
 // not other keys', and the key's order survives redelivery.
 func TestKeyOrderSurvivesRedelivery(t *testing.T) {
