@@ -1,0 +1,208 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seedmq/mq"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// outcome records what Settle saw for each message.
+type outcome struct {
+	mu   sync.Mutex
+	errs map[string][]error
+}
+
+func (o *outcome) settle(id string) func(context.Context, error) (time.Duration, bool) {
+	return func(_ context.Context, err error) (time.Duration, bool) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.errs == nil {
+			o.errs = map[string][]error{}
+		}
+		o.errs[id] = append(o.errs[id], err)
+		return 0, false
+	}
+}
+
+func TestConcurrencyLimitIsReachedNotExceeded(t *testing.T) {
+	var running, peak atomic.Int32
+	gate := make(chan struct{})
+	h := func(ctx context.Context, m *mq.Message) error {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		<-gate
+		running.Add(-1)
+		return nil
+	}
+	d := New(context.Background(), h, Config{Concurrency: 3, MaxPending: 10, Logger: quiet})
+	var o outcome
+	for i := range 10 {
+		id := fmt.Sprint(i)
+		if err := d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for d.InFlight() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := d.InFlight(); got != 3 {
+		t.Fatalf("in flight = %d, want 3", got)
+	}
+	close(gate)
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if peak.Load() != 3 {
+		t.Fatalf("peak concurrency = %d, want 3", peak.Load())
+	}
+}
+
+func TestLaneKeepsOrderAndRetriesInPlace(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	failedOnce := false
+	h := func(ctx context.Context, m *mq.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if m.ID == "k1" && !failedOnce {
+			failedOnce = true
+			return errors.New("fail once")
+		}
+		got = append(got, fmt.Sprintf("%s@%d", m.ID, m.Attempt))
+		return nil
+	}
+	d := New(context.Background(), h, Config{Concurrency: 4, MaxPending: 8, Logger: quiet})
+	for i := range 4 {
+		id := fmt.Sprintf("k%d", i)
+		del := &Delivery{Msg: &mq.Message{ID: id, Attempt: 1}, Lane: "k"}
+		del.Settle = func(_ context.Context, err error) (time.Duration, bool) {
+			return time.Millisecond, err != nil
+		}
+		if err := d.Submit(context.Background(), del); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSettled(t, d)
+	d.Shutdown(context.Background())
+	if want := "[k0@1 k1@2 k2@1 k3@1]"; fmt.Sprint(got) != want {
+		t.Fatalf("handled %v, want %v", got, want)
+	}
+}
+
+func TestPanicBecomesError(t *testing.T) {
+	d := New(context.Background(), func(context.Context, *mq.Message) error { panic("boom") }, Config{Logger: quiet})
+	var o outcome
+	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "p"}, Settle: o.settle("p")})
+	waitSettled(t, d)
+	d.Shutdown(context.Background())
+	errs := o.errs["p"]
+	if len(errs) != 1 || errs[0] == nil || errs[0].Error() != "mq: handler panicked: boom" {
+		t.Fatalf("settled with %v, want one panic error", errs)
+	}
+}
+
+func TestShutdownReleasesQueuedAndDrainsRunning(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	h := func(ctx context.Context, m *mq.Message) error {
+		if m.ID == "running" {
+			close(started)
+			<-release
+		}
+		return nil
+	}
+	d := New(context.Background(), h, Config{Concurrency: 1, MaxPending: 3, Logger: quiet})
+	var o outcome
+	for _, id := range []string{"running", "queued1", "queued2"} {
+		d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id)})
+	}
+	<-started
+	done := make(chan error)
+	go func() { done <- d.Shutdown(context.Background()) }()
+	if err := d.Submit(context.Background(), &Delivery{Msg: &mq.Message{}}); !errors.Is(err, mq.ErrClosed) {
+		// Submit after Shutdown began must refuse; give Shutdown a moment to begin.
+		deadline := time.Now().Add(time.Second)
+		for !errors.Is(err, mq.ErrClosed) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+			err = d.Submit(context.Background(), &Delivery{Msg: &mq.Message{}, Settle: o.settle("late")})
+		}
+		if !errors.Is(err, mq.ErrClosed) {
+			t.Fatalf("Submit during Shutdown = %v, want ErrClosed", err)
+		}
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown = %v, want nil", err)
+	}
+	if e := o.errs["running"]; len(e) != 1 || e[0] != nil {
+		t.Errorf("running message settled %v, want one ack", e)
+	}
+	for _, id := range []string{"queued1", "queued2"} {
+		if e := o.errs[id]; len(e) != 1 || !errors.Is(e[0], ErrNotHandled) {
+			t.Errorf("%s settled %v, want ErrNotHandled", id, e)
+		}
+	}
+}
+
+func TestShutdownDeadlineCancelsHandlers(t *testing.T) {
+	h := func(ctx context.Context, m *mq.Message) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	d := New(context.Background(), h, Config{Logger: quiet})
+	var o outcome
+	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "slow"}, Settle: o.settle("slow")})
+	for d.InFlight() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := d.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want DeadlineExceeded", err)
+	}
+	if e := o.errs["slow"]; len(e) != 1 || !errors.Is(e[0], context.Canceled) {
+		t.Fatalf("slow message settled %v, want its handler's context.Canceled", e)
+	}
+}
+
+func TestSubmitHonoursContextWhenFull(t *testing.T) {
+	block := make(chan struct{})
+	d := New(context.Background(), func(context.Context, *mq.Message) error { <-block; return nil }, Config{Logger: quiet})
+	var o outcome
+	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "a"}, Settle: o.settle("a")})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := d.Submit(ctx, &Delivery{Msg: &mq.Message{ID: "b"}, Settle: o.settle("b")}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Submit when full = %v, want DeadlineExceeded", err)
+	}
+	block <- struct{}{} // let "a" finish
+	d.Shutdown(context.Background())
+}
+
+// waitSettled waits until every submitted delivery is settled.
+func waitSettled(t *testing.T, d *Dispatcher) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for d.Pending() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries still pending after 5s", d.Pending())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
