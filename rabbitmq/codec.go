@@ -1,0 +1,214 @@
+package rabbitmq
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/internal/hook"
+)
+
+// Header keys the driver writes. They start with mq.ReservedHeaderPrefix,
+// so user headers cannot collide with them, and are removed on delivery.
+const (
+	hdrKey     = "mq-key"     // Message.Key
+	hdrID      = "mq-id"      // Message.ID when longer than AMQP's 255-byte message-id
+	hdrAttempt = "mq-attempt" // attempts already made, on a redelivered copy
+)
+
+// brokerHeaders are header keys RabbitMQ adds itself (dead-lettering,
+// quorum queue delivery counts). They are not user headers, so they are
+// removed on delivery, and Publish rejects user headers with these names.
+var brokerHeaders = []string{
+	"x-death", "x-delivery-count",
+	"x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+	"x-last-death-exchange", "x-last-death-queue", "x-last-death-reason",
+}
+
+func isBrokerHeader(k string) bool {
+	if !strings.HasPrefix(k, "x-") {
+		return false
+	}
+	for _, b := range brokerHeaders {
+		if k == b {
+			return true
+		}
+	}
+	return false
+}
+
+// checkMessages adds AMQP's own limits to mq.ValidateMessages: header keys
+// are short strings (at most 255 bytes), the driver-reserved broker header
+// names are refused, and the header table must fit one frame.
+func checkMessages(msgs []*mq.Message) error {
+	for i, m := range msgs {
+		n := len(m.Key) + len(m.ID)
+		for k, v := range m.Header {
+			if len(k) > 255 {
+				return fmt.Errorf("rabbitmq: %w: message %d header key of %d bytes: AMQP allows at most 255", mq.ErrInvalidMessage, i, len(k))
+			}
+			if isBrokerHeader(k) {
+				return fmt.Errorf("rabbitmq: %w: message %d header %q: RabbitMQ sets this header itself", mq.ErrInvalidMessage, i, k)
+			}
+			n += len(k) + len(v) + 6
+		}
+		if n > maxHeaderBytes {
+			return fmt.Errorf("rabbitmq: %w: message %d (id %q) has %d bytes of headers, ID and key; RabbitMQ carries at most %d in one frame", mq.ErrMessageTooLarge, i, m.ID, n, maxHeaderBytes)
+		}
+	}
+	return nil
+}
+
+// encode turns m into a persistent AMQP publishing. Key goes in a header
+// (the routing key is lost by dead-lettering), ID in message-id.
+func encode(m *mq.Message) amqp.Publishing {
+	var h amqp.Table
+	if len(m.Header) > 0 || m.Key != "" || len(m.ID) > 255 {
+		h = make(amqp.Table, len(m.Header)+1)
+		for k, v := range m.Header {
+			h[k] = v
+		}
+		if m.Key != "" {
+			h[hdrKey] = m.Key
+		}
+	}
+	p := amqp.Publishing{
+		Headers:      h,
+		DeliveryMode: amqp.Persistent,
+		MessageId:    m.ID,
+		Body:         m.Body,
+	}
+	if len(m.ID) > 255 {
+		p.MessageId = ""
+		h[hdrID] = m.ID
+	}
+	return p
+}
+
+// redeliveryCopy returns d as a publishing for redelivery, with its
+// attempt count (the attempts made so far) in a header and the broker's
+// bookkeeping headers removed.
+func redeliveryCopy(d *amqp.Delivery, attempts int) amqp.Publishing {
+	h := make(amqp.Table, len(d.Headers)+1)
+	for k, v := range d.Headers {
+		if !isBrokerHeader(k) {
+			h[k] = v
+		}
+	}
+	h[hdrAttempt] = int64(attempts)
+	return amqp.Publishing{
+		Headers:         h,
+		ContentType:     d.ContentType,
+		ContentEncoding: d.ContentEncoding,
+		DeliveryMode:    amqp.Persistent,
+		Priority:        d.Priority,
+		CorrelationId:   d.CorrelationId,
+		ReplyTo:         d.ReplyTo,
+		MessageId:       d.MessageId,
+		Timestamp:       d.Timestamp,
+		Type:            d.Type,
+		AppId:           d.AppId,
+		Body:            d.Body,
+	}
+}
+
+// decode turns a delivery into the message a handler sees.
+func decode(d *amqp.Delivery, topic, group string) *mq.Message {
+	m := &mq.Message{
+		ID:    d.MessageId,
+		Body:  d.Body,
+		Topic: topic,
+		Group: group,
+	}
+	if !d.Timestamp.IsZero() {
+		m.PublishTime = d.Timestamp
+	}
+	prior := 0
+	returns := 0
+	if len(d.Headers) > 0 {
+		m.Header = make(map[string]string, len(d.Headers))
+		for k, v := range d.Headers {
+			switch {
+			case k == hdrKey:
+				m.Key, _ = v.(string)
+			case k == hdrID:
+				m.ID, _ = v.(string)
+			case k == hdrAttempt:
+				prior = int(toInt(v))
+			case k == "x-delivery-count":
+				returns = int(toInt(v))
+			case strings.HasPrefix(k, mq.ReservedHeaderPrefix), isBrokerHeader(k):
+			default:
+				if s, ok := headerString(v); ok {
+					m.Header[k] = s
+				}
+			}
+		}
+	} else {
+		m.Header = map[string]string{}
+	}
+	// A quorum queue counts the times it handed this copy out before
+	// (x-delivery-count); a classic queue says only whether it did.
+	if returns == 0 && d.Redelivered {
+		returns = 1
+	}
+	m.Attempt = prior + returns + 1
+	hook.SetMessageRaw(m, *d)
+	return m
+}
+
+func toInt(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case int32:
+		return int64(n)
+	case int16:
+		return int64(n)
+	case int8:
+		return int64(n)
+	case int:
+		return int64(n)
+	case uint8:
+		return int64(n)
+	case uint16:
+		return int64(n)
+	case uint32:
+		return int64(n)
+	case uint64:
+		return int64(n)
+	}
+	return 0
+}
+
+// headerString renders a header value set by another AMQP client as text;
+// tables and arrays are left out.
+func headerString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case []byte:
+		return string(x), true
+	case bool:
+		return strconv.FormatBool(x), true
+	case float32:
+		return strconv.FormatFloat(float64(x), 'g', -1, 32), true
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64), true
+	case time.Time:
+		return x.UTC().Format(time.RFC3339), true
+	case amqp.Decimal:
+		return fmt.Sprintf("%de-%d", x.Value, x.Scale), true
+	case nil:
+		return "", true
+	}
+	switch v.(type) {
+	case int64, int32, int16, int8, int, uint8, uint16, uint32, uint64:
+		return strconv.FormatInt(toInt(v), 10), true
+	}
+	return "", false
+}

@@ -1,0 +1,245 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/seedmq/mq"
+)
+
+// link keeps one AMQP connection open: it dials on demand and, after the
+// connection is lost, dials again with backoff when the next caller asks
+// for it. Publishing and consuming use separate links, so that flow
+// control on publishers never stalls acknowledgements.
+type link struct {
+	s    *settings
+	name string          // "publish" or "consume", for logs
+	stop context.Context // canceled by shutdown: ends dialing
+	wg   *sync.WaitGroup // the broker's background goroutines
+
+	mu      sync.Mutex
+	conn    *amqp.Connection
+	gen     uint64        // increases with every new connection
+	changed chan struct{} // closed when conn is set or lost
+	dialing bool
+	lastErr error // why the last dial failed or the connection was lost
+	closed  bool
+}
+
+func newLink(s *settings, name string, stop context.Context, wg *sync.WaitGroup) *link {
+	return &link{s: s, name: name, stop: stop, wg: wg, changed: make(chan struct{})}
+}
+
+// get returns the open connection and its generation, waiting while the
+// link (re)connects. It returns ctx's error, with the last connection
+// failure for context, if ctx ends first, and ErrClosed after shutdown.
+func (l *link) get(ctx context.Context) (*amqp.Connection, uint64, error) {
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return nil, 0, mq.ErrClosed
+		}
+		if l.conn != nil && !l.conn.IsClosed() {
+			c, g := l.conn, l.gen
+			l.mu.Unlock()
+			return c, g, nil
+		}
+		if !l.dialing {
+			l.dialing = true
+			l.wg.Add(1)
+			go l.dialLoop()
+		}
+		wait, last := l.changed, l.lastErr
+		l.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			if last != nil {
+				return nil, 0, fmt.Errorf("rabbitmq: %w (not connected: %v)", ctx.Err(), last)
+			}
+			return nil, 0, ctx.Err()
+		case <-l.stop.Done():
+			return nil, 0, mq.ErrClosed
+		}
+	}
+}
+
+// signal wakes the waiters of get. l.mu must be held.
+func (l *link) signal() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// dialLoop dials until it succeeds or the link stops, with exponential
+// backoff and jitter between attempts.
+func (l *link) dialLoop() {
+	defer l.wg.Done()
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		conn, err := dial(l.stop, l.s)
+		l.mu.Lock()
+		if err == nil {
+			if l.closed {
+				l.mu.Unlock()
+				_ = conn.Close()
+				return
+			}
+			if l.gen > 0 {
+				l.s.Logger.Info("rabbitmq: reconnected", "link", l.name, "broker", l.s.redacted, "attempts", attempt)
+			}
+			l.conn, l.lastErr, l.dialing = conn, nil, false
+			l.gen++
+			l.watch(conn, l.gen)
+			l.signal()
+			l.mu.Unlock()
+			return
+		}
+		l.lastErr = err
+		l.signal()
+		l.mu.Unlock()
+		if attempt == 1 || attempt%10 == 0 {
+			l.s.Logger.Warn("rabbitmq: cannot connect; retrying", "link", l.name, "broker", l.s.redacted, "attempt", attempt, "error", err)
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(backoff*2, l.s.ReconnectMax)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-l.stop.Done():
+			t.Stop()
+			l.mu.Lock()
+			l.dialing = false
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
+// watch clears conn from the link when it closes. l.mu must be held.
+func (l *link) watch(conn *amqp.Connection, gen uint64) {
+	lost := conn.NotifyClose(make(chan *amqp.Error, 1))
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		e := <-lost // nil when closed by us
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.gen != gen {
+			return
+		}
+		l.conn = nil
+		if e != nil {
+			l.lastErr = e
+			if !l.closed {
+				l.s.Logger.Warn("rabbitmq: connection lost", "link", l.name, "broker", l.s.redacted, "error", e)
+			}
+		}
+		l.signal()
+	}()
+}
+
+// current returns the open connection without waiting, or nil.
+func (l *link) current() *amqp.Connection {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil || l.conn.IsClosed() {
+		return nil
+	}
+	return l.conn
+}
+
+// shutdown closes the connection; get returns ErrClosed afterwards. The
+// caller cancels l.stop first so dialing ends.
+func (l *link) shutdown(ctx context.Context) {
+	l.mu.Lock()
+	l.closed = true
+	conn := l.conn
+	l.conn = nil
+	l.signal()
+	l.mu.Unlock()
+	if conn != nil {
+		deadline, ok := ctx.Deadline()
+		if !ok || time.Until(deadline) > 5*time.Second {
+			deadline = time.Now().Add(5 * time.Second)
+		}
+		_ = conn.CloseDeadline(deadline)
+	}
+}
+
+// dial opens one AMQP connection, bounded by ctx. It makes amqp091-go's
+// errors clear and never includes the password.
+func dial(ctx context.Context, s *settings) (*amqp.Connection, error) {
+	cfg := s.Config
+	if cfg.TLSClientConfig != nil {
+		cfg.TLSClientConfig = cfg.TLSClientConfig.Clone()
+	}
+	if cfg.Properties == nil {
+		cfg.Properties = amqp.NewConnectionProperties()
+		cfg.Properties.SetClientConnectionName("mq")
+	}
+	var stopWatch func() bool
+	if cfg.Dial == nil {
+		cfg.Dial = func(network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			c, err := d.DialContext(dctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// Bound the TLS and AMQP handshakes; amqp091-go clears the
+			// deadline once the connection is open.
+			deadline, ok := ctx.Deadline()
+			if !ok || time.Until(deadline) > 30*time.Second {
+				deadline = time.Now().Add(30 * time.Second)
+			}
+			if err := c.SetDeadline(deadline); err != nil {
+				c.Close()
+				return nil, err
+			}
+			stopWatch = context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+			return c, nil
+		}
+	}
+	conn, err := amqp.DialConfig(s.dialURL, cfg)
+	if stopWatch != nil {
+		stopWatch()
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("rabbitmq: connect to %s: %w", s.redacted, ctx.Err())
+		}
+		return nil, connectError(s.redacted, err)
+	}
+	return conn, nil
+}
+
+// connectError explains a failed dial. Authentication failures are not
+// retryable; network failures are.
+func connectError(where string, err error) error {
+	var ae *amqp.Error
+	if errors.As(err, &ae) {
+		switch ae.Code {
+		case amqp.AccessRefused:
+			if ae == amqp.ErrCredentials || ae.Reason == amqp.ErrCredentials.Reason {
+				return fmt.Errorf("rabbitmq: connect to %s: authentication failed: the broker refused the user name or password", where)
+			}
+			return fmt.Errorf("rabbitmq: connect to %s: access refused: %s", where, ae.Reason)
+		case amqp.NotAllowed:
+			return fmt.Errorf("rabbitmq: connect to %s: not allowed: %s (does the vhost exist, and may the user use it?)", where, ae.Reason)
+		}
+		if ae == amqp.ErrSASL {
+			return fmt.Errorf("rabbitmq: connect to %s: no SASL mechanism in common with the broker", where)
+		}
+		return mq.Retryable(fmt.Errorf("rabbitmq: connect to %s: %w", where, err))
+	}
+	return mq.Retryable(fmt.Errorf("rabbitmq: connect to %s: %w", where, err))
+}

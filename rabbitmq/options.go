@@ -1,0 +1,306 @@
+package rabbitmq
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/internal/params"
+)
+
+// Queue types for Options.QueueType.
+const (
+	// QueueQuorum is a replicated, durable queue that counts deliveries
+	// (x-delivery-count), which makes Message.Attempt exact. The default.
+	QueueQuorum = "quorum"
+	// QueueClassic is RabbitMQ's original queue type.
+	QueueClassic = "classic"
+)
+
+// Defaults of Options.
+const (
+	// DefaultMaxMessageBytes is the default Options.MaxMessageBytes: 16 MiB,
+	// the broker-wide max_message_size default of RabbitMQ 4 (3.x allows
+	// 128 MiB), so the default is safe on every supported version.
+	DefaultMaxMessageBytes = 16 << 20
+	// DefaultPublishChannels is the default Options.PublishChannels.
+	DefaultPublishChannels = 2
+	// DefaultConfirmWindow is the default Options.ConfirmWindow.
+	DefaultConfirmWindow = 1024
+	// DefaultReconnectMax is the default Options.ReconnectMax.
+	DefaultReconnectMax = 5 * time.Second
+	// maxHeaderBytes bounds what a message's header table may take, so that
+	// it fits the content-header frame (RabbitMQ's frame_max is 128 KiB;
+	// the rest is left to AMQP properties).
+	maxHeaderBytes = 64 << 10
+)
+
+// Options configures a Broker made by New. The zero value of every field
+// is a sane default, documented on the field; only URL is required.
+type Options struct {
+	// URL is the broker's amqp:// or amqps:// URL: user, password, host,
+	// port and vhost (the path). Query parameters are read as Open reads
+	// them (see the package documentation); fields set here win over
+	// parameters in the URL.
+	URL string
+
+	// Config holds the connection settings passed to amqp091-go: SASL
+	// mechanisms, TLSClientConfig, Heartbeat, FrameSize, Properties, Dial
+	// and so on. The zero value uses amqp091-go's defaults (10s heartbeat,
+	// 128 KiB frames) with a TLS configuration built from the URL for
+	// amqps. Config.Recovery must be nil: the driver reconnects itself.
+	// Config.Vhost overrides the URL's vhost when set.
+	Config amqp.Config
+
+	// Group is the default consumer group, used by Subscribe calls without
+	// the mq.Group option. Empty means every Subscribe must name one.
+	Group string
+
+	// QueueType is the type of the group queues and delay queues the
+	// driver declares: QueueQuorum (default) or QueueClassic.
+	QueueType string
+
+	// ExchangeType is the kind of the topic exchanges the driver declares:
+	// "fanout" (default), "topic" or "direct". Messages are published with
+	// Message.Key as the routing key.
+	ExchangeType string
+
+	// BindingKey binds group queues to their topic exchange. Default "#"
+	// for topic exchanges and "" otherwise (fanout ignores it; a direct
+	// exchange then routes only messages with an empty Key).
+	BindingKey string
+
+	// Prefetch is the consumer prefetch count (unacknowledged deliveries
+	// per subscription). Default 0 means twice the subscription's
+	// Concurrency.
+	Prefetch int
+
+	// NoProvision makes the driver use existing topology only: it declares
+	// nothing, checks exchanges and queues passively, and reports missing
+	// ones as mq.ErrNotFound. Without delay queues, failed messages are
+	// redelivered at once (Capabilities.NackDelay is false).
+	NoProvision bool
+
+	// DeadLetterExchange, when set, is declared as the group queues'
+	// x-dead-letter-exchange: messages rejected with mq.Permanent go there.
+	DeadLetterExchange string
+
+	// AllowUnroutable makes Publish report success for messages the topic
+	// exchange could not route to any queue (the broker drops them). By
+	// default Publish fails them with an error wrapping mq.ErrNotFound.
+	AllowUnroutable bool
+
+	// PublishChannels is how many confirm-mode channels concurrent Publish
+	// calls share. Default DefaultPublishChannels.
+	PublishChannels int
+
+	// ConfirmWindow is the most messages awaiting a publisher confirm on
+	// one channel; Publish waits while it is full. Default
+	// DefaultConfirmWindow.
+	ConfirmWindow int
+
+	// MaxMessageBytes is the largest mq.Message.Size Publish accepts.
+	// Default DefaultMaxMessageBytes. Raising it above the broker's
+	// max_message_size makes the broker reject larger messages (reported
+	// as mq.ErrMessageTooLarge).
+	MaxMessageBytes int
+
+	// ReconnectMax caps the backoff between reconnection attempts, which
+	// starts at 50ms and doubles. Default DefaultReconnectMax.
+	ReconnectMax time.Duration
+
+	// Logger receives reconnects, dropped messages and settle failures.
+	// Default slog.Default().
+	Logger *slog.Logger
+}
+
+// settings is Options with defaults applied and the URL split into what
+// amqp091-go dials and what the driver reads.
+type settings struct {
+	Options
+	dialURL  string // URL without query parameters, for amqp091-go
+	redacted string // URL without password, for messages
+}
+
+// parseURL reads the query parameters of u into o, leaving fields already
+// set in o alone.
+func parseURL(u *url.URL, o *Options) error {
+	if u.Scheme != "amqp" && u.Scheme != "amqps" {
+		return fmt.Errorf("rabbitmq: %w: scheme %q: use amqp or amqps", mq.ErrInvalidURL, u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("rabbitmq: %w: %s has no host", mq.ErrInvalidURL, u.Redacted())
+	}
+	p := params.New("rabbitmq", u)
+	set := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	set(&o.Group, p.String("group", ""))
+	set(&o.QueueType, p.Enum("queue_type", "", QueueQuorum, QueueClassic))
+	set(&o.ExchangeType, p.Enum("exchange_type", "", "fanout", "topic", "direct"))
+	if bk := p.String("binding_key", "\x00"); bk != "\x00" && o.BindingKey == "" {
+		o.BindingKey = bk
+	}
+	if o.Prefetch == 0 {
+		o.Prefetch = p.Int("prefetch", 0, 0, 65535)
+	} else {
+		p.Int("prefetch", 0, 0, 65535)
+	}
+	if !p.Bool("provision", true) {
+		o.NoProvision = true
+	}
+	set(&o.DeadLetterExchange, p.String("dead_letter_exchange", ""))
+	if p.Bool("allow_unroutable", false) {
+		o.AllowUnroutable = true
+	}
+	if n := p.Int("publish_channels", 0, 1, 64); o.PublishChannels == 0 {
+		o.PublishChannels = n
+	}
+	if n := p.Int("confirm_window", 0, 1, 1<<16); o.ConfirmWindow == 0 {
+		o.ConfirmWindow = n
+	}
+	if n := p.Int("max_message_bytes", 0, 1, 512<<20); o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = n
+	}
+	if d := p.Duration("reconnect_max", 0, 10*time.Millisecond, 10*time.Minute); o.ReconnectMax == 0 {
+		o.ReconnectMax = d
+	}
+	if d := p.Duration("heartbeat", 0, time.Second, time.Hour); o.Config.Heartbeat == 0 {
+		o.Config.Heartbeat = d
+	}
+	caFile := p.String("cacertfile", "")
+	certFile := p.String("certfile", "")
+	keyFile := p.String("keyfile", "")
+	serverName := p.String("server_name", "")
+	if err := p.Err(); err != nil {
+		return err
+	}
+	if (certFile == "") != (keyFile == "") {
+		return fmt.Errorf("rabbitmq: %w: certfile and keyfile go together; give both or neither", mq.ErrInvalidURL)
+	}
+	if caFile+certFile+serverName != "" {
+		if u.Scheme != "amqps" {
+			return fmt.Errorf("rabbitmq: %w: TLS parameters (cacertfile, certfile, keyfile, server_name) need an amqps:// URL", mq.ErrInvalidURL)
+		}
+		if o.Config.TLSClientConfig == nil {
+			tc, err := tlsConfig(caFile, certFile, keyFile, serverName)
+			if err != nil {
+				return err
+			}
+			o.Config.TLSClientConfig = tc
+		}
+	}
+	return nil
+}
+
+// tlsConfig builds a TLS client configuration from PEM files.
+func tlsConfig(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("rabbitmq: %w: cacertfile: %v", mq.ErrInvalidURL, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("rabbitmq: %w: cacertfile %q holds no PEM certificate", mq.ErrInvalidURL, caFile)
+		}
+		tc.RootCAs = pool
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("rabbitmq: %w: certfile/keyfile: %v", mq.ErrInvalidURL, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// resolve validates o, applies defaults and returns the settings.
+func resolve(o Options) (*settings, error) {
+	if o.URL == "" {
+		return nil, fmt.Errorf("rabbitmq: %w: Options.URL is empty", mq.ErrInvalidURL)
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		var ue *url.Error
+		if e, ok := err.(*url.Error); ok {
+			ue = e
+			return nil, fmt.Errorf("rabbitmq: %w: cannot parse: %v", mq.ErrInvalidURL, ue.Err)
+		}
+		return nil, fmt.Errorf("rabbitmq: %w: cannot parse the URL", mq.ErrInvalidURL)
+	}
+	if err := parseURL(u, &o); err != nil {
+		return nil, err
+	}
+	if o.Config.Recovery != nil {
+		return nil, fmt.Errorf("rabbitmq: %w: Config.Recovery must be nil; the driver reconnects by itself", mq.ErrInvalidOption)
+	}
+	switch o.QueueType {
+	case "":
+		o.QueueType = QueueQuorum
+	case QueueQuorum, QueueClassic:
+	default:
+		return nil, fmt.Errorf("rabbitmq: %w: QueueType %q: use %q or %q", mq.ErrInvalidOption, o.QueueType, QueueQuorum, QueueClassic)
+	}
+	switch o.ExchangeType {
+	case "":
+		o.ExchangeType = "fanout"
+	case "fanout", "topic", "direct":
+	default:
+		return nil, fmt.Errorf("rabbitmq: %w: ExchangeType %q: use fanout, topic or direct", mq.ErrInvalidOption, o.ExchangeType)
+	}
+	if o.BindingKey == "" && o.ExchangeType == "topic" {
+		o.BindingKey = "#"
+	}
+	if o.Group != "" {
+		if err := mq.ValidateName("group", o.Group); err != nil {
+			return nil, fmt.Errorf("rabbitmq: %w", err)
+		}
+	}
+	if o.Prefetch < 0 || o.Prefetch > 65535 {
+		return nil, fmt.Errorf("rabbitmq: %w: Prefetch %d: want 0 to 65535", mq.ErrInvalidOption, o.Prefetch)
+	}
+	if o.PublishChannels <= 0 {
+		o.PublishChannels = DefaultPublishChannels
+	}
+	if o.ConfirmWindow <= 0 {
+		o.ConfirmWindow = DefaultConfirmWindow
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if o.ReconnectMax <= 0 {
+		o.ReconnectMax = DefaultReconnectMax
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	dial := *u
+	dial.RawQuery = ""
+	dial.ForceQuery = false
+	dial.Fragment = ""
+	s := &settings{Options: o, dialURL: dial.String(), redacted: redact(&dial)}
+	if _, err := amqp.ParseURI(s.dialURL); err != nil {
+		// amqp091-go's messages do not repeat the URL.
+		return nil, fmt.Errorf("rabbitmq: %w: %s: %v", mq.ErrInvalidURL, s.redacted, err)
+	}
+	return s, nil
+}
+
+// redact returns u as text with its password replaced.
+func redact(u *url.URL) string {
+	s := u.Redacted()
+	return strings.TrimSuffix(s, "?")
+}

@@ -1,0 +1,333 @@
+package rabbitmq
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/bits"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/internal/dispatch"
+)
+
+// maxTTL is the longest x-message-ttl RabbitMQ accepts, in milliseconds.
+const maxTTL = 1<<32 - 1
+
+// settleTimeout bounds the redelivery publish of one failed message.
+const settleTimeout = 30 * time.Second
+
+// subscription is one running Subscribe call.
+type subscription struct {
+	b     *Broker
+	topic string
+	queue string
+	cfg   mq.SubscribeConfig
+	d     *dispatch.Dispatcher
+	tag   string
+	ch    *amqp.Channel // the consuming channel when fetching stopped
+}
+
+// Subscribe consumes the queue of the subscription's group on topic and
+// hands each message to h, blocking until ctx ends (returning ctx.Err()),
+// the broker is closed (mq.ErrClosed), or a failure reconnecting cannot
+// fix, such as a missing queue with NoProvision (mq.ErrNotFound).
+//
+// The group's queue is declared and bound first unless NoProvision is set
+// (see Provision). Up to Concurrency handlers run at once; the prefetch
+// count is Options.Prefetch, or twice Concurrency. A handler's nil result
+// acks the message. An error sends a copy with the attempt count to a
+// delay queue that dead-letters it back to the group's queue after the
+// redelivery delay, and then acks the original; a mq.Permanent error
+// rejects the message without requeueing (to the queue's dead-letter
+// exchange if it has one, else the broker drops it, logged at error
+// level). StartAt(mq.Earliest) fails with mq.ErrNotSupported.
+//
+// When the connection is lost, Subscribe reconnects with backoff and
+// resumes consuming; messages that were unacknowledged are redelivered by
+// the broker (a quorum queue counts that as an attempt).
+func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts ...mq.SubscribeOption) error {
+	if err := b.enter(&b.subs); err != nil {
+		return err
+	}
+	defer b.subs.Done()
+	if err := mq.ValidateName("topic", topic); err != nil {
+		return fmt.Errorf("rabbitmq: %w", err)
+	}
+	if h == nil {
+		return fmt.Errorf("rabbitmq: %w: Subscribe needs a handler", mq.ErrInvalidOption)
+	}
+	cfg, err := mq.NewSubscribeConfig(b.s.Group, opts...)
+	if err != nil {
+		return fmt.Errorf("rabbitmq: %w", err)
+	}
+	if cfg.Group == "" {
+		return fmt.Errorf("rabbitmq: %w: Subscribe needs a group: pass mq.Group or set the URL's group parameter", mq.ErrInvalidOption)
+	}
+	if cfg.StartAt == mq.Earliest {
+		return fmt.Errorf("rabbitmq: %w: StartAt(mq.Earliest): a new RabbitMQ queue holds only messages published after it was created (Capabilities.Replay is false)", mq.ErrNotSupported)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// stop ends fetching: Subscribe's ctx ended or Close began.
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(b.closingCtx, cancel)()
+
+	s := &subscription{b: b, topic: topic, queue: queueName(topic, cfg.Group), cfg: cfg, tag: consumerTag()}
+	if err := s.topology(stop, false); err != nil {
+		return s.stopReason(ctx, err)
+	}
+	prefetch := b.s.Prefetch
+	if prefetch == 0 {
+		prefetch = min(2*cfg.Concurrency, 65535)
+	}
+	s.d = dispatch.New(ctx, h, dispatch.Config{
+		Concurrency: cfg.Concurrency,
+		MaxPending:  max(prefetch, cfg.Concurrency),
+		Logger:      b.s.Logger,
+	})
+	runErr := s.run(stop, prefetch)
+
+	// Drain: running handlers finish (or are canceled when ctx has ended
+	// or Close's ctx ends) and settle; then the channel is closed, which
+	// makes the broker requeue whatever was delivered but not handled.
+	shutdownCtx := ctx
+	if ctx.Err() == nil {
+		shutdownCtx = b.closeContext()
+	}
+	_ = s.d.Shutdown(shutdownCtx)
+	if s.ch != nil {
+		_ = s.ch.Close()
+	}
+	return s.stopReason(ctx, runErr)
+}
+
+// stopReason turns why fetching stopped into Subscribe's result.
+func (s *subscription) stopReason(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if s.b.isClosed() != nil {
+		return fmt.Errorf("rabbitmq: %w", mq.ErrClosed)
+	}
+	return err
+}
+
+// topology declares (or checks) the exchange and the group's queue.
+// again forgets what was declared, after a reconnection or a consumer
+// cancellation, in case the broker lost them.
+func (s *subscription) topology(ctx context.Context, again bool) error {
+	t := s.b.topo
+	if again {
+		t.mu.Lock()
+		delete(t.ok, "e:"+s.topic)
+		delete(t.ok, "q:"+s.queue)
+		t.mu.Unlock()
+	}
+	if err := t.exchange(ctx, s.topic); err != nil {
+		return err
+	}
+	return t.queue(ctx, s.topic, s.cfg.Group)
+}
+
+// run consumes until stop ends or a failure that reconnecting cannot fix.
+func (s *subscription) run(stop context.Context, prefetch int) error {
+	backoff := 50 * time.Millisecond
+	for round := 0; ; round++ {
+		if round > 0 {
+			if err := s.topology(stop, true); err != nil {
+				if stop.Err() != nil || !mq.IsRetryable(err) {
+					return err
+				}
+				if err := sleepCtx(stop, backoff); err != nil {
+					return err
+				}
+				backoff = min(backoff*2, s.b.s.ReconnectMax)
+				continue
+			}
+		}
+		conn, _, err := s.b.sub.get(stop)
+		if err != nil {
+			return err
+		}
+		ch, deliveries, err := s.consume(conn, prefetch)
+		if err != nil {
+			s.b.s.Logger.Warn("rabbitmq: cannot consume; retrying", "queue", s.queue, "error", err)
+			if err := sleepCtx(stop, backoff); err != nil {
+				return err
+			}
+			backoff = min(backoff*2, s.b.s.ReconnectMax)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		lost := s.pump(stop, ch, deliveries)
+		if !lost {
+			s.cancelConsumer(ch)
+			s.ch = ch
+			return nil
+		}
+		if !ch.IsClosed() {
+			// The broker canceled the consumer (queue deleted): start over.
+			_ = ch.Close()
+		}
+	}
+}
+
+// consume opens a channel with the prefetch and starts the consumer.
+func (s *subscription) consume(conn *amqp.Connection, prefetch int) (*amqp.Channel, <-chan amqp.Delivery, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ch.Qos(prefetch, 0, false); err != nil {
+		_ = ch.Close()
+		return nil, nil, err
+	}
+	deliveries, err := ch.Consume(s.queue, s.tag, false, false, false, false, nil)
+	if err != nil {
+		_ = ch.Close()
+		return nil, nil, err
+	}
+	return ch, deliveries, nil
+}
+
+// pump hands deliveries to the dispatcher until stop ends (false) or the
+// delivery stream ends because the channel or consumer went away (true).
+func (s *subscription) pump(stop context.Context, ch *amqp.Channel, deliveries <-chan amqp.Delivery) (lost bool) {
+	for {
+		select {
+		case <-stop.Done():
+			return false
+		case d, ok := <-deliveries:
+			if !ok {
+				return true
+			}
+			m := decode(&d, s.topic, s.cfg.Group)
+			del := &dispatch.Delivery{Msg: m, Settle: s.settler(ch, d)}
+			if err := s.d.Submit(stop, del); err != nil {
+				// Not taken: leave it unacknowledged; closing the channel
+				// requeues it.
+				return false
+			}
+		}
+	}
+}
+
+// cancelConsumer stops new deliveries before draining, bounded in time.
+func (s *subscription) cancelConsumer(ch *amqp.Channel) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = ch.Cancel(s.tag, false)
+	}()
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// settler returns the Settle function of delivery d received on ch.
+func (s *subscription) settler(ch *amqp.Channel, d amqp.Delivery) func(context.Context, error) (time.Duration, bool) {
+	return func(ctx context.Context, herr error) (time.Duration, bool) {
+		var err error
+		switch {
+		case herr == nil:
+			err = ch.Ack(d.DeliveryTag, false)
+		case errors.Is(herr, dispatch.ErrNotHandled):
+			err = ch.Nack(d.DeliveryTag, false, true)
+		case mq.IsPermanent(herr):
+			if s.b.s.DeadLetterExchange == "" {
+				s.b.s.Logger.Error("rabbitmq: permanent handler error; message rejected without requeue (dropped unless the queue has a dead-letter exchange)",
+					"topic", s.topic, "group", s.cfg.Group, "id", d.MessageId, "error", herr)
+			} else {
+				s.b.s.Logger.Warn("rabbitmq: permanent handler error; message dead-lettered",
+					"topic", s.topic, "group", s.cfg.Group, "id", d.MessageId, "exchange", s.b.s.DeadLetterExchange, "error", herr)
+			}
+			err = ch.Reject(d.DeliveryTag, false)
+		default:
+			err = s.redeliver(ctx, ch, &d, herr)
+		}
+		if err != nil && !ch.IsClosed() {
+			s.b.s.Logger.Warn("rabbitmq: cannot settle message; the broker will redeliver it", "queue", s.queue, "id", d.MessageId, "error", err)
+		}
+		return 0, false
+	}
+}
+
+// redeliver schedules a failed message's next attempt: it publishes a
+// copy carrying the attempt count to the delay queue for the redelivery
+// delay (or straight back to the group's queue), and acks the original
+// once the copy is confirmed. If that fails, it requeues the original at
+// once, so nothing is lost.
+func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery, herr error) error {
+	if ch.IsClosed() {
+		return nil // the broker has requeued it already
+	}
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	m := decodeAttempt(d)
+	delay := s.cfg.RedeliveryDelay(m, herr)
+	target := s.queue
+	if delay > 0 && !s.b.s.NoProvision {
+		q, err := s.b.topo.delayQueue(ctx, s.queue, delayBucket(delay))
+		if err != nil {
+			s.b.s.Logger.Warn("rabbitmq: cannot declare delay queue; requeueing at once", "queue", s.queue, "error", err)
+			return ch.Nack(d.DeliveryTag, false, true)
+		}
+		target = q
+	}
+	errs, err := s.b.pubs.send(ctx, []outMsg{{exchange: "", key: target, pub: redeliveryCopy(d, m)}}, true)
+	if err == nil {
+		err = errs[0]
+	}
+	if err != nil {
+		s.b.s.Logger.Warn("rabbitmq: cannot schedule redelivery; requeueing at once", "queue", s.queue, "error", err)
+		return ch.Nack(d.DeliveryTag, false, true)
+	}
+	return ch.Ack(d.DeliveryTag, false)
+}
+
+// decodeAttempt returns the attempt number of d, as decode computes it.
+func decodeAttempt(d *amqp.Delivery) int {
+	prior := int(toInt(d.Headers[hdrAttempt]))
+	returns := int(toInt(d.Headers["x-delivery-count"]))
+	if returns == 0 && d.Redelivered {
+		returns = 1
+	}
+	return prior + returns + 1
+}
+
+// delayBucket rounds d up to one of a few delays per doubling (4, 5, 6 or
+// 7 times a power of two milliseconds), so a subscription needs few delay
+// queues, and a message never comes back early and at most 25% late.
+func delayBucket(d time.Duration) int64 {
+	ms := int64((d + time.Millisecond - 1) / time.Millisecond)
+	if ms >= maxTTL {
+		return maxTTL
+	}
+	if ms < 4 {
+		return max(ms, 1)
+	}
+	e := bits.Len64(uint64(ms)) - 3
+	for m := int64(4); ; m++ {
+		if v := m << e; v >= ms {
+			return min(v, maxTTL)
+		}
+	}
+}
+
+// consumerTag returns a unique consumer tag.
+func consumerTag() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "mq-" + hex.EncodeToString(b[:])
+}

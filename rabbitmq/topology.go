@@ -1,0 +1,209 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/seedmq/mq"
+)
+
+// topology declares (or, with NoProvision, checks) exchanges and queues,
+// remembering what it has done so that Publish and Subscribe pay for a
+// declaration once per topic or queue, not per call.
+type topology struct {
+	b  *Broker
+	mu sync.Mutex
+	ok map[string]bool // "e:" + exchange, "q:" + queue
+}
+
+func newTopology(b *Broker) *topology {
+	return &topology{b: b, ok: map[string]bool{}}
+}
+
+// queueName is the queue of group on topic. Queue names are global in a
+// vhost, so the topic is part of it.
+func queueName(topic, group string) string { return topic + "." + group }
+
+func (t *topology) known(key string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ok[key]
+}
+
+func (t *topology) remember(key string) {
+	t.mu.Lock()
+	t.ok[key] = true
+	t.mu.Unlock()
+}
+
+func (t *topology) forgetExchange(name string) {
+	t.mu.Lock()
+	delete(t.ok, "e:"+name)
+	t.mu.Unlock()
+}
+
+// exchange declares topic's exchange, durable, of the configured type.
+func (t *topology) exchange(ctx context.Context, topic string) error {
+	key := "e:" + topic
+	if t.known(key) {
+		return nil
+	}
+	s := t.b.s
+	err := t.do(ctx, func(ch *amqp.Channel) error {
+		if s.NoProvision {
+			return ch.ExchangeDeclarePassive(topic, s.ExchangeType, true, false, false, false, nil)
+		}
+		return ch.ExchangeDeclare(topic, s.ExchangeType, true, false, false, false, nil)
+	})
+	if err != nil {
+		return declareError("exchange", topic, err)
+	}
+	t.remember(key)
+	return nil
+}
+
+// queue declares group's queue on topic and binds it to the exchange,
+// which must have been declared.
+func (t *topology) queue(ctx context.Context, topic, group string) error {
+	name := queueName(topic, group)
+	key := "q:" + name
+	if t.known(key) {
+		return nil
+	}
+	if len(name) > 255-len(".mq-delay-4294967295") {
+		return fmt.Errorf("rabbitmq: %w: queue name %q (topic.group) is %d bytes; with the driver's suffixes RabbitMQ allows %d", mq.ErrInvalidOption, name, len(name), 255-len(".mq-delay-4294967295"))
+	}
+	s := t.b.s
+	err := t.do(ctx, func(ch *amqp.Channel) error {
+		if s.NoProvision {
+			_, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+			return err
+		}
+		args := amqp.Table{}
+		if s.QueueType == QueueQuorum {
+			args[amqp.QueueTypeArg] = amqp.QueueTypeQuorum
+		}
+		if s.DeadLetterExchange != "" {
+			args["x-dead-letter-exchange"] = s.DeadLetterExchange
+		}
+		if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
+			return err
+		}
+		return ch.QueueBind(name, s.BindingKey, topic, false, nil)
+	})
+	if err != nil {
+		return declareError("queue", name, err)
+	}
+	t.remember(key)
+	return nil
+}
+
+// delayQueue returns the name of queue's delay queue for a delay of ms
+// milliseconds, declaring it if needed: messages wait there for ms and are
+// then dead-lettered back to queue through the default exchange.
+func (t *topology) delayQueue(ctx context.Context, queue string, ms int64) (string, error) {
+	name := queue + ".mq-delay-" + strconv.FormatInt(ms, 10)
+	key := "q:" + name
+	if t.known(key) {
+		return name, nil
+	}
+	s := t.b.s
+	err := t.do(ctx, func(ch *amqp.Channel) error {
+		args := amqp.Table{
+			"x-message-ttl":             ms,
+			"x-dead-letter-exchange":    "",
+			"x-dead-letter-routing-key": queue,
+		}
+		if s.QueueType == QueueQuorum {
+			args[amqp.QueueTypeArg] = amqp.QueueTypeQuorum
+			// Quorum queues dead-letter at most once unless asked;
+			// at-least-once needs reject-publish overflow.
+			args["x-dead-letter-strategy"] = "at-least-once"
+			args["x-overflow"] = "reject-publish"
+		}
+		_, err := ch.QueueDeclare(name, true, false, false, false, args)
+		return err
+	})
+	if err != nil {
+		return "", declareError("delay queue", name, err)
+	}
+	t.remember(key)
+	return name, nil
+}
+
+// do runs f on a fresh channel of the publishing connection, waiting for
+// the connection while it is down and retrying f when the connection is
+// lost under it, all within ctx. A channel error (which closes the
+// channel) is returned as it is.
+func (t *topology) do(ctx context.Context, f func(ch *amqp.Channel) error) error {
+	backoff := 20 * time.Millisecond
+	for {
+		conn, _, err := t.b.pub.get(ctx)
+		if err != nil {
+			return err
+		}
+		done := make(chan error, 1)
+		t.b.wg.Add(1)
+		go func() {
+			defer t.b.wg.Done()
+			ch, err := conn.Channel()
+			if err != nil {
+				done <- err
+				return
+			}
+			err = f(ch)
+			if err == nil || !ch.IsClosed() {
+				_ = ch.Close()
+			}
+			done <- err
+		}()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err == nil || !connectionLost(err, conn) {
+			return err
+		}
+		if err := sleepCtx(ctx, backoff); err != nil {
+			return err
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// connectionLost reports whether err came from losing conn rather than
+// from the broker refusing an operation.
+func connectionLost(err error, conn *amqp.Connection) bool {
+	var ae *amqp.Error
+	if !errors.As(err, &ae) {
+		return true
+	}
+	// Errors the client made up (such as amqp.ErrClosed) mean the
+	// connection went away; the broker's own refusals have Server set.
+	return conn.IsClosed() || !ae.Server
+}
+
+// declareError explains a failed declaration of what ("exchange",
+// "queue") called name.
+func declareError(what, name string, err error) error {
+	var ae *amqp.Error
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, mq.ErrClosed) || !errors.As(err, &ae) {
+		return err
+	}
+	switch ae.Code {
+	case amqp.NotFound:
+		return fmt.Errorf("rabbitmq: %s %q: %w (provisioning is off: create it, or enable provision)", what, name, mq.ErrNotFound)
+	case amqp.PreconditionFailed:
+		return fmt.Errorf("rabbitmq: %s %q exists with other settings (%s); configure the driver to match (exchange_type, queue_type, dead_letter_exchange) or use provision=false: %w", what, name, ae.Reason, mq.ErrInvalidOption)
+	case amqp.AccessRefused:
+		return fmt.Errorf("rabbitmq: %s %q: access refused: %s", what, name, ae.Reason)
+	}
+	return mq.Retryable(fmt.Errorf("rabbitmq: declare %s %q: %w", what, name, err))
+}
