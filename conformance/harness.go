@@ -28,4 +28,30 @@ type Harness struct {
 	// Timeout bounds each wait for an expected delivery. Default 10s; real
 	// brokers whose groups take seconds to form want more.
 	Timeout time.Duration
+
+	// Grace is how long the suite watches for something that must not
+	// happen (a redelivery of an acknowledged message, a handler beyond
+	// the concurrency limit) after a positive signal says it would have
+	// happened by then on a correct broker. Default max(1s, Timeout/10).
+	Grace time.Duration
+
+	// LeakIgnore names functions whose goroutines the goroutine-leak check
+	// ignores, for client libraries that keep process-wide goroutines
+	// which no Close can end (passed to goleak.IgnoreAnyFunction, so a
+	// name matches any frame of the goroutine's stack, e.g.
+	// "go.opencensus.io/stats/view.(*worker).start"). Default none: every
+	// goroutine a connection starts must end when it is closed.
+	LeakIgnore []string
+}
+
+// withDefaults returns h with zero fields set to their documented
+// defaults.
+func (h Harness) withDefaults() Harness {
+	if h.Timeout <= 0 {
+		h.Timeout = 10 * time.Second
+	}
+	if h.Grace <= 0 {
+		h.Grace = max(time.Second, h.Timeout/10)
+	}
+	return h
 }
