@@ -1,0 +1,28 @@
+# mq: common tasks. Brokers for tests come from scripts/brokers (see its header).
+GO ?= go
+
+.PHONY: test brokers-up brokers-down brokers-status brokers-env vet example
+
+# Start the brokers that are not running, run the whole suite against them with
+# MQ_TEST_REQUIRE_BROKERS=1, stop the brokers this target started (also on failure).
+test:
+	scripts/test
+
+brokers-up:
+	scripts/brokers up
+
+brokers-down:
+	scripts/brokers down
+
+brokers-status:
+	scripts/brokers status
+
+brokers-env:
+	@scripts/brokers env
+
+vet:
+	$(GO) vet ./...
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l reports unformatted files:"; echo "$$out"; exit 1; fi
+
+example:
+	$(GO) run ./examples/signup
