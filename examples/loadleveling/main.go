@@ -1,0 +1,315 @@
+// Loadleveling shows a queue absorbing a burst, the Black Friday story
+// scaled down: orders arrive far faster than the fulfilment service can
+// handle them, the broker holds the backlog, and the service works it off
+// at its own fixed pace, never overloaded, losing nothing.
+//
+// Publishers send a burst of order-placed messages at once. The
+// fulfilment service handles at most Rate orders per second, Concurrency
+// at a time. A progress line every quarter second shows the queue depth
+// (orders published and not yet handled) shrinking at the service's pace.
+//
+// Run it on the in-process memory broker:
+//
+//	go run ./examples/loadleveling
+//
+// or on a real broker, by URL (see each driver's package documentation):
+//
+//	MQ_URL=kafka://127.0.0.1:9092 go run ./examples/loadleveling
+//	MQ_URL=amqp://guest:guest@127.0.0.1:5672/ go run ./examples/loadleveling
+//	MQ_URL='sqs://?endpoint=http://127.0.0.1:9324&region=elasticmq' go run ./examples/loadleveling
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/seedmq/mq"
+	_ "github.com/seedmq/mq/memory" // registers mem://
+)
+
+func main() {
+	url := flag.String("url", envOr("MQ_URL", "mem://"), "broker URL (default $MQ_URL, else mem://)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	cfg := config{
+		Prefix:      "loadleveling-" + strings.ToLower(rand.Text()[:6]) + "-",
+		Orders:      300,
+		Publishers:  10,
+		Rate:        100,
+		Concurrency: 2,
+		Every:       250 * time.Millisecond,
+	}
+	if _, err := run(ctx, *url, os.Stdout, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "loadleveling:", err)
+		os.Exit(1)
+	}
+}
+
+// config sizes one run.
+type config struct {
+	// Prefix starts every topic and group name, so that runs sharing a
+	// real broker do not see each other's messages.
+	Prefix string
+	// Orders is the size of the burst, sent by Publishers goroutines at
+	// once.
+	Orders, Publishers int
+	// Rate is how many orders per second the fulfilment service handles,
+	// at most Concurrency at a time.
+	Rate, Concurrency int
+	// Every is how often the queue depth is printed.
+	Every time.Duration
+}
+
+// result is what a run measured.
+type result struct {
+	Published   int           // orders the broker accepted
+	Handled     int           // distinct orders the service handled
+	Duplicates  int           // redeliveries of orders already handled
+	MaxDepth    int           // deepest queue seen
+	MaxInFlight int           // most orders handled at once
+	PeakRate    int           // most orders started in any one second
+	Burst       time.Duration // how long publishing the burst took
+	Drain       time.Duration // from the first order the service started to the last
+}
+
+func run(ctx context.Context, url string, out io.Writer, cfg config) (res result, err error) {
+	b, err := mq.Open(ctx, url)
+	if err != nil {
+		return res, err
+	}
+	defer func() { err = errors.Join(err, closeBroker(ctx, b)) }()
+
+	topic, group := cfg.Prefix+"order-placed", cfg.Prefix+"fulfilment"
+	if err := mq.Provision(ctx, b, topic, group); err != nil {
+		return res, err
+	}
+	fmt.Fprintf(out, "broker %s: topic %s, group %s\n", b.Capabilities().Driver, topic, group)
+
+	// The fulfilment service runs before, during and after the burst.
+	svc := newFulfilment(cfg.Rate)
+	defer svc.close()
+	sub := subscribe(ctx, b, topic, svc.handle, mq.Group(group), mq.Concurrency(cfg.Concurrency))
+	defer func() {
+		if serr := sub.stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+
+	// The burst: every publisher sends its share as fast as the broker
+	// takes it.
+	burstStart := time.Now()
+	published, err := burst(ctx, b, topic, cfg.Orders, cfg.Publishers)
+	res.Burst = time.Since(burstStart)
+	res.Published = published
+	if err != nil {
+		return res, err
+	}
+	fmt.Fprintf(out, "burst: %d orders in %v (%.0f per second) from %d publishers; fulfilment handles %d per second, %d at a time\n",
+		published, res.Burst.Round(time.Millisecond), float64(published)/res.Burst.Seconds(), cfg.Publishers, cfg.Rate, cfg.Concurrency)
+
+	// Watch the queue drain.
+	tick := time.NewTicker(cfg.Every)
+	defer tick.Stop()
+	for {
+		handled := svc.handledCount()
+		depth := published - handled
+		res.MaxDepth = max(res.MaxDepth, depth)
+		fmt.Fprintf(out, "%6.2fs  queue %4d  %s\n", time.Since(burstStart).Seconds(), depth, bar(depth, published, 40))
+		if depth == 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-sub.done:
+			return res, fmt.Errorf("fulfilment service stopped: %w", sub.err)
+		case <-ctx.Done():
+			return res, fmt.Errorf("%d of %d orders handled: %w", handled, published, ctx.Err())
+		}
+	}
+
+	res.Handled, res.Duplicates, res.MaxInFlight, res.PeakRate, res.Drain = svc.stats()
+	fmt.Fprintf(out, "done: %d of %d orders fulfilled, none lost; the service never had more than %d at once nor started more than %d in one second (its limit: %d)\n",
+		res.Handled, res.Published, res.MaxInFlight, res.PeakRate, cfg.Rate)
+	return res, nil
+}
+
+// burst publishes n orders from p goroutines, one Publish call per order,
+// as p front-end servers would, and returns how many the broker accepted.
+func burst(ctx context.Context, pub mq.Publisher, topic string, n, p int) (int, error) {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		ok   int
+		errs []error
+	)
+	for w := range p {
+		wg.Go(func() {
+			for i := w; i < n; i += p {
+				id := fmt.Sprintf("order-%04d", i+1)
+				err := pub.Publish(ctx, topic, &mq.Message{ID: id, Key: id, Body: []byte(`{"order":"` + id + `"}`)})
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", id, err))
+				} else {
+					ok++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return ok, errors.Join(errs...)
+}
+
+// fulfilment handles orders at a fixed rate: each order waits for the next
+// tick of a shared limiter, so the service never starts more than rate
+// orders per second, however many wait in the queue.
+type fulfilment struct {
+	interval time.Duration
+	start    sync.Once
+	limiter  *time.Ticker // started by the first order
+
+	mu         sync.Mutex
+	handled    map[string]bool
+	duplicates int
+	inFlight   int
+	most       int         // highest inFlight
+	starts     []time.Time // the limiter tick that let each order in
+}
+
+func newFulfilment(rate int) *fulfilment {
+	interval := (time.Second + time.Duration(rate) - 1) / time.Duration(rate) // rounded up, never faster than rate
+	return &fulfilment{interval: interval, handled: map[string]bool{}}
+}
+
+func (f *fulfilment) close() {
+	f.start.Do(func() {}) // no limiter from now on
+	if f.limiter != nil {
+		f.limiter.Stop()
+	}
+}
+
+func (f *fulfilment) handle(ctx context.Context, m *mq.Message) error {
+	f.mu.Lock()
+	f.inFlight++
+	f.most = max(f.most, f.inFlight)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inFlight--
+		f.mu.Unlock()
+	}()
+
+	f.start.Do(func() { f.limiter = time.NewTicker(f.interval) })
+	var tick time.Time // when the limiter let this order in
+	select {
+	case tick = <-f.limiter.C:
+	case <-ctx.Done():
+		return ctx.Err() // the order goes back to the queue
+	}
+
+	// ... pick, pack and ship the order ...
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.starts = append(f.starts, tick)
+	if f.handled[m.ID] {
+		f.duplicates++
+	}
+	f.handled[m.ID] = true
+	return nil
+}
+
+func (f *fulfilment) handledCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.handled)
+}
+
+// stats returns the distinct orders handled, the duplicates, the most
+// orders handled at once, and the most the limiter let in within any one
+// second. A time.Ticker's ticks are at least its interval apart (it drops
+// ticks for slow receivers rather than bunching them), so that is at most
+// rate. drain is the time from the first tick used to the last.
+func (f *fulfilment) stats() (handled, duplicates, mostInFlight, peakRate int, drain time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	starts := slices.SortedFunc(slices.Values(f.starts), time.Time.Compare)
+	first := 0
+	for i, t := range starts {
+		for t.Sub(starts[first]) >= time.Second {
+			first++
+		}
+		peakRate = max(peakRate, i-first+1)
+	}
+	if len(starts) > 0 {
+		drain = starts[len(starts)-1].Sub(starts[0])
+	}
+	return len(f.handled), f.duplicates, f.most, peakRate, drain
+}
+
+// bar draws n of total as a bar width characters wide at most.
+func bar(n, total, width int) string {
+	if total == 0 {
+		return ""
+	}
+	return strings.Repeat("█", (n*width+total-1)/total)
+}
+
+// subscription is a Subscribe call running in the background, as a
+// service would run it.
+type subscription struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Subscribe has returned
+	err    error         // what Subscribe returned; read after done
+}
+
+func subscribe(ctx context.Context, b mq.Subscriber, topic string, h mq.Handler, opts ...mq.SubscribeOption) *subscription {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &subscription{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		s.err = b.Subscribe(ctx, topic, h, opts...)
+	}()
+	return s
+}
+
+// stop ends the subscription and waits for Subscribe to return, which it
+// does once running handlers have finished and their messages are settled.
+func (s *subscription) stop() error {
+	s.cancel()
+	<-s.done
+	if errors.Is(s.err, context.Canceled) {
+		return nil
+	}
+	return s.err
+}
+
+// closeBroker closes b, waiting at most ten seconds for in-flight work.
+func closeBroker(ctx context.Context, b mq.Broker) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return b.Close(ctx)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
