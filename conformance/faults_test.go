@@ -1,0 +1,190 @@
+package conformance_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/conformance"
+)
+
+// faultEnv selects the fault TestFaulty injects.
+const faultEnv = "MQ_CONFORMANCE_FAULT"
+
+// TestSuiteCatchesFaults shows that the suite can fail: for each fault, a
+// memory broker wrapped to misbehave in that one way is run through the
+// case that must catch it, in a subprocess, which must fail that case. A
+// case that passes a broken driver would be a defect of the suite.
+func TestSuiteCatchesFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode: runs the suite in subprocesses")
+	}
+	for _, tc := range []struct{ fault, cases string }{
+		{"drop-headers", "many-headers"},
+		{"drop-headers", "round-trip"},
+		{"mangle-body", "body-bytes"},
+		{"lose-last", "batch-publish"},
+		{"ignore-publish-ctx", "publish-ctx-done"},
+		{"swallow-errors", "nack-redelivers"},
+		{"attempt-stuck", "nack-redelivers"},
+		{"attempt-stuck", "unacked-redelivered"},
+		{"permanent-retried", "permanent-not-redelivered"},
+		{"ignore-backoff", "nack-delay"},
+		{"ignore-backoff", "retry-after"},
+		{"extra-concurrency", "concurrency-limit"},
+		{"extra-concurrency", "default-concurrency"},
+		{"closed-is-nil", "use-after-close"},
+		{"close-not-idempotent", "double-close"},
+		{"leak", "cancel-no-leak"},
+		{"hide-fan-out", "no-fan-out"},
+		{"drop-delay", "delayed-delivery"},
+		{"ack-is-nack-once", "acked-not-redelivered"},
+	} {
+		t.Run(tc.fault+"/"+tc.cases, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestFaulty$/^"+tc.cases+"$", "-test.count=1", "-test.v")
+			cmd.Env = append(os.Environ(), faultEnv+"="+tc.fault)
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "--- FAIL: TestFaulty/"+tc.cases) {
+				t.Errorf("case %s passed a broker with fault %s (exit: %v); output:\n%s", tc.cases, tc.fault, err, out)
+			}
+		})
+	}
+}
+
+// TestFaulty runs the suite against a memory broker with the fault named
+// by MQ_CONFORMANCE_FAULT. It is a helper of TestSuiteCatchesFaults and
+// expected to fail.
+func TestFaulty(t *testing.T) {
+	fault := os.Getenv(faultEnv)
+	if fault == "" {
+		t.Skip("skipped: helper of TestSuiteCatchesFaults, run only in its subprocesses with " + faultEnv + " set")
+	}
+	name := fmt.Sprintf("faulty-%08x", rand.Uint32())
+	conformance.Run(t, conformance.Harness{
+		Open: func(ctx context.Context) (mq.Broker, error) {
+			b, err := mq.Open(ctx, "mem://"+name)
+			if err != nil {
+				return nil, err
+			}
+			if fault == "leak" {
+				go func() { select {} }() // a goroutine Close never ends
+			}
+			return &faulty{Broker: b, fault: fault}, nil
+		},
+		Timeout: 3 * time.Second,
+	})
+}
+
+// faulty wraps a memory broker to break one rule of the contract.
+type faulty struct {
+	mq.Broker
+	fault  string
+	closed atomic.Bool
+}
+
+func (f *faulty) Unwrap() any { return f.Broker }
+
+func (f *faulty) Capabilities() mq.Capabilities {
+	c := f.Broker.Capabilities()
+	if f.fault == "hide-fan-out" {
+		c.FanOut = false // but the broker still accepts a second group
+	}
+	return c
+}
+
+func (f *faulty) Publish(ctx context.Context, topic string, msgs ...*mq.Message) error {
+	switch f.fault {
+	case "ignore-publish-ctx":
+		ctx = context.Background()
+	case "lose-last":
+		if len(msgs) > 1 {
+			if err := mq.ValidateMessages(msgs, f.Capabilities().Limits()); err != nil {
+				return err
+			}
+			msgs = msgs[:len(msgs)-1]
+		}
+	case "mangle-body", "drop-delay":
+		cp := make([]*mq.Message, len(msgs))
+		for i, m := range msgs {
+			if m != nil {
+				if m.ID == "" {
+					m.ID = mq.NewID()
+				}
+				m = m.Clone()
+				m.Body = []byte(strings.ToValidUTF8(string(m.Body), "?"))
+				if f.fault == "drop-delay" {
+					m.Delay = 0
+				}
+			}
+			cp[i] = m
+		}
+		msgs = cp
+	}
+	return f.Broker.Publish(ctx, topic, msgs...)
+}
+
+func (f *faulty) Subscribe(ctx context.Context, topic string, h mq.Handler, opts ...mq.SubscribeOption) error {
+	inner := h
+	switch f.fault {
+	case "drop-headers":
+		h = func(ctx context.Context, m *mq.Message) error { m.Header = nil; return inner(ctx, m) }
+	case "swallow-errors":
+		h = func(ctx context.Context, m *mq.Message) error { _ = inner(ctx, m); return nil }
+	case "attempt-stuck":
+		h = func(ctx context.Context, m *mq.Message) error { m.Attempt = 1; return inner(ctx, m) }
+	case "permanent-retried":
+		h = func(ctx context.Context, m *mq.Message) error {
+			if err := inner(ctx, m); err != nil {
+				return errors.New(err.Error())
+			}
+			return nil
+		}
+	case "ignore-backoff":
+		opts = append(opts, mq.Backoff(func(int) time.Duration { return 0 }))
+		h = func(ctx context.Context, m *mq.Message) error {
+			if err := inner(ctx, m); err != nil {
+				return errors.New(err.Error())
+			}
+			return nil
+		}
+	case "extra-concurrency":
+		opts = append(opts, func(c *mq.SubscribeConfig) { c.Concurrency++ })
+	case "ack-is-nack-once":
+		// The first acknowledgement of each message is lost.
+		var mu sync.Mutex
+		seen := map[string]bool{}
+		h = func(ctx context.Context, m *mq.Message) error {
+			err := inner(ctx, m)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil && !seen[m.ID] {
+				seen[m.ID] = true
+				return errors.New("lost acknowledgement")
+			}
+			return err
+		}
+	}
+	err := f.Broker.Subscribe(ctx, topic, h, opts...)
+	if f.fault == "closed-is-nil" && errors.Is(err, mq.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+func (f *faulty) Close(ctx context.Context) error {
+	if f.closed.Swap(true) && f.fault == "close-not-idempotent" {
+		return mq.ErrClosed
+	}
+	return f.Broker.Close(ctx)
+}
