@@ -46,7 +46,10 @@ func competingConsumers(t *testing.T, e *env) {
 
 	// A consumer may join its group after the others have taken the
 	// first messages (Kafka rebalances take seconds), so keep publishing
-	// small waves until each has had a share, bounded by the timeout.
+	// small waves until each has had a share: at most maxWaves, spread
+	// over the timeout, so a slow join is waited for without flooding
+	// the broker.
+	const maxWaves = 100
 	busy := func() []int {
 		n := make([]int, consumers)
 		for _, r := range c.all() {
@@ -54,8 +57,10 @@ func competingConsumers(t *testing.T, e *env) {
 		}
 		return n
 	}
-	deadline := time.Now().Add(e.timeout)
-	for wave := 0; slices.Contains(busy(), 0) && time.Now().Before(deadline); wave++ {
+	pace := time.NewTicker(max(e.timeout/maxWaves, 10*time.Millisecond))
+	defer pace.Stop()
+	for wave := 0; slices.Contains(busy(), 0) && wave < maxWaves; wave++ {
+		<-pace.C
 		more := numbered(10, "wave"+strconv.Itoa(wave))
 		e.publish(t, pub, e.topic, more...)
 		all = append(all, ids(more)...)
