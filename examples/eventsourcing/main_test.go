@@ -38,6 +38,8 @@ func TestEventSourcing(t *testing.T) {
 		want := map[string]int{}
 		for _, e := range history(cfg.Events) {
 			switch e.Type {
+			case "opened":
+				want[e.Account] = 0
 			case "deposited":
 				want[e.Account] += e.Amount
 			case "withdrawn":
