@@ -42,6 +42,7 @@ import (
 	"github.com/seedmq/mq"
 	_ "github.com/seedmq/mq/memory" // registers mem://
 	"github.com/seedmq/mq/middleware"
+	_ "github.com/seedmq/mq/rabbitmq" // registers amqp:// and amqps://
 )
 
 func main() {

@@ -34,7 +34,8 @@ import (
 	"time"
 
 	"github.com/seedmq/mq"
-	_ "github.com/seedmq/mq/memory" // registers mem://
+	_ "github.com/seedmq/mq/memory"   // registers mem://
+	_ "github.com/seedmq/mq/rabbitmq" // registers amqp:// and amqps://
 )
 
 func main() {

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/seedmq/mq"
-	_ "github.com/seedmq/mq/memory" // registers mem://
+	_ "github.com/seedmq/mq/memory"   // registers mem://
+	_ "github.com/seedmq/mq/rabbitmq" // registers amqp:// and amqps://
+	"github.com/seedmq/mq/rabbitmq/rabbitmqtest"
 )
 
 // Timeout bounds one example run in a test. Kafka groups take seconds to
@@ -31,6 +33,7 @@ type target struct {
 
 var targets = []target{
 	{"memory", func(testing.TB) string { return "mem://" }},
+	{"rabbitmq", rabbitmqtest.URL},
 }
 
 // Run calls f in one subtest per broker, with the broker's URL and
