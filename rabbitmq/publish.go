@@ -20,8 +20,9 @@ import (
 // channel, writes all its messages (mandatory, persistent) without waiting,
 // and then waits for their confirms. Each channel has a confirm window (a
 // semaphore) that bounds unconfirmed messages. One goroutine per channel
-// reads basic.return and basic.ack/nack from unbuffered Go channels, so it
-// sees a message's return before its ack, as the broker sends them.
+// reads basic.return (from an unbuffered Go channel) and basic.ack/nack,
+// so it handles a message's return before its ack, as the broker sends
+// them.
 
 // errUnroutable is the failure of a message the exchange routed nowhere.
 var errUnroutable = errors.New("no queue is bound to the topic's exchange (provision a group first, or set allow_unroutable)")
@@ -145,7 +146,10 @@ func (p *publisher) open(conn *amqp.Connection, gen uint64) (*pubChan, error) {
 		pending: map[uint64]*pending{},
 		done:    make(chan struct{}),
 	}
-	confirms := ch.NotifyPublish(make(chan amqp.Confirmation))
+	// Confirms are buffered (the window bounds them) so the connection's
+	// reader never waits for us; returns are unbuffered, so a return has
+	// been received by listen before the reader queues the message's ack.
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, p.b.s.ConfirmWindow+1))
 	returns := ch.NotifyReturn(make(chan amqp.Return))
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	p.b.wg.Add(1)

@@ -1,0 +1,282 @@
+package rabbitmq_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/rabbitmq/rabbitmqtest"
+)
+
+func TestOpenBadURL(t *testing.T) {
+	tests := []struct {
+		name, url string
+		want      error
+		mention   string
+	}{
+		{"unknown parameter", "amqp://guest:hunter22@127.0.0.1:1/?bogus=1", mq.ErrInvalidURL, `"bogus"`},
+		{"bad prefetch", "amqp://guest:hunter22@127.0.0.1:1/?prefetch=-1", mq.ErrInvalidURL, "prefetch"},
+		{"bad queue type", "amqp://127.0.0.1:1/?queue_type=stream", mq.ErrInvalidURL, "queue_type"},
+		{"bad exchange type", "amqp://127.0.0.1:1/?exchange_type=headers", mq.ErrInvalidURL, "exchange_type"},
+		{"repeated parameter", "amqp://127.0.0.1:1/?group=a&group=b", mq.ErrInvalidURL, "group"},
+		{"no host", "amqp:///vhost", mq.ErrInvalidURL, "no host"},
+		{"TLS files on amqp", "amqp://127.0.0.1:1/?cacertfile=/nonexistent", mq.ErrInvalidURL, "amqps"},
+		{"missing CA file", "amqps://127.0.0.1:1/?cacertfile=/nonexistent/ca.pem", mq.ErrInvalidURL, "cacertfile"},
+		{"certfile without keyfile", "amqps://127.0.0.1:1/?certfile=/x.pem", mq.ErrInvalidURL, "keyfile"},
+		{"bad group", "amqp://127.0.0.1:1/?group=a%20b", mq.ErrInvalidOption, "group"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			b, err := mq.Open(ctx, tt.url)
+			if err == nil {
+				_ = b.Close(ctx)
+				t.Fatalf("Open(%q) succeeded, want an error", tt.url)
+			}
+			t.Logf("error: %v", err)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("got %v, want an error wrapping %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.mention) {
+				t.Errorf("got %q, want it to mention %q", err, tt.mention)
+			}
+			if strings.Contains(err.Error(), "hunter22") {
+				t.Errorf("error %q contains the password", err)
+			}
+		})
+	}
+}
+
+func TestWrongPassword(t *testing.T) {
+	u, err := url.Parse(rabbitmqtest.URL(t))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	u.User = url.UserPassword(u.User.Username(), "not-the-Pa55word")
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	b, err := mq.Open(ctx, u.String())
+	if err == nil {
+		_ = b.Close(ctx)
+		t.Fatal("Open with a wrong password succeeded, want an error")
+	}
+	t.Logf("error: %v", err)
+	if !strings.Contains(err.Error(), "authentication failed") {
+		t.Errorf("got %q, want it to say authentication failed", err)
+	}
+	if strings.Contains(err.Error(), "not-the-Pa55word") {
+		t.Errorf("error %q contains the password", err)
+	}
+	if mq.IsRetryable(err) {
+		t.Errorf("IsRetryable(%v) = true, want false", err)
+	}
+}
+
+// rawChannel opens a plain amqp091 channel for arranging topology.
+func rawChannel(t *testing.T) *amqp.Channel {
+	t.Helper()
+	conn, err := amqp.Dial(rabbitmqtest.URL(t))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("channel: %v", err)
+	}
+	return ch
+}
+
+func TestTopologyMismatch(t *testing.T) {
+	ctx := context.Background()
+	t.Run("exchange type", func(t *testing.T) {
+		topic := uniqueTopic(t)
+		ch := rawChannel(t)
+		if err := ch.ExchangeDeclare(topic, "topic", true, false, false, false, nil); err != nil {
+			t.Fatalf("declare: %v", err)
+		}
+		t.Cleanup(func() { _ = ch.ExchangeDelete(topic, false, false) })
+		b := open(t, "")
+		err := b.Publish(ctx, topic, mq.NewMessage([]byte("x")))
+		t.Logf("error: %v", err)
+		if !errors.Is(err, mq.ErrInvalidOption) || !strings.Contains(err.Error(), "exists with other settings") {
+			t.Errorf("Publish to a topic exchange with exchange_type fanout: got %v, want ErrInvalidOption saying it exists with other settings", err)
+		}
+		if err := mq.Provision(ctx, open(t, "exchange_type=topic"), topic, "g"); err != nil {
+			t.Errorf("Provision with the matching exchange_type: got %v, want nil", err)
+		}
+	})
+	t.Run("queue type", func(t *testing.T) {
+		topic := uniqueTopic(t)
+		if err := mq.Provision(ctx, open(t, "queue_type=classic"), topic, "g"); err != nil {
+			t.Fatalf("Provision classic: %v", err)
+		}
+		err := mq.Provision(ctx, open(t, ""), topic, "g")
+		if !errors.Is(err, mq.ErrInvalidOption) || !strings.Contains(err.Error(), "x-queue-type") {
+			t.Errorf("Provision quorum over classic: got %v, want ErrInvalidOption naming x-queue-type", err)
+		}
+	})
+}
+
+func TestNoProvision(t *testing.T) {
+	ctx := context.Background()
+	topic := uniqueTopic(t)
+	b := open(t, "provision=false")
+	if err := b.Publish(ctx, topic, mq.NewMessage([]byte("x"))); !errors.Is(err, mq.ErrNotFound) {
+		t.Errorf("Publish to a missing exchange: got %v, want ErrNotFound", err)
+	}
+	if err := mq.Provision(ctx, open(t, ""), topic); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, waitFor)
+	defer cancel()
+	err := b.Subscribe(sctx, topic, func(context.Context, *mq.Message) error { return nil }, mq.Group("missing"))
+	if !errors.Is(err, mq.ErrNotFound) {
+		t.Errorf("Subscribe to a missing queue: got %v, want ErrNotFound", err)
+	}
+	if caps := b.Capabilities(); caps.NackDelay {
+		t.Errorf("Capabilities().NackDelay with provision=false = true, want false (no delay queues)")
+	}
+}
+
+func TestMessageLimits(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, "max_message_bytes=1000")
+	topic := uniqueTopic(t)
+	if err := mq.Provision(ctx, b, topic, "g"); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	tests := []struct {
+		name string
+		msg  *mq.Message
+		want error
+	}{
+		{"over max_message_bytes", &mq.Message{Body: make([]byte, 1001)}, mq.ErrMessageTooLarge},
+		{"header key over 255 bytes", &mq.Message{Header: map[string]string{strings.Repeat("k", 256): "v"}}, mq.ErrInvalidMessage},
+		{"broker header name", &mq.Message{Header: map[string]string{"x-death": "v"}}, mq.ErrInvalidMessage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := b.Publish(ctx, topic, tt.msg); !errors.Is(err, tt.want) {
+				t.Errorf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+	t.Run("header table over one frame", func(t *testing.T) {
+		big := open(t, "max_message_bytes=1000000")
+		h := map[string]string{}
+		for i := range 100 {
+			h[strings.Repeat("k", 10)+string(rune('a'+i%26))+strings.Repeat("x", i/26)] = strings.Repeat("v", 1000)
+		}
+		if err := big.Publish(ctx, topic, &mq.Message{Header: h}); !errors.Is(err, mq.ErrMessageTooLarge) {
+			t.Errorf("got %v, want ErrMessageTooLarge", err)
+		}
+	})
+	t.Run("long ID", func(t *testing.T) {
+		c := newCollector()
+		subscribe(t, b, topic, c.handler, mq.Group("g"))
+		id := strings.Repeat("i", 300)
+		if err := b.Publish(ctx, topic, &mq.Message{ID: id, Body: []byte("x")}); err != nil {
+			t.Fatalf("Publish with a 300-byte ID: %v", err)
+		}
+		if got := c.wait(t, 1)[0].ID; got != id {
+			t.Errorf("got ID of %d bytes, want the 300-byte ID", len(got))
+		}
+	})
+}
+
+// TestChannelErrorIsolated deletes a cached exchange, so that publishing to
+// it closes the shared publish channel: that message fails with
+// ErrNotFound, while concurrent publishes to another topic succeed.
+func TestChannelErrorIsolated(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, "publish_channels=1")
+	gone, kept := uniqueTopic(t), uniqueTopic(t)
+	for _, topic := range []string{gone, kept} {
+		if err := mq.Provision(ctx, b, topic, "g"); err != nil {
+			t.Fatalf("Provision: %v", err)
+		}
+		if err := b.Publish(ctx, topic, mq.NewMessage([]byte("warm"))); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+	}
+	if err := rawChannel(t).ExchangeDelete(gone, false, false); err != nil {
+		t.Fatalf("delete exchange: %v", err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				if err := b.Publish(ctx, kept, mq.NewMessage([]byte("ok"))); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	err := b.Publish(ctx, gone, mq.NewMessage([]byte("lost exchange")))
+	wg.Wait()
+	close(errs)
+	if !errors.Is(err, mq.ErrNotFound) {
+		t.Errorf("Publish to a deleted exchange: got %v, want ErrNotFound", err)
+	}
+	for err := range errs {
+		t.Errorf("Publish to the other topic: got %v, want nil", err)
+	}
+}
+
+func TestPermanentDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	topic := uniqueTopic(t)
+	dlx := topic + "-dlx"
+	ch := rawChannel(t)
+	if err := ch.ExchangeDeclare(dlx, "fanout", true, false, false, false, nil); err != nil {
+		t.Fatalf("declare: %v", err)
+	}
+	if _, err := ch.QueueDeclare(dlx, true, false, false, false, nil); err != nil {
+		t.Fatalf("declare: %v", err)
+	}
+	if err := ch.QueueBind(dlx, "", dlx, false, nil); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = ch.QueueDelete(dlx, false, false, false)
+		_ = ch.ExchangeDelete(dlx, false, false)
+	})
+	b := open(t, "dead_letter_exchange="+dlx)
+	if err := mq.Provision(ctx, b, topic, "g"); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	m := mq.NewMessage([]byte("poison"))
+	if err := b.Publish(ctx, topic, m); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	subscribe(t, b, topic, func(context.Context, *mq.Message) error {
+		return mq.Permanent(errors.New("cannot handle"))
+	}, mq.Group("g"))
+	deadline := time.Now().Add(waitFor)
+	for {
+		d, ok, err := ch.Get(dlx, true)
+		if err != nil {
+			t.Fatalf("get: %v", err)
+		}
+		if ok {
+			if d.MessageId != m.ID {
+				t.Errorf("dead letter has id %q, want %q", d.MessageId, m.ID)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dead letter within %v", waitFor)
+		}
+		time.Sleep(50 * time.Millisecond) // basic.get polls; there is nothing to wait on
+	}
+}

@@ -1,0 +1,178 @@
+package rabbitmq_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/rabbitmq"
+	"github.com/seedmq/mq/rabbitmq/rabbitmqtest"
+)
+
+// killer dials TCP connections for amqp091-go and can cut them all, as a
+// network failure would.
+type killer struct {
+	mu    sync.Mutex
+	conns []net.Conn
+	dials int
+}
+
+func (k *killer) dial(network, addr string) (net.Conn, error) {
+	c, err := net.DialTimeout(network, addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	k.mu.Lock()
+	k.conns = append(k.conns, c)
+	k.dials++
+	k.mu.Unlock()
+	return c, nil
+}
+
+// kill closes every connection dialed so far and returns how many.
+func (k *killer) kill() int {
+	k.mu.Lock()
+	conns := k.conns
+	k.conns = nil
+	k.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	return len(conns)
+}
+
+func (k *killer) dialCount() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.dials
+}
+
+// TestReconnect cuts the driver's TCP connections three times while
+// messages are published and consumed: every Publish must succeed (it
+// waits for the reconnection) and every published message must arrive.
+func TestReconnect(t *testing.T) {
+	k := &killer{}
+	ctx := context.Background()
+	octx, cancel := context.WithTimeout(ctx, waitFor)
+	defer cancel()
+	b, err := rabbitmq.New(octx, rabbitmq.Options{
+		URL:    rabbitmqtest.URL(t),
+		Config: amqp.Config{Dial: k.dial},
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	topic := uniqueTopic(t)
+	if err := b.Provision(octx, topic, "g"); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	progress := make(chan struct{}, 1)
+	subscribe(t, b, topic, func(ctx context.Context, m *mq.Message) error {
+		mu.Lock()
+		seen[m.ID] = true
+		mu.Unlock()
+		select {
+		case progress <- struct{}{}:
+		default:
+		}
+		return nil
+	}, mq.Group("g"), mq.Concurrency(4))
+
+	const publishers, each = 4, 100
+	ids := make(chan string, publishers*each)
+	errs := make(chan error, publishers)
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Go(func() {
+			for i := range each {
+				m := mq.NewMessage(fmt.Appendf(nil, "p%d-%d", p, i))
+				pctx, cancel := context.WithTimeout(ctx, waitFor)
+				err := b.Publish(pctx, topic, m)
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("Publish %d of publisher %d: %w", i, p, err)
+					return
+				}
+				ids <- m.ID
+			}
+		})
+	}
+
+	// Cut the connections whenever consumption has made progress since
+	// the last cut, three times.
+	received := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen)
+	}
+	for cut, last := 0, -1; cut < 3; {
+		select {
+		case <-progress:
+		case <-time.After(waitFor):
+			t.Fatalf("no delivery within %v after %d cuts", waitFor, cut)
+		}
+		if n := received(); n > last && n < publishers*each {
+			if k.kill() > 0 {
+				cut++
+				last = n + 20
+			}
+		}
+	}
+	wg.Wait()
+	close(ids)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	want := map[string]bool{}
+	for id := range ids {
+		want[id] = true
+	}
+	deadline := time.Now().Add(waitFor)
+	for {
+		mu.Lock()
+		missing := 0
+		for id := range want {
+			if !seen[id] {
+				missing++
+			}
+		}
+		mu.Unlock()
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d confirmed messages never arrived after reconnecting", missing, len(want))
+		}
+		select {
+		case <-progress:
+		case <-time.After(time.Second):
+		}
+	}
+	if len(want) != publishers*each {
+		t.Errorf("got %d confirmed publishes, want %d", len(want), publishers*each)
+	}
+	if d := k.dialCount(); d < 4 {
+		t.Errorf("got %d dials, want at least 4 (reconnections after the cuts)", d)
+	}
+}
