@@ -1,0 +1,296 @@
+package sqs
+
+import (
+	"encoding/binary"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/seedmq/mq"
+)
+
+// Message attributes the driver reserves. Their names start with
+// mq.ReservedHeaderPrefix, so no user header can collide with them.
+const (
+	attrID     = "mq-id"   // String: Message.ID
+	attrKey    = "mq-key"  // String: Message.Key
+	attrBody   = "mq-body" // Binary: a body SQS cannot carry as text; String "empty": an empty body
+	attrPacked = "mq-h"    // Binary: headers (and ID or Key) that do not fit as attributes
+
+	// bodyPlaceholder is the SQS body of a message whose real body is in
+	// the mq-body attribute. SQS needs a non-empty body.
+	bodyPlaceholder = "mq: body in message attribute mq-body"
+	emptyBodyMarker = "empty"
+
+	// maxAttributes is SQS's limit of message attributes per message.
+	maxAttributes = 10
+	// maxAttrNameLen is SQS's limit on a message attribute name.
+	maxAttrNameLen = 256
+)
+
+// traceHeaders are placed first among the attributes, so that tracing
+// stays visible to consumers that do not use mq even when other headers
+// overflow into the packed attribute.
+var traceHeaders = []string{"traceparent", "tracestate", "baggage"}
+
+// isSQSText reports whether s can be sent as an SQS message body or String
+// attribute value: valid UTF-8 made only of the characters SQS allows
+// (#x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF).
+func isSQSText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !sqsRune(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// isSQSTextBytes is isSQSText for a byte slice, without copying it.
+func isSQSTextBytes(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, r := range string(b) { // no allocation: the compiler ranges over b
+		if !sqsRune(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// sqsRune reports whether SQS accepts r in text (surrogates cannot occur
+// in valid UTF-8).
+func sqsRune(r rune) bool {
+	return r >= 0x20 && r != 0xFFFE && r != 0xFFFF || r == '\t' || r == '\n' || r == '\r'
+}
+
+// isAttrName reports whether name is a valid SQS message attribute name
+// that a user header can use as it is: letters, digits, '_', '-' and '.',
+// at most 256 characters, not starting or ending with '.', without "..",
+// and not starting with the prefixes AWS reserves.
+func isAttrName(name string) bool {
+	if name == "" || len(name) > maxAttrNameLen || name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") {
+		return false
+	}
+	lower := strings.ToLower(name)
+	if strings.HasPrefix(lower, "aws.") || strings.HasPrefix(lower, "amazon.") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// encoded is one message ready for SendMessage(Batch).
+type encoded struct {
+	body  string
+	attrs map[string]types.MessageAttributeValue
+	// size is the message's size as SQS counts it: the body plus each
+	// attribute's name, type and value.
+	size int
+}
+
+func stringAttr(v string) types.MessageAttributeValue {
+	return types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+}
+
+func binaryAttr(v []byte) types.MessageAttributeValue {
+	return types.MessageAttributeValue{DataType: aws.String("Binary"), BinaryValue: v}
+}
+
+// encode maps m onto an SQS body and message attributes. It never loses
+// anything: a body SQS cannot carry as text goes into the mq-body binary
+// attribute; headers become String attributes while the ten-attribute
+// limit allows, trace headers first, and the rest (along with any header,
+// ID or Key that SQS cannot carry as a String attribute) are packed into
+// the mq-h binary attribute. See the package documentation for the format.
+func encode(m *mq.Message) encoded {
+	e := encoded{attrs: make(map[string]types.MessageAttributeValue, 2+len(m.Header))}
+	var packed []string // key, value pairs for mq-h
+
+	add := func(name string, v types.MessageAttributeValue) {
+		e.attrs[name] = v
+		e.size += len(name) + len(*v.DataType) + len(v.BinaryValue)
+		if v.StringValue != nil {
+			e.size += len(*v.StringValue)
+		}
+	}
+
+	if isSQSText(m.ID) && m.ID != "" {
+		add(attrID, stringAttr(m.ID))
+	} else {
+		packed = append(packed, attrID, m.ID)
+	}
+	if m.Key != "" {
+		if isSQSText(m.Key) {
+			add(attrKey, stringAttr(m.Key))
+		} else {
+			packed = append(packed, attrKey, m.Key)
+		}
+	}
+	switch {
+	case len(m.Body) == 0:
+		e.body = bodyPlaceholder
+		add(attrBody, stringAttr(emptyBodyMarker))
+	case isSQSTextBytes(m.Body):
+		e.body = string(m.Body)
+	default:
+		e.body = bodyPlaceholder
+		add(attrBody, binaryAttr(m.Body))
+	}
+	e.size += len(e.body)
+
+	if len(m.Header) > 0 {
+		// Headers that can be attributes, trace headers first, then by name.
+		fit := make([]string, 0, len(m.Header))
+		for k, v := range m.Header {
+			if isAttrName(k) && v != "" && isSQSText(v) {
+				fit = append(fit, k)
+			} else {
+				packed = append(packed, k, v)
+			}
+		}
+		slices.SortFunc(fit, func(a, b string) int {
+			ia, ib := slices.Index(traceHeaders, a), slices.Index(traceHeaders, b)
+			switch {
+			case ia >= 0 && ib >= 0:
+				return ia - ib
+			case ia >= 0:
+				return -1
+			case ib >= 0:
+				return 1
+			}
+			return strings.Compare(a, b)
+		})
+		room := maxAttributes - len(e.attrs)
+		if len(packed) > 0 || len(fit) > room {
+			room-- // keep one for mq-h
+		}
+		for i, k := range fit {
+			if i < room {
+				add(k, stringAttr(m.Header[k]))
+			} else {
+				packed = append(packed, k, m.Header[k])
+			}
+		}
+	}
+	if len(packed) > 0 {
+		add(attrPacked, binaryAttr(packPairs(packed)))
+	}
+	return e
+}
+
+// packPairs writes each string as a uvarint length followed by its bytes.
+func packPairs(kv []string) []byte {
+	n := 0
+	for _, s := range kv {
+		n += binary.MaxVarintLen32 + len(s)
+	}
+	b := make([]byte, 0, n)
+	for _, s := range kv {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+var errBadPack = errors.New("malformed mq-h attribute")
+
+// unpackPairs reverses packPairs.
+func unpackPairs(b []byte, f func(k, v string)) error {
+	var kv [2]string
+	for i := 0; len(b) > 0; i++ {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > uint64(len(b)-w) {
+			return errBadPack
+		}
+		kv[i%2] = string(b[w : w+int(n)])
+		b = b[w+int(n):]
+		if i%2 == 1 {
+			f(kv[0], kv[1])
+		} else if len(b) == 0 {
+			return errBadPack
+		}
+	}
+	return nil
+}
+
+// decode fills m from a received SQS message. Attributes mq does not
+// reserve become headers (String and Number values; Binary values of
+// other producers are left to Message.As). A message from a producer that
+// does not use mq gets the SQS MessageId as its ID and, on FIFO queues,
+// its MessageGroupId as its Key.
+func decode(sm *types.Message, m *mq.Message) error {
+	if sm.Body != nil {
+		m.Body = []byte(*sm.Body)
+	}
+	for name, v := range sm.MessageAttributes {
+		switch name {
+		case attrID:
+			m.ID = aws.ToString(v.StringValue)
+		case attrKey:
+			m.Key = aws.ToString(v.StringValue)
+		case attrBody:
+			if v.StringValue != nil && *v.StringValue == emptyBodyMarker {
+				m.Body = []byte{}
+			} else {
+				m.Body = v.BinaryValue
+			}
+		case attrPacked:
+			err := unpackPairs(v.BinaryValue, func(k, val string) {
+				switch k {
+				case attrID:
+					m.ID = val
+				case attrKey:
+					m.Key = val
+				default:
+					setHeader(m, k, val)
+				}
+			})
+			if err != nil {
+				return err
+			}
+		default:
+			if strings.HasPrefix(name, mq.ReservedHeaderPrefix) || v.StringValue == nil {
+				continue
+			}
+			setHeader(m, name, *v.StringValue)
+		}
+	}
+	if m.ID == "" {
+		// Not published through mq: use what SQS knows.
+		m.ID = aws.ToString(sm.MessageId)
+		if m.Key == "" {
+			m.Key = sm.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)]
+		}
+	}
+	if n, err := strconv.Atoi(sm.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)]); err == nil && n > 0 {
+		m.Attempt = n
+	} else {
+		m.Attempt = 1
+	}
+	if ms, err := strconv.ParseInt(sm.Attributes[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
+		m.PublishTime = time.UnixMilli(ms)
+	}
+	return nil
+}
+
+func setHeader(m *mq.Message, k, v string) {
+	if m.Header == nil {
+		m.Header = make(map[string]string)
+	}
+	m.Header[k] = v
+}

@@ -1,0 +1,284 @@
+package sqs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/internal/params"
+)
+
+// Scheme is the URL scheme this package registers with mq.Open.
+const Scheme = "sqs"
+
+// Defaults for Options.
+const (
+	// DefaultWaitTime is the default Options.WaitTime: SQS's longest long
+	// poll, which costs the fewest requests.
+	DefaultWaitTime = 20 * time.Second
+	// DefaultVisibilityTimeout is the default Options.VisibilityTimeout.
+	DefaultVisibilityTimeout = 30 * time.Second
+	// DefaultMaxReceiveCount is the default Options.MaxReceiveCount.
+	DefaultMaxReceiveCount = 5
+	// DefaultServerMaxBytes is the default Options.ServerMaxBytes: SQS's
+	// limit since August 2025 (1 MiB), which ElasticMQ 1.7 enforces too.
+	// Older SQS-compatible servers allow 256 KiB: set 262144 for them.
+	DefaultServerMaxBytes = 1 << 20
+	// DefaultSenders is the default Options.Senders.
+	DefaultSenders = 16
+	// MaxHeaders is the most headers a message may carry
+	// (Capabilities.MaxHeaders). SQS allows ten message attributes; the
+	// driver packs further headers into one, so the limit only bounds the
+	// packing overhead reserved in headerReserve.
+	MaxHeaders = 1000
+	// MaxDelay is SQS's longest DelaySeconds.
+	MaxDelay = 15 * time.Minute
+
+	// headerReserve is what Capabilities.MaxMessageBytes keeps below
+	// ServerMaxBytes for mq's own attributes (names, types, the body
+	// placeholder) and the packing overhead of MaxHeaders headers, at
+	// most 6 bytes each. Any message within MaxMessageBytes and MaxHeaders
+	// therefore fits SQS's limit once encoded.
+	headerReserve = 8 << 10
+	// maxVisibility is SQS's longest visibility timeout (12 hours).
+	maxVisibility = 12 * time.Hour
+)
+
+// Options configures a Broker made with New. The zero value is a sane
+// default for every field.
+type Options struct {
+	// QueuePrefix is prepended to every topic to form its queue name, for
+	// example "prod-" makes topic "orders" use queue "prod-orders".
+	// Default: none.
+	QueuePrefix string
+
+	// QueueOwner is the AWS account ID that owns the queues, when it is
+	// not the caller's (cross-account access). Default: the caller's.
+	QueueOwner string
+
+	// Group is the group Subscribe uses without mq.Group. Default: none,
+	// which joins whatever group the queue belongs to (see the package
+	// documentation on groups).
+	Group string
+
+	// FIFO makes every topic a FIFO queue: the queue name gets the
+	// ".fifo" suffix unless the topic already has it. With it,
+	// Capabilities reports OrderingByKey and not DelayedDelivery. Without
+	// it, only topics whose names end in ".fifo" are FIFO queues.
+	FIFO bool
+
+	// DisableProvisioning makes the broker use existing queues only: a
+	// missing queue is mq.ErrNotFound instead of being created. Provision
+	// still creates queues. Default false: queues are created on first use.
+	DisableProvisioning bool
+
+	// WaitTime is the long-poll time of each ReceiveMessage (SQS's
+	// WaitTimeSeconds), from 0 to 20 seconds, in whole seconds. Default
+	// DefaultWaitTime.
+	WaitTime time.Duration
+
+	// VisibilityTimeout is how long a received message stays invisible to
+	// other consumers. While a handler runs, the driver extends it every
+	// third of this time, so a long handler is not redelivered mid-work;
+	// if the process dies, the message is redelivered this long after its
+	// last extension. From 1 second to 12 hours. Default
+	// DefaultVisibilityTimeout.
+	VisibilityTimeout time.Duration
+
+	// Receivers is the number of concurrent long-poll ReceiveMessage loops
+	// per Subscribe. Default: one per ten of the subscription's
+	// Concurrency, at least one.
+	Receivers int
+
+	// Senders bounds the concurrent SendMessageBatch calls per queue.
+	// Concurrent Publish calls are grouped into batches of up to ten
+	// messages while these calls are busy. Default DefaultSenders.
+	Senders int
+
+	// DeadLetterQueue, when set, gives each queue the driver creates an
+	// SQS redrive policy that moves a message to this queue after
+	// MaxReceiveCount receives. It is a queue name or ARN; "{topic}" in it
+	// is replaced by the topic, so "{topic}-dlq" gives each queue its own.
+	// The driver creates a named dead-letter queue if it is missing (a
+	// FIFO queue's dead-letter queue must be FIFO too). Default: none.
+	DeadLetterQueue string
+
+	// MaxReceiveCount is the redrive policy's maxReceiveCount, from 1 to
+	// 1000. Default DefaultMaxReceiveCount. Used only with DeadLetterQueue.
+	MaxReceiveCount int
+
+	// ServerMaxBytes is the largest message the SQS server accepts, as it
+	// counts it (body plus attribute names, types and values).
+	// Capabilities.MaxMessageBytes is 8 KiB less. Default
+	// DefaultServerMaxBytes.
+	ServerMaxBytes int
+
+	// Logger receives the driver's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns o with zero fields set to their defaults.
+func (o Options) withDefaults() Options {
+	if o.WaitTime == 0 {
+		o.WaitTime = DefaultWaitTime
+	}
+	if o.VisibilityTimeout == 0 {
+		o.VisibilityTimeout = DefaultVisibilityTimeout
+	}
+	if o.Senders <= 0 {
+		o.Senders = DefaultSenders
+	}
+	if o.MaxReceiveCount <= 0 {
+		o.MaxReceiveCount = DefaultMaxReceiveCount
+	}
+	if o.ServerMaxBytes <= 0 {
+		o.ServerMaxBytes = DefaultServerMaxBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// validate checks the ranges SQS imposes.
+func (o Options) validate() error {
+	switch {
+	case o.WaitTime < 0 || o.WaitTime > 20*time.Second:
+		return fmt.Errorf("sqs: %w: WaitTime %v: want 0s to 20s", mq.ErrInvalidOption, o.WaitTime)
+	case o.VisibilityTimeout < time.Second || o.VisibilityTimeout > maxVisibility:
+		return fmt.Errorf("sqs: %w: VisibilityTimeout %v: want 1s to 12h", mq.ErrInvalidOption, o.VisibilityTimeout)
+	case o.MaxReceiveCount > 1000:
+		return fmt.Errorf("sqs: %w: MaxReceiveCount %d: want 1 to 1000", mq.ErrInvalidOption, o.MaxReceiveCount)
+	case o.ServerMaxBytes < 2*headerReserve:
+		return fmt.Errorf("sqs: %w: ServerMaxBytes %d: want at least %d", mq.ErrInvalidOption, o.ServerMaxBytes, 2*headerReserve)
+	case o.Receivers < 0:
+		return fmt.Errorf("sqs: %w: Receivers %d: want 0 (automatic) or more", mq.ErrInvalidOption, o.Receivers)
+	}
+	if o.QueuePrefix != "" {
+		if err := checkQueueName(o.QueuePrefix+"x", "QueuePrefix"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func init() {
+	mq.Register(Scheme, openURL)
+}
+
+// openURL opens a Broker from an sqs:// URL; see the package documentation.
+func openURL(ctx context.Context, u *url.URL) (mq.Broker, error) {
+	if u.User != nil {
+		return nil, fmt.Errorf("sqs: %w: credentials do not belong in the URL; the driver reads them from the standard AWS config chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, instance role...)", mq.ErrInvalidURL)
+	}
+	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.Opaque != "" {
+		return nil, fmt.Errorf("sqs: %w: the URL has no host or path; write sqs://?region=us-east-1 (queue names come from topics, see the prefix parameter)", mq.ErrInvalidURL)
+	}
+	p := params.New("sqs", u)
+	region := p.String("region", "")
+	endpoint := p.String("endpoint", "")
+	profile := p.String("profile", "")
+	o := Options{
+		QueuePrefix:         p.String("prefix", ""),
+		QueueOwner:          p.String("account", ""),
+		Group:               p.String("group", ""),
+		FIFO:                p.Bool("fifo", false),
+		DisableProvisioning: !p.Bool("provision", true),
+		WaitTime:            p.Duration("wait", DefaultWaitTime, 0, 20*time.Second),
+		VisibilityTimeout:   p.Duration("visibility", DefaultVisibilityTimeout, time.Second, maxVisibility),
+		Receivers:           p.Int("receivers", 0, 0, 1000),
+		Senders:             p.Int("senders", DefaultSenders, 1, 1000),
+		DeadLetterQueue:     p.String("deadLetterQueue", ""),
+		MaxReceiveCount:     p.Int("maxReceiveCount", DefaultMaxReceiveCount, 1, 1000),
+		ServerMaxBytes:      p.Int("serverMaxBytes", DefaultServerMaxBytes, 2*headerReserve, 1<<30),
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	if endpoint != "" {
+		eu, err := url.Parse(endpoint)
+		if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
+			return nil, fmt.Errorf("sqs: %w: parameter \"endpoint\" must be an http:// or https:// URL with a host, such as http://127.0.0.1:9324", mq.ErrInvalidURL)
+		}
+		if eu.User != nil {
+			return nil, fmt.Errorf("sqs: %w: parameter \"endpoint\" must not contain credentials", mq.ErrInvalidURL)
+		}
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+
+	var loadOpts []func(*config.LoadOptions) error
+	if region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(region))
+	}
+	if profile != "" {
+		loadOpts = append(loadOpts, config.WithSharedConfigProfile(profile))
+	}
+	// A long-running consumer must keep retrying through an outage: the
+	// SDK's default client-side retry quota would start failing every
+	// call at once after a few errors ("retry quota exceeded").
+	loadOpts = append(loadOpts, config.WithRetryer(func() aws.Retryer {
+		return retry.NewStandard(func(so *retry.StandardOptions) { so.RateLimiter = ratelimit.None })
+	}))
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("sqs: loading the AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, fmt.Errorf("sqs: %w: no AWS region: add ?region=... to the URL or set AWS_REGION", mq.ErrInvalidURL)
+	}
+	// The broker's own HTTP transport (with what the AWS config set on the
+	// SDK's, such as a CA bundle), so that Close can close its idle
+	// connections, with enough idle connections per host for the
+	// concurrent senders, receivers and deleters.
+	var transport *http.Transport
+	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		transport = bc.GetTransport()
+	} else if cfg.HTTPClient == nil {
+		transport = awshttp.NewBuildableClient().GetTransport()
+	}
+	if transport != nil {
+		transport.MaxIdleConnsPerHost = 128
+		cfg.HTTPClient = &http.Client{Transport: transport}
+	}
+	client := sqs.NewFromConfig(cfg, func(so *sqs.Options) {
+		if endpoint != "" {
+			so.BaseEndpoint = aws.String(endpoint)
+		}
+	})
+	b, err := New(client, o)
+	if err != nil {
+		return nil, err
+	}
+	// Check the endpoint, region and credentials now, so that a wrong
+	// configuration fails at start-up with a clear error.
+	if err := b.Ping(ctx); err != nil {
+		b.transport = transport
+		b.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	b.transport = transport
+	return b, nil
+}
+
+// endpointOf describes where client sends requests, for error messages.
+func endpointOf(c *sqs.Client) string {
+	o := c.Options()
+	if o.BaseEndpoint != nil {
+		return *o.BaseEndpoint
+	}
+	return "SQS in region " + strings.TrimSpace(o.Region)
+}

@@ -1,0 +1,597 @@
+package sqs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/internal/dispatch"
+	"github.com/seedmq/mq/internal/hook"
+)
+
+// callTimeout bounds each SQS call the driver makes on its own behalf
+// (deletes, visibility changes), beyond the SDK's own retries.
+const callTimeout = 30 * time.Second
+
+// errSkipped is the handler result for a FIFO message held back because
+// an earlier message of its group failed: it goes back to the queue
+// unhandled, behind that one.
+var errSkipped = errors.New("sqs: skipped behind a failed message of its FIFO group")
+
+// Subscribe receives the messages of topic's queue and passes them to h,
+// blocking until ctx ends (it returns ctx.Err()), the broker is closed
+// (mq.ErrClosed), or SQS fails in a way retrying cannot fix, such as the
+// queue being deleted or access denied (it returns that error).
+// Transient failures (network, throttling, a restarting server) are
+// logged and retried with backoff.
+//
+// An SQS queue is one group. Subscribe records the subscription's group
+// in the queue's "mq-group" tag, and a different group is
+// mq.ErrNotSupported (SQS has no fan-out); subscriptions with the same
+// group, in this process or others, share the messages (competing
+// consumers). mq.StartAt(mq.Earliest) is mq.ErrNotSupported (no replay).
+//
+// Options.Receivers long-poll loops fetch up to ten messages each and
+// feed up to Concurrency handlers; the driver extends the visibility
+// timeout of every message it holds, so a long handler is not redelivered
+// mid-work. A nil result deletes the message (deletes are batched); an
+// error makes it visible again after the Backoff or mq.RetryAfter delay
+// (ChangeMessageVisibility, rounded up to whole seconds, at most 12
+// hours), and Attempt is SQS's ApproximateReceiveCount. A mq.Permanent
+// error moves the message to the queue's dead-letter queue if its redrive
+// policy names one, else logs it at error level and deletes it.
+//
+// When Subscribe stops, it stops receiving, waits for running handlers
+// (canceling their context if ctx ended or Close's ctx ends), deletes
+// what they handled, and makes the messages it holds unhandled visible
+// again at once.
+func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts ...mq.SubscribeOption) error {
+	if h == nil {
+		return fmt.Errorf("sqs: %w: Subscribe needs a non-nil Handler", mq.ErrInvalidOption)
+	}
+	cfg, err := mq.NewSubscribeConfig(b.opts.Group, opts...)
+	if err != nil {
+		return fmt.Errorf("sqs: %w", err)
+	}
+	if cfg.StartAt == mq.Earliest {
+		return fmt.Errorf("sqs: %w: StartAt(Earliest): SQS deletes handled messages, a new group cannot replay history", mq.ErrNotSupported)
+	}
+	if b.isClosed() {
+		return fmt.Errorf("sqs: Subscribe: %w", mq.ErrClosed)
+	}
+	if _, err := b.queueName(topic); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	create := !b.opts.DisableProvisioning
+	q, err := b.queue(ctx, topic, create)
+	if err != nil {
+		return err
+	}
+	group, err := b.claimGroup(ctx, q, cfg.Group, create)
+	if err != nil {
+		return err
+	}
+	dlq, err := b.deadLetterURL(ctx, q)
+	if err != nil {
+		return err
+	}
+	receivers := b.opts.Receivers
+	if receivers == 0 {
+		receivers = (cfg.Concurrency + maxBatch - 1) / maxBatch
+	}
+	s := &subscription{
+		b:         b,
+		q:         q,
+		cfg:       cfg,
+		h:         h,
+		group:     group,
+		dlq:       dlq,
+		receivers: receivers,
+		stopCh:    make(chan struct{}),
+		fatal:     make(chan error, 1),
+		credits:   make(chan struct{}, cfg.Concurrency+maxBatch*receivers),
+		held:      map[*mq.Message]*held{},
+		blocked:   map[string]uint64{},
+	}
+	if err := b.track(s); err != nil {
+		return fmt.Errorf("sqs: Subscribe: %w", mq.ErrClosed)
+	}
+	defer b.untrack(s)
+	return s.run(ctx)
+}
+
+// subscription is one running Subscribe.
+type subscription struct {
+	b         *Broker
+	q         *queue
+	cfg       mq.SubscribeConfig
+	h         mq.Handler
+	group     string
+	dlq       string // dead-letter queue URL, "" if none
+	receivers int
+
+	stopOnce sync.Once
+	stopCh   chan struct{}   // closed by stop
+	stopErr  error           // why stop was called
+	stopCtx  context.Context // bounds the drain after stop
+	fatal    chan error      // a receiver's non-retryable failure
+
+	d       *dispatch.Dispatcher
+	credits chan struct{} // one per message held and not yet settled
+
+	// hbMu orders visibility changes: heartbeats hold it exclusively, so
+	// that a nack's shorter visibility is never overwritten by an
+	// extension sent at the same moment.
+	hbMu sync.RWMutex
+
+	mu      sync.Mutex
+	held    map[*mq.Message]*held // received and not yet deleted or released
+	blocked map[string]uint64     // FIFO group -> receive batch whose rest is skipped
+	seq     atomic.Uint64         // receive batch counter
+
+	deletes chan *held
+}
+
+// held is one received message the subscription is responsible for.
+type held struct {
+	sm    types.Message
+	msg   *mq.Message
+	batch uint64 // receive batch sequence number
+	lane  string // FIFO message group, "" when unordered
+}
+
+// stop makes run return err, draining within ctx.
+func (s *subscription) stop(ctx context.Context, err error) {
+	s.stopOnce.Do(func() {
+		s.stopErr = err
+		s.stopCtx = ctx
+		close(s.stopCh)
+	})
+}
+
+func (s *subscription) run(ctx context.Context) error {
+	b := s.b
+	maxPending := cap(s.credits)
+	s.deletes = make(chan *held, maxPending)
+	s.d = dispatch.New(ctx, s.handle, dispatch.Config{Concurrency: s.cfg.Concurrency, MaxPending: maxPending, Logger: b.log})
+
+	recvCtx, stopReceiving := context.WithCancel(ctx)
+	defer stopReceiving()
+	var recvWG, delWG, hbWG sync.WaitGroup
+	for range s.receivers {
+		recvWG.Add(1)
+		go func() {
+			defer recvWG.Done()
+			s.receive(recvCtx)
+		}()
+	}
+	for range s.receivers {
+		delWG.Add(1)
+		go func() {
+			defer delWG.Done()
+			s.deleteLoop()
+		}()
+	}
+	hbStop := make(chan struct{})
+	hbWG.Add(1)
+	go func() {
+		defer hbWG.Done()
+		s.heartbeat(hbStop)
+	}()
+
+	var reason error
+	drainCtx := ctx
+	select {
+	case <-ctx.Done():
+		reason = ctx.Err()
+	case <-s.stopCh:
+		reason, drainCtx = s.stopErr, s.stopCtx
+	case err := <-s.fatal:
+		reason = err
+	}
+	stopReceiving()
+	recvWG.Wait()
+	s.d.Shutdown(drainCtx) // every delivery is settled when it returns
+	close(s.deletes)
+	delWG.Wait()
+	close(hbStop)
+	hbWG.Wait()
+	s.releaseAll() // messages whose delete failed: let them come back now
+	if errors.Is(reason, mq.ErrClosed) {
+		return fmt.Errorf("sqs: Subscribe: %w", mq.ErrClosed)
+	}
+	return reason
+}
+
+// receive runs one long-poll loop until ctx ends or a non-retryable
+// failure.
+func (s *subscription) receive(ctx context.Context) {
+	b := s.b
+	backoff := mq.ExponentialBackoff(100*time.Millisecond, 5*time.Second)
+	failures := 0
+	for {
+		// Take credit for at least one message, and up to ten.
+		select {
+		case s.credits <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	more:
+		for n < maxBatch {
+			select {
+			case s.credits <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		out, err := b.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:              aws.String(s.q.url),
+			MaxNumberOfMessages:   int32(n),
+			WaitTimeSeconds:       int32(b.opts.WaitTime / time.Second),
+			VisibilityTimeout:     int32(b.opts.VisibilityTimeout / time.Second),
+			MessageAttributeNames: []string{"All"},
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{
+				types.MessageSystemAttributeNameApproximateReceiveCount,
+				types.MessageSystemAttributeNameSentTimestamp,
+				types.MessageSystemAttributeNameMessageGroupId,
+			},
+		})
+		var got []types.Message
+		if out != nil {
+			got = out.Messages
+		}
+		for range n - len(got) {
+			<-s.credits
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			err = wrapErr(ctx, "ReceiveMessage from "+s.q.name, err)
+			if !mq.IsRetryable(err) {
+				b.log.Error("sqs: receiving failed; the subscription stops", "queue", s.q.name, "error", err)
+				select {
+				case s.fatal <- err:
+				default:
+				}
+				return
+			}
+			failures++
+			b.log.Warn("sqs: receiving failed; retrying", "queue", s.q.name, "failures", failures, "error", err)
+			if !sleep(ctx, backoff(failures)) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		batch := s.seq.Add(1)
+		for i := range got {
+			s.deliver(ctx, &got[i], batch)
+		}
+	}
+}
+
+// deliver hands one received message to the dispatcher; if that fails
+// (the subscription is stopping) it makes the message visible again.
+func (s *subscription) deliver(ctx context.Context, sm *types.Message, batch uint64) {
+	m := &mq.Message{Topic: s.q.topic, Group: s.group}
+	if err := decode(sm, m); err != nil {
+		s.b.log.Warn("sqs: message has malformed mq attributes; delivering what could be decoded", "queue", s.q.name, "sqs_message_id", aws.ToString(sm.MessageId), "error", err)
+	}
+	hook.SetMessageRaw(m, *sm)
+	h := &held{sm: *sm, msg: m, batch: batch}
+	if s.q.fifo {
+		h.lane = sm.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)]
+	}
+	s.mu.Lock()
+	s.held[m] = h
+	s.mu.Unlock()
+	del := &dispatch.Delivery{
+		Msg:  m,
+		Lane: h.lane,
+		Settle: func(_ context.Context, err error) (time.Duration, bool) {
+			s.settle(h, err)
+			return 0, false
+		},
+	}
+	if err := s.d.Submit(ctx, del); err != nil {
+		s.release(h, 0)
+		<-s.credits
+	}
+}
+
+// handle runs the user's handler, unless the message is a FIFO message
+// queued behind a failed one of its group in the same receive batch.
+func (s *subscription) handle(ctx context.Context, m *mq.Message) error {
+	if s.q.fifo {
+		if h := s.heldFor(m); h != nil && h.lane != "" {
+			s.mu.Lock()
+			skip := s.blocked[h.lane] == h.batch
+			s.mu.Unlock()
+			if skip {
+				return errSkipped
+			}
+		}
+	}
+	return s.h(ctx, m)
+}
+
+// heldFor returns the held entry of m, or nil.
+func (s *subscription) heldFor(m *mq.Message) *held {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[m]
+}
+
+// settle records a handler's outcome with SQS and returns the message's
+// credit.
+func (s *subscription) settle(h *held, err error) {
+	defer func() { <-s.credits }()
+	switch {
+	case err == nil:
+		s.deletes <- h
+	case errors.Is(err, dispatch.ErrNotHandled) || errors.Is(err, errSkipped):
+		s.release(h, 0)
+	case mq.IsPermanent(err):
+		s.reject(h, err)
+	default:
+		if h.lane != "" {
+			// Later messages of this FIFO group from the same batch must
+			// not run before this one: send them back too.
+			s.mu.Lock()
+			s.blocked[h.lane] = h.batch
+			s.mu.Unlock()
+		}
+		s.release(h, s.cfg.RedeliveryDelay(h.msg.Attempt, err))
+	}
+}
+
+// release makes h's message visible again after delay (rounded up to a
+// whole second, at most 12 hours) and forgets it.
+func (s *subscription) release(h *held, delay time.Duration) {
+	if !s.forget(h) {
+		return
+	}
+	secs := int32(min((delay+time.Second-1)/time.Second, maxVisibility/time.Second))
+	ctx, cancel := context.WithTimeout(s.b.base, callTimeout)
+	defer cancel()
+	s.hbMu.RLock()
+	defer s.hbMu.RUnlock()
+	_, err := s.b.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl:          aws.String(s.q.url),
+		ReceiptHandle:     h.sm.ReceiptHandle,
+		VisibilityTimeout: secs,
+	})
+	if err != nil {
+		s.b.log.Warn("sqs: could not make a message visible again; SQS redelivers it when its visibility timeout ends",
+			"queue", s.q.name, "id", h.msg.ID, "error", wrapErr(ctx, "ChangeMessageVisibility", err))
+	}
+}
+
+// forget removes h from the held set, reporting whether it was there.
+func (s *subscription) forget(h *held) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.held[h.msg]
+	delete(s.held, h.msg)
+	return ok
+}
+
+// releaseAll makes every message still held visible again.
+func (s *subscription) releaseAll() {
+	s.mu.Lock()
+	hs := make([]*held, 0, len(s.held))
+	for _, h := range s.held {
+		hs = append(hs, h)
+	}
+	s.mu.Unlock()
+	for _, h := range hs {
+		s.release(h, 0)
+	}
+}
+
+// reject handles a mq.Permanent failure: the message goes to the queue's
+// dead-letter queue if it has one, else it is logged and deleted.
+func (s *subscription) reject(h *held, cause error) {
+	log := s.b.log.With("queue", s.q.name, "id", h.msg.ID, "attempt", h.msg.Attempt, "error", cause)
+	if s.dlq == "" {
+		log.Error("sqs: handler returned a permanent error and the queue has no dead-letter queue; deleting the message")
+		s.deletes <- h
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.b.base, callTimeout)
+	defer cancel()
+	in := &sqs.SendMessageInput{
+		QueueUrl:          aws.String(s.dlq),
+		MessageBody:       h.sm.Body,
+		MessageAttributes: h.sm.MessageAttributes,
+	}
+	if isFIFOURL(s.dlq) {
+		group := h.sm.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)]
+		if group == "" {
+			group = aws.ToString(h.sm.MessageId)
+		}
+		in.MessageGroupId = aws.String(group)
+		in.MessageDeduplicationId = h.sm.MessageId
+	}
+	if _, err := s.b.client.SendMessage(ctx, in); err != nil {
+		log.Error("sqs: handler returned a permanent error, but moving the message to the dead-letter queue failed; it will be redelivered",
+			"dead_letter_queue", s.dlq, "send_error", wrapErr(ctx, "SendMessage", err))
+		s.release(h, s.cfg.RedeliveryDelay(h.msg.Attempt, cause))
+		return
+	}
+	log.Error("sqs: handler returned a permanent error; moved the message to the dead-letter queue", "dead_letter_queue", s.dlq)
+	s.deletes <- h
+}
+
+func isFIFOURL(u string) bool {
+	return len(u) > len(fifoSuffix) && u[len(u)-len(fifoSuffix):] == fifoSuffix
+}
+
+// deleteLoop deletes acknowledged messages in batches of up to ten: it
+// takes what has accumulated while the previous call ran (group commit).
+// It returns when the deletes channel is closed and drained.
+func (s *subscription) deleteLoop() {
+	batch := make([]*held, 0, maxBatch)
+	for h := range s.deletes {
+		batch = append(batch[:0], h)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case h, ok := <-s.deletes:
+				if !ok {
+					break more
+				}
+				batch = append(batch, h)
+			default:
+				break more
+			}
+		}
+		s.deleteBatch(batch)
+	}
+}
+
+// deleteBatch deletes batch, retrying transient failures while the
+// visibility heartbeat keeps the messages hidden, up to about one
+// visibility timeout.
+func (s *subscription) deleteBatch(batch []*held) {
+	b := s.b
+	backoff := mq.ExponentialBackoff(100*time.Millisecond, 5*time.Second)
+	deadline := time.Now().Add(b.opts.VisibilityTimeout)
+	entries := make([]types.DeleteMessageBatchRequestEntry, 0, len(batch))
+	for attempt := 1; len(batch) > 0; attempt++ {
+		entries = entries[:0]
+		for i, h := range batch {
+			entries = append(entries, types.DeleteMessageBatchRequestEntry{Id: aws.String(itoa(i)), ReceiptHandle: h.sm.ReceiptHandle})
+		}
+		ctx, cancel := context.WithTimeout(b.base, callTimeout)
+		out, err := b.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(s.q.url), Entries: entries})
+		cancel()
+		var retry []*held
+		if err != nil {
+			err = wrapErr(ctx, "DeleteMessageBatch on "+s.q.name, err)
+			if !mq.IsRetryable(err) || time.Now().After(deadline) || b.base.Err() != nil {
+				b.log.Warn("sqs: could not delete handled messages; SQS will redeliver them", "queue", s.q.name, "count", len(batch), "error", err)
+				for _, h := range batch {
+					s.forget(h)
+				}
+				return
+			}
+			retry = batch
+		} else {
+			for _, ok := range out.Successful {
+				if i := atoiID(ok.Id); i >= 0 && i < len(batch) {
+					s.forget(batch[i])
+				}
+			}
+			for _, f := range out.Failed {
+				i := atoiID(f.Id)
+				if i < 0 || i >= len(batch) {
+					continue
+				}
+				if f.SenderFault || time.Now().After(deadline) {
+					// Typically an expired receipt handle: the message's
+					// visibility ran out and SQS may deliver it again.
+					b.log.Warn("sqs: could not delete a handled message; SQS may redeliver it", "queue", s.q.name, "id", batch[i].msg.ID,
+						"code", aws.ToString(f.Code), "message", aws.ToString(f.Message))
+					s.forget(batch[i])
+					continue
+				}
+				retry = append(retry, batch[i])
+			}
+		}
+		batch = retry
+		if len(batch) > 0 {
+			t := time.NewTimer(backoff(attempt))
+			select {
+			case <-t.C:
+			case <-b.base.Done():
+				t.Stop()
+			}
+		}
+	}
+}
+
+// heartbeat extends the visibility timeout of every held message each
+// third of the timeout, until stop is closed.
+func (s *subscription) heartbeat(stop <-chan struct{}) {
+	period := max(s.b.opts.VisibilityTimeout/3, 500*time.Millisecond)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			s.extend()
+		}
+	}
+}
+
+func (s *subscription) extend() {
+	b := s.b
+	s.hbMu.Lock()
+	defer s.hbMu.Unlock()
+	s.mu.Lock()
+	hs := make([]*held, 0, len(s.held))
+	for _, h := range s.held {
+		hs = append(hs, h)
+	}
+	s.mu.Unlock()
+	secs := int32(b.opts.VisibilityTimeout / time.Second)
+	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, 0, maxBatch)
+	for len(hs) > 0 {
+		n := min(len(hs), maxBatch)
+		entries = entries[:0]
+		for i, h := range hs[:n] {
+			entries = append(entries, types.ChangeMessageVisibilityBatchRequestEntry{
+				Id: aws.String(itoa(i)), ReceiptHandle: h.sm.ReceiptHandle, VisibilityTimeout: secs,
+			})
+		}
+		ctx, cancel := context.WithTimeout(b.base, callTimeout)
+		_, err := b.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(s.q.url), Entries: entries})
+		cancel()
+		if err != nil {
+			b.log.Warn("sqs: could not extend the visibility of held messages; they may be redelivered while their handlers run",
+				"queue", s.q.name, "count", n, "error", wrapErr(ctx, "ChangeMessageVisibilityBatch", err))
+		}
+		hs = hs[n:]
+	}
+}
+
+// sleep waits for d or until ctx ends, reporting whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+var smallInts = [maxBatch]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+
+func itoa(i int) string { return smallInts[i] }
+
+func atoiID(id *string) int {
+	v := aws.ToString(id)
+	if len(v) != 1 || v[0] < '0' || v[0] > '9' {
+		return -1
+	}
+	return int(v[0] - '0')
+}
