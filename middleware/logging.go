@@ -57,14 +57,16 @@ func Logging(o LoggingOptions) mq.Middleware {
 			switch {
 			case err == nil && p.deadLettered:
 				o.log(ctx, level, "mq: message dead-lettered", m, start, p.cause, slog.String("dlq", p.dlqTopic))
+			case err == nil:
+				if o.Success {
+					o.log(ctx, slog.LevelDebug, "mq: message handled", m, start, nil)
+				}
 			case isDeadLetterFailure(err):
 				o.log(ctx, level+4, "mq: dead-letter publish failed; the message will be redelivered", m, start, err)
 			case mq.IsPermanent(err):
 				o.log(ctx, level+4, "mq: handler failed permanently; the message will not be redelivered", m, start, err)
-			case err != nil:
+			default:
 				o.log(ctx, level, "mq: handler failed; the message will be redelivered", m, start, err)
-			case o.Success:
-				o.log(ctx, slog.LevelDebug, "mq: message handled", m, start, nil)
 			}
 			return err
 		}

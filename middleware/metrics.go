@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -62,7 +63,8 @@ type instruments struct {
 	inFlight  metric.Int64UpDownCounter
 	duration  metric.Float64Histogram
 
-	attrs sync.Map // attrKey -> metric.MeasurementOption
+	attrs sync.Map              // attrKey -> *attrs
+	last  atomic.Pointer[attrs] // the most recently used
 }
 
 type attrKey struct{ topic, group, op string }
@@ -106,14 +108,30 @@ func newInstruments(o MetricsOptions) *instruments {
 	return in
 }
 
-// set returns the attributes of a topic, group and operation, cached.
-func (in *instruments) set(topic, group, op string) metric.MeasurementOption {
+// attrs is the measurement options of one topic, group and operation.
+type attrs struct {
+	key attrKey
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
+// set returns the options of a topic, group and operation. A subscription
+// sees one topic and group, so the last one used is kept at hand; others
+// are cached in a map. Handing the instruments prepared option slices
+// avoids allocating on each measurement.
+func (in *instruments) set(topic, group, op string) *attrs {
 	k := attrKey{topic, group, op}
-	if v, ok := in.attrs.Load(k); ok {
-		return v.(metric.MeasurementOption)
+	if a := in.last.Load(); a != nil && a.key == k {
+		return a
 	}
-	v, _ := in.attrs.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(in.kvs(topic, group, op)...)))
-	return v.(metric.MeasurementOption)
+	v, ok := in.attrs.Load(k)
+	if !ok {
+		o := metric.WithAttributeSet(attribute.NewSet(in.kvs(topic, group, op)...))
+		v, _ = in.attrs.LoadOrStore(k, &attrs{key: k, add: []metric.AddOption{o}, rec: []metric.RecordOption{o}})
+	}
+	a := v.(*attrs)
+	in.last.Store(a)
+	return a
 }
 
 func (in *instruments) kvs(topic, group, op string) []attribute.KeyValue {
@@ -145,13 +163,13 @@ func Metrics(o MetricsOptions) mq.Middleware {
 	in := newInstruments(o)
 	return func(next mq.Handler) mq.Handler {
 		return func(ctx context.Context, m *mq.Message) error {
-			attrs := in.set(m.Topic, m.Group, "process")
+			a := in.set(m.Topic, m.Group, "process")
 			ctx, p := observe(ctx)
-			in.inFlight.Add(ctx, 1, attrs)
+			in.inFlight.Add(ctx, 1, a.add...)
 			start := time.Now()
 			err := next(ctx, m)
 			elapsed := since(start)
-			in.inFlight.Add(ctx, -1, attrs)
+			in.inFlight.Add(ctx, -1, a.add...)
 			if err != nil {
 				eattrs := in.withError(m.Topic, m.Group, "process", err)
 				in.processed.Add(ctx, 1, eattrs)
@@ -159,8 +177,8 @@ func Metrics(o MetricsOptions) mq.Middleware {
 				in.duration.Record(ctx, elapsed, eattrs)
 				return err
 			}
-			in.processed.Add(ctx, 1, attrs)
-			in.duration.Record(ctx, elapsed, attrs)
+			in.processed.Add(ctx, 1, a.add...)
+			in.duration.Record(ctx, elapsed, a.rec...)
 			if p.deadLettered {
 				in.dead.Add(ctx, 1, in.withError(m.Topic, m.Group, "process", p.cause))
 			}
@@ -180,7 +198,7 @@ func MetricsPublisher(o MetricsOptions) PublisherMiddleware {
 		return func(ctx context.Context, topic string, msgs ...*mq.Message) error {
 			err := next(ctx, topic, msgs...)
 			if err == nil {
-				in.published.Add(ctx, int64(len(msgs)), in.set(topic, "", "send"))
+				in.published.Add(ctx, int64(len(msgs)), in.set(topic, "", "send").add...)
 				return nil
 			}
 			failed := len(msgs)
@@ -194,7 +212,7 @@ func MetricsPublisher(o MetricsOptions) PublisherMiddleware {
 				in.published.Add(ctx, int64(failed), in.withError(topic, "", "send", err))
 			}
 			if ok := len(msgs) - failed; ok > 0 {
-				in.published.Add(ctx, int64(ok), in.set(topic, "", "send"))
+				in.published.Add(ctx, int64(ok), in.set(topic, "", "send").add...)
 			}
 			return err
 		}

@@ -19,8 +19,11 @@ type RedriveOptions struct {
 
 	// Filter selects the dead letters to move. Default: all. Those it
 	// rejects stay in the dead-letter topic: Redrive negatively
-	// acknowledges them with a delay of Idle, so they are not offered
-	// again during the run.
+	// acknowledges them with mq.RetryAfter(SkipDelay), so the broker offers
+	// them again later (to this run, which skips them again without
+	// counting them as new, or to the next). Each skip is a delivery
+	// attempt on the dead-letter topic, which matters only if that topic
+	// has a dead-letter policy of its own.
 	Filter func(m *mq.Message) bool
 
 	// Publisher receives the moved messages. Default: the broker Redrive
@@ -40,6 +43,10 @@ type RedriveOptions struct {
 	// Limit ends the run after moving this many messages. Default 0, no
 	// limit.
 	Limit int
+
+	// SkipDelay is how long a dead letter Filter rejected stays hidden
+	// before the broker offers it again. Default 1s.
+	SkipDelay time.Duration
 }
 
 // Redrive moves dead letters from the dead-letter topic dlq back to the
@@ -62,6 +69,9 @@ func Redrive(ctx context.Context, b mq.Broker, dlq string, o RedriveOptions) (in
 	}
 	if o.Idle <= 0 {
 		o.Idle = 5 * time.Second
+	}
+	if o.SkipDelay <= 0 {
+		o.SkipDelay = time.Second
 	}
 	if o.Topic == nil {
 		o.Topic = func(m *mq.Message) string { return m.Header[HeaderTopic] }
@@ -105,13 +115,13 @@ func Redrive(ctx context.Context, b mq.Broker, dlq string, o RedriveOptions) (in
 		}()
 		topic := o.Topic(m)
 		if (o.Filter != nil && !o.Filter(m)) || topic == "" {
-			return mq.RetryAfter(errors.New("middleware: redrive skips this dead letter"), o.Idle)
+			return mq.RetryAfter(errors.New("middleware: redrive skips this dead letter"), o.SkipDelay)
 		}
 		mu.Lock()
 		full := o.Limit > 0 && moved >= o.Limit
 		mu.Unlock()
 		if full {
-			return mq.RetryAfter(errors.New("middleware: redrive limit reached"), o.Idle)
+			return mq.RetryAfter(errors.New("middleware: redrive limit reached"), o.SkipDelay)
 		}
 		back := &mq.Message{ID: m.ID, Key: m.Key, Body: m.Body, Header: make(map[string]string, len(m.Header))}
 		for k, v := range m.Header {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -84,14 +86,19 @@ func SystemOf(b mq.Broker) string {
 func Tracing(o TracingOptions) mq.Middleware {
 	tracer := o.tracer()
 	prop := o.propagator()
+	var names spanNames
 	return func(next mq.Handler) mq.Handler {
 		return func(ctx context.Context, m *mq.Message) error {
 			if len(m.Header) > 0 {
 				ctx = prop.Extract(ctx, propagation.MapCarrier(m.Header))
 			}
-			ctx, span := tracer.Start(ctx, "process "+m.Topic,
+			a := attrPool.Get().(*[]attribute.KeyValue)
+			ctx, span := tracer.Start(ctx, names.get("process ", m.Topic),
 				trace.WithSpanKind(trace.SpanKindConsumer),
-				trace.WithAttributes(o.processAttrs(m)...))
+				trace.WithAttributes(o.processAttrs((*a)[:0], m)...))
+			// The SDK copied the attributes; a no-op tracer ignored them.
+			clear(*a)
+			attrPool.Put(a)
 			err := next(ctx, m)
 			if err != nil {
 				recordError(span, err)
@@ -102,8 +109,31 @@ func Tracing(o TracingOptions) mq.Middleware {
 	}
 }
 
-func (o *TracingOptions) processAttrs(m *mq.Message) []attribute.KeyValue {
+// attrPool recycles the attribute slices of process spans: Start copies
+// them, so they are free again once it returns.
+var attrPool = sync.Pool{New: func() any {
 	a := make([]attribute.KeyValue, 0, 8)
+	return &a
+}}
+
+// spanNames remembers the last span name built, since a subscription's
+// messages share one topic: this saves a string concatenation per span.
+type spanNames struct {
+	last atomic.Pointer[spanName]
+}
+
+type spanName struct{ prefix, topic, name string }
+
+func (n *spanNames) get(prefix, topic string) string {
+	if l := n.last.Load(); l != nil && l.topic == topic && l.prefix == prefix {
+		return l.name
+	}
+	l := &spanName{prefix: prefix, topic: topic, name: prefix + topic}
+	n.last.Store(l)
+	return l.name
+}
+
+func (o *TracingOptions) processAttrs(a []attribute.KeyValue, m *mq.Message) []attribute.KeyValue {
 	if o.System != "" {
 		a = append(a, semconv.MessagingSystemKey.String(o.System))
 	}
