@@ -1,0 +1,303 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/seedmq/mq"
+)
+
+func init() {
+	mq.Register("kafka", func(ctx context.Context, u *url.URL) (mq.Broker, error) {
+		cfg, err := configFromURL(u)
+		if err != nil {
+			return nil, err
+		}
+		return New(ctx, cfg)
+	})
+}
+
+// defaultMessageMaxBytes is Kafka's default message.max.bytes, assumed when
+// the broker does not report its own.
+const defaultMessageMaxBytes = 1048588
+
+// Record overhead, in bytes, that Message.Size does not count: the record
+// batch header, a record's own fields (lengths and deltas as varints), the
+// driver's ID header key, and room for reservedHeaders user headers (two
+// varint lengths each). See maxRecordBytes.
+const (
+	batchOverhead   = 61
+	recordOverhead  = 5 + 1 + 10 + 5 + 5 + 5 + 5
+	headerOverhead  = 5 + 5
+	reservedHeaders = 64
+	fixedOverhead   = batchOverhead + recordOverhead + headerOverhead + len(headerID)
+)
+
+// Broker is a connection to a Kafka cluster: an mq.Broker that also
+// implements mq.Provisioner, mq.Pinger and As. Create it with New or
+// mq.Open("kafka://..."). All methods are safe for concurrent use.
+type Broker struct {
+	cfg       Config
+	log       *slog.Logger
+	dialer    *kafka.Dialer
+	transport *kafka.Transport
+	client    *kafka.Client
+	writer    *kafka.Writer
+	caps      mq.Capabilities
+	maxRecord int // the broker's message.max.bytes
+
+	topics sync.Map // topic name → struct{}: known to exist
+
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}   // closed when Close begins
+	stopCtx context.Context // Close's ctx, set before closing is closed
+	subs    sync.WaitGroup  // running Subscribe calls
+}
+
+// New connects to the cluster described by cfg. It dials the brokers at
+// once (bounded by ctx) and reads message.max.bytes from them, so an
+// unreachable cluster or bad credentials fail here, not on first use.
+func New(ctx context.Context, cfg Config) (*Broker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		closing: make(chan struct{}),
+	}
+	b.dialer = &kafka.Dialer{
+		ClientID:      cfg.ClientID,
+		Timeout:       cfg.DialTimeout,
+		DualStack:     true,
+		TLS:           cfg.TLS,
+		SASLMechanism: cfg.SASL,
+	}
+	b.transport = &kafka.Transport{
+		DialTimeout: cfg.DialTimeout,
+		ClientID:    cfg.ClientID,
+		TLS:         cfg.TLS,
+		SASL:        cfg.SASL,
+	}
+	b.client = &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: b.transport}
+
+	if err := b.reach(ctx); err != nil {
+		b.transport.CloseIdleConnections()
+		return nil, err
+	}
+	b.maxRecord = cfg.MaxMessageBytes
+	if b.maxRecord == 0 {
+		b.maxRecord = b.brokerMaxMessageBytes(ctx)
+	}
+	if b.maxRecord <= fixedOverhead+headerOverhead*reservedHeaders {
+		b.transport.CloseIdleConnections()
+		return nil, fmt.Errorf("kafka: %w: MaxMessageBytes %d is too small", mq.ErrInvalidOption, b.maxRecord)
+	}
+
+	b.writer = &kafka.Writer{
+		Addr: kafka.TCP(cfg.Brokers...),
+		// Keyed messages go where Java's default partitioner puts them
+		// (murmur2 of the key); messages without a key go to a random
+		// partition. See the package documentation.
+		Balancer:     &kafka.Murmur2Balancer{},
+		BatchSize:    cfg.BatchSize,
+		BatchBytes:   int64(b.maxRecord - batchOverhead),
+		BatchTimeout: cfg.BatchTimeout,
+		RequiredAcks: cfg.Acks.required(),
+		Compression:  cfg.Compression,
+		Transport:    b.transport,
+		ErrorLogger:  kafkaLogger(b.log, slog.LevelDebug, "kafka: writer"),
+	}
+	b.caps = mq.Capabilities{
+		Driver:          "kafka",
+		FanOut:          true,
+		OrderingByKey:   true,
+		Replay:          true,
+		NackDelay:       true,
+		DelayedDelivery: false,
+		Persistent:      true,
+		MaxMessageBytes: b.maxRecord - fixedOverhead - headerOverhead*reservedHeaders,
+	}
+	return b, nil
+}
+
+// reach dials the brokers until one answers, so that Open fails fast and
+// clearly when none can be reached.
+func (b *Broker) reach(ctx context.Context) error {
+	var errs []error
+	for _, addr := range b.cfg.Brokers {
+		conn, err := b.dialer.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			_ = conn.Close()
+			return nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	err := errors.Join(errs...)
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("%w (%v)", ctxErr, err)
+	}
+	return fmt.Errorf("kafka: cannot reach any broker of %s: %w", strings.Join(b.cfg.Brokers, ","), retryable(err))
+}
+
+// brokerMaxMessageBytes asks the cluster for message.max.bytes, falling
+// back to Kafka's default when it cannot tell.
+func (b *Broker) brokerMaxMessageBytes(ctx context.Context) int {
+	md, err := b.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+	if err != nil || len(md.Brokers) == 0 {
+		b.log.Debug("kafka: cannot read broker metadata; assuming message.max.bytes is Kafka's default", "error", err)
+		return defaultMessageMaxBytes
+	}
+	res, err := b.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{
+		Resources: []kafka.DescribeConfigRequestResource{{
+			ResourceType: kafka.ResourceTypeBroker,
+			ResourceName: strconv.Itoa(md.Brokers[0].ID),
+			ConfigNames:  []string{"message.max.bytes"},
+		}},
+	})
+	if err != nil {
+		b.log.Debug("kafka: cannot read message.max.bytes; assuming Kafka's default", "error", err)
+		return defaultMessageMaxBytes
+	}
+	for _, r := range res.Resources {
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == "message.max.bytes" {
+				if n, err := strconv.Atoi(e.ConfigValue); err == nil && n > 0 {
+					return n
+				}
+			}
+		}
+	}
+	return defaultMessageMaxBytes
+}
+
+// Capabilities reports what the driver can do; see the package
+// documentation. It does not block.
+func (b *Broker) Capabilities() mq.Capabilities { return b.caps }
+
+// String describes the broker without credentials.
+func (b *Broker) String() string {
+	return "kafka://" + strings.Join(b.cfg.Brokers, ",")
+}
+
+// As sets target to a native client: *kafka.Writer (the publisher),
+// *kafka.Client (admin requests), *kafka.Transport and *kafka.Dialer (the
+// connection settings consumers use). It reports whether target's type
+// was one of those.
+func (b *Broker) As(target any) bool {
+	switch t := target.(type) {
+	case **kafka.Writer:
+		*t = b.writer
+	case **kafka.Client:
+		*t = b.client
+	case **kafka.Transport:
+		*t = b.transport
+	case **kafka.Dialer:
+		*t = b.dialer
+	default:
+		return false
+	}
+	return true
+}
+
+// Ping asks a broker for its API versions, returning nil if one answers
+// within ctx.
+func (b *Broker) Ping(ctx context.Context) error {
+	if b.isClosed() {
+		return fmt.Errorf("kafka: ping: %w", mq.ErrClosed)
+	}
+	if _, err := b.client.ApiVersions(ctx, &kafka.ApiVersionsRequest{}); err != nil {
+		return wrapErr(ctx, "ping", err)
+	}
+	return nil
+}
+
+// Close stops every running Subscribe (they stop fetching, let running
+// handlers finish, commit the offsets of handled messages, leave their
+// groups and return mq.ErrClosed), then flushes pending publishes and
+// closes connections. If ctx ends first, handlers' contexts are canceled and
+// Close returns ctx.Err() once they have returned. Close is idempotent:
+// later calls return nil, and every other method returns mq.ErrClosed.
+func (b *Broker) Close(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.stopCtx = ctx
+	close(b.closing)
+	b.mu.Unlock()
+
+	b.subs.Wait()
+	err := b.writer.Close()
+	b.transport.CloseIdleConnections()
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: close: %w", err)
+	}
+	return nil
+}
+
+func (b *Broker) isClosed() bool {
+	select {
+	case <-b.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// enterSubscribe registers a running Subscribe, or reports false after
+// Close has begun.
+func (b *Broker) enterSubscribe() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.subs.Add(1)
+	return true
+}
+
+// groupID returns the Kafka consumer group ID of mq group on topic:
+// "<group>.<topic>", so that each (topic, group) pair is a consumer group
+// of its own, or group itself with Config.ExactGroupID.
+func (b *Broker) groupID(group, topic string) string {
+	if b.cfg.ExactGroupID {
+		return group
+	}
+	return group + "." + topic
+}
+
+// validateTopic applies Kafka's topic name rules on top of mq's.
+func validateTopic(topic string) error {
+	if err := mq.ValidateName("topic", topic); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	if topic == "." || topic == ".." {
+		return fmt.Errorf("kafka: %w: topic %q is not allowed by Kafka", mq.ErrInvalidTopic, topic)
+	}
+	for i := 0; i < len(topic); i++ {
+		c := topic[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("kafka: %w: topic %q: Kafka topic names use only ASCII letters, digits, '.', '_' and '-'", mq.ErrInvalidTopic, topic)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,394 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/internal/params"
+)
+
+// Defaults for Config fields left at their zero value.
+const (
+	DefaultPartitions        = 3
+	DefaultReplicationFactor = 1
+	DefaultBatchSize         = 100
+	DefaultBatchTimeout      = time.Millisecond
+	DefaultSessionTimeout    = 10 * time.Second
+	DefaultHeartbeatInterval = 500 * time.Millisecond
+	DefaultRebalanceTimeout  = 30 * time.Second
+	DefaultCommitInterval    = 100 * time.Millisecond
+	DefaultClientID          = "mq"
+)
+
+// Acks says how many replicas must store a published message before
+// Publish returns. The zero value is AcksAll.
+type Acks int
+
+const (
+	// AcksAll waits for every in-sync replica (Kafka's acks=all). Publish
+	// then returns nil only for durably stored messages. This is the
+	// default.
+	AcksAll Acks = iota
+	// AcksLeader waits for the partition leader only (acks=1): a message
+	// can be lost if the leader fails before replicating it.
+	AcksLeader
+	// AcksNone does not wait at all (acks=0): Publish returns once the
+	// request is written to the connection, and nothing tells the
+	// publisher whether the broker kept it. It breaks mq's publish
+	// contract and is meant only for fire-and-forget telemetry.
+	AcksNone
+)
+
+func (a Acks) required() kafka.RequiredAcks {
+	switch a {
+	case AcksLeader:
+		return kafka.RequireOne
+	case AcksNone:
+		return kafka.RequireNone
+	}
+	return kafka.RequireAll
+}
+
+// Config configures a Broker made with New. Only Brokers is required; every
+// other zero field takes the default named in its comment.
+type Config struct {
+	// Brokers lists the bootstrap brokers as host:port.
+	Brokers []string
+
+	// Group is the consumer group Subscribe uses when no mq.Group option is
+	// given. Empty means Subscribe requires mq.Group.
+	Group string
+
+	// ExactGroupID uses the mq group name as the Kafka consumer group ID.
+	// By default the ID is "<group>.<topic>": each topic's subscribers of
+	// a group form a consumer group of their own, so Provision can always
+	// set a new group's start offsets (Kafka refuses offset commits from
+	// outside a group with active members, as a group shared by several
+	// topics would have) and a rebalance on one topic does not pause the
+	// others. Set it to take over an existing consumer group, accepting
+	// that Provision cannot set start offsets for a group already active
+	// on other topics.
+	ExactGroupID bool
+
+	// ClientID identifies this client to the brokers. Default "mq".
+	ClientID string
+
+	// NoProvision makes Publish and Subscribe use existing topics only: a
+	// missing topic is an error wrapping mq.ErrNotFound. By default a
+	// missing topic is created with Partitions and ReplicationFactor.
+	// Provision creates topics in either case.
+	NoProvision bool
+
+	// Partitions is the partition count of topics the driver creates.
+	// Default 3.
+	Partitions int
+
+	// ReplicationFactor is the replication factor of topics the driver
+	// creates. Default 1 (fine for a single broker; use 3 in production).
+	ReplicationFactor int
+
+	// StartAt is where a new group starts when Subscribe is given no
+	// mq.StartAt option. Default mq.Latest.
+	StartAt mq.StartPosition
+
+	// Acks is how many replicas must store a message before Publish
+	// returns. Default AcksAll.
+	Acks Acks
+
+	// Compression compresses published batches. Default none.
+	Compression kafka.Compression
+
+	// BatchSize is the most messages sent to one partition in one produce
+	// request. Default 100.
+	BatchSize int
+
+	// BatchTimeout is how long a partition's batch stays open for more
+	// messages before it is sent. Concurrent Publish calls that arrive
+	// within it, or while the partition's previous request is in flight,
+	// share one request. Default 1ms, so a lone Publish returns after about
+	// one broker round trip; kafka-go's own default (1s) would make every
+	// lone Publish take a second.
+	BatchTimeout time.Duration
+
+	// MaxMessageBytes overrides the broker's message.max.bytes, which Open
+	// reads from the broker (and assumes to be Kafka's default, 1048588,
+	// when the broker does not say). Set it lower when topics have a lower
+	// max.message.bytes.
+	MaxMessageBytes int
+
+	// TLS enables TLS with this configuration. Default plain TCP.
+	TLS *tls.Config
+
+	// SASL authenticates with this mechanism (see packages
+	// github.com/segmentio/kafka-go/sasl/plain and .../sasl/scram).
+	// Default none.
+	SASL sasl.Mechanism
+
+	// DialTimeout bounds each connection attempt. Default 10s.
+	DialTimeout time.Duration
+
+	// SessionTimeout is the consumer group session timeout: a member that
+	// crashes is replaced after it. It must lie within the broker's
+	// group.min.session.timeout.ms and group.max.session.timeout.ms.
+	// Default 10s.
+	SessionTimeout time.Duration
+
+	// HeartbeatInterval is how often a member checks in with the group
+	// coordinator, and so how quickly it learns of a rebalance. Default
+	// 500ms.
+	HeartbeatInterval time.Duration
+
+	// RebalanceTimeout is how long the coordinator waits for members to
+	// rejoin during a rebalance; a member finishing its running handlers
+	// holds the rebalance up to this long. Default 30s.
+	RebalanceTimeout time.Duration
+
+	// CommitInterval is how often acknowledged offsets are committed.
+	// Offsets are also committed when a partition is revoked and when a
+	// subscription stops. Default 100ms.
+	CommitInterval time.Duration
+
+	// Logger receives the driver's log records. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	setDefault(&c.ClientID, DefaultClientID)
+	setDefault(&c.Partitions, DefaultPartitions)
+	setDefault(&c.ReplicationFactor, DefaultReplicationFactor)
+	setDefault(&c.BatchSize, DefaultBatchSize)
+	setDefault(&c.BatchTimeout, DefaultBatchTimeout)
+	setDefault(&c.DialTimeout, 10*time.Second)
+	setDefault(&c.SessionTimeout, DefaultSessionTimeout)
+	setDefault(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	setDefault(&c.RebalanceTimeout, DefaultRebalanceTimeout)
+	setDefault(&c.CommitInterval, DefaultCommitInterval)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// validate reports a configuration New cannot use.
+func (c Config) validate() error {
+	if len(c.Brokers) == 0 {
+		return fmt.Errorf("kafka: %w: Config.Brokers is empty; give at least one host:port", mq.ErrInvalidOption)
+	}
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return fmt.Errorf("kafka: %w: broker address %q: want host:port", mq.ErrInvalidOption, b)
+		}
+	}
+	switch {
+	case c.Partitions < 1:
+		return fmt.Errorf("kafka: %w: Partitions is %d; want at least 1", mq.ErrInvalidOption, c.Partitions)
+	case c.ReplicationFactor < 1:
+		return fmt.Errorf("kafka: %w: ReplicationFactor is %d; want at least 1", mq.ErrInvalidOption, c.ReplicationFactor)
+	case c.Acks < AcksAll || c.Acks > AcksNone:
+		return fmt.Errorf("kafka: %w: Acks is %d; use AcksAll, AcksLeader or AcksNone", mq.ErrInvalidOption, c.Acks)
+	case c.StartAt != mq.Latest && c.StartAt != mq.Earliest:
+		return fmt.Errorf("kafka: %w: StartAt is %v; use mq.Latest or mq.Earliest", mq.ErrInvalidOption, c.StartAt)
+	case c.HeartbeatInterval >= c.SessionTimeout:
+		return fmt.Errorf("kafka: %w: HeartbeatInterval (%v) must be shorter than SessionTimeout (%v)", mq.ErrInvalidOption, c.HeartbeatInterval, c.SessionTimeout)
+	}
+	if c.Group != "" {
+		if err := mq.ValidateName("group", c.Group); err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
+	}
+	return nil
+}
+
+// configFromURL reads a kafka:// URL. See the package documentation for
+// its parameters.
+func configFromURL(u *url.URL) (Config, error) {
+	var c Config
+	if u.Host == "" {
+		return c, fmt.Errorf("kafka: %w: %q has no broker address; use kafka://host:9092[,host2:9092]", mq.ErrInvalidURL, u.Redacted())
+	}
+	if u.Path != "" && u.Path != "/" {
+		return c, fmt.Errorf("kafka: %w: unexpected path %q; the URL is kafka://host:port[,host:port]?param=value", mq.ErrInvalidURL, u.Path)
+	}
+	for _, h := range strings.Split(u.Host, ",") {
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			return c, fmt.Errorf("kafka: %w: broker address %q: want host:port", mq.ErrInvalidURL, h)
+		}
+		c.Brokers = append(c.Brokers, h)
+	}
+
+	p := params.New("kafka", u)
+	c.Group = p.String("group", "")
+	c.ExactGroupID = p.Bool("exact_group_id", false)
+	c.ClientID = p.String("client_id", DefaultClientID)
+	c.NoProvision = !p.Bool("provision", true)
+	c.Partitions = p.Int("partitions", DefaultPartitions, 1, 100000)
+	c.ReplicationFactor = p.Int("replication", DefaultReplicationFactor, 1, 32767)
+	if p.Enum("start", "latest", "latest", "earliest") == "earliest" {
+		c.StartAt = mq.Earliest
+	}
+	switch p.Enum("acks", "all", "all", "leader", "none") {
+	case "leader":
+		c.Acks = AcksLeader
+	case "none":
+		c.Acks = AcksNone
+	}
+	switch p.Enum("compression", "none", "none", "gzip", "snappy", "lz4", "zstd") {
+	case "gzip":
+		c.Compression = kafka.Gzip
+	case "snappy":
+		c.Compression = kafka.Snappy
+	case "lz4":
+		c.Compression = kafka.Lz4
+	case "zstd":
+		c.Compression = kafka.Zstd
+	}
+	c.BatchSize = p.Int("batch_size", DefaultBatchSize, 1, 1000000)
+	c.BatchTimeout = p.Duration("batch_timeout", DefaultBatchTimeout, time.Microsecond, time.Minute)
+	c.MaxMessageBytes = p.Int("max_message_bytes", 0, 1024, 1<<30)
+	c.DialTimeout = p.Duration("dial_timeout", 10*time.Second, time.Millisecond, 10*time.Minute)
+	c.SessionTimeout = p.Duration("session_timeout", DefaultSessionTimeout, time.Second, time.Hour)
+	c.HeartbeatInterval = p.Duration("heartbeat_interval", DefaultHeartbeatInterval, 10*time.Millisecond, time.Hour)
+	c.RebalanceTimeout = p.Duration("rebalance_timeout", DefaultRebalanceTimeout, time.Second, time.Hour)
+	c.CommitInterval = p.Duration("commit_interval", DefaultCommitInterval, time.Millisecond, time.Hour)
+
+	tlsOn := p.Bool("tls", false)
+	caFile := p.String("tls_ca_file", "")
+	certFile := p.String("tls_cert_file", "")
+	keyFile := p.String("tls_key_file", "")
+	serverName := p.String("tls_server_name", "")
+	insecure := p.Bool("tls_insecure_skip_verify", false)
+
+	mech := p.Enum("sasl", "", "plain", "scram-sha-256", "scram-sha-512")
+	user := p.String("sasl_user", "")
+	passEnv := p.String("sasl_password_env", "")
+	passFile := p.String("sasl_password_file", "")
+	if err := p.Err(); err != nil {
+		return c, err
+	}
+
+	if tlsOn || caFile != "" || certFile != "" || keyFile != "" || serverName != "" || insecure {
+		t, err := tlsConfig(caFile, certFile, keyFile, serverName, insecure)
+		if err != nil {
+			return c, err
+		}
+		c.TLS = t
+	}
+	m, err := saslMechanism(u, mech, user, passEnv, passFile)
+	if err != nil {
+		return c, err
+	}
+	c.SASL = m
+	return c, nil
+}
+
+func tlsConfig(caFile, certFile, keyFile, serverName string, insecure bool) (*tls.Config, error) {
+	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName, InsecureSkipVerify: insecure}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: %w: tls_ca_file: %v", mq.ErrInvalidURL, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka: %w: tls_ca_file %q holds no PEM certificate", mq.ErrInvalidURL, caFile)
+		}
+		t.RootCAs = pool
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("kafka: %w: give tls_cert_file and tls_key_file together", mq.ErrInvalidURL)
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: %w: client certificate: %v", mq.ErrInvalidURL, err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
+}
+
+// saslMechanism builds the SASL mechanism from the URL. The user name comes
+// from the URL's user info or sasl_user; the password from the user info,
+// the environment variable named by sasl_password_env, or the file named by
+// sasl_password_file. Passwords never appear in errors.
+func saslMechanism(u *url.URL, mech, user, passEnv, passFile string) (sasl.Mechanism, error) {
+	var pass string
+	var passSet bool
+	if u.User != nil {
+		if user != "" {
+			return nil, fmt.Errorf("kafka: %w: the user is given both in the URL and as sasl_user; give it once", mq.ErrInvalidURL)
+		}
+		user = u.User.Username()
+		pass, passSet = u.User.Password()
+	}
+	sources := 0
+	if passSet {
+		sources++
+	}
+	if passEnv != "" {
+		sources++
+		v, ok := os.LookupEnv(passEnv)
+		if !ok {
+			return nil, fmt.Errorf("kafka: %w: sasl_password_env names %q, which is not set", mq.ErrInvalidURL, passEnv)
+		}
+		pass = v
+	}
+	if passFile != "" {
+		sources++
+		b, err := os.ReadFile(passFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: %w: sasl_password_file: %v", mq.ErrInvalidURL, err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	}
+	if sources > 1 {
+		return nil, fmt.Errorf("kafka: %w: give the SASL password one way only (URL, sasl_password_env or sasl_password_file)", mq.ErrInvalidURL)
+	}
+	if mech == "" {
+		if user != "" || sources > 0 {
+			return nil, fmt.Errorf("kafka: %w: credentials given without sasl=plain|scram-sha-256|scram-sha-512", mq.ErrInvalidURL)
+		}
+		return nil, nil
+	}
+	if user == "" {
+		return nil, fmt.Errorf("kafka: %w: sasl=%s needs a user (kafka://user@host or sasl_user)", mq.ErrInvalidURL, mech)
+	}
+	switch mech {
+	case "plain":
+		return plain.Mechanism{Username: user, Password: pass}, nil
+	case "scram-sha-256", "scram-sha-512":
+		algo := scram.SHA256
+		if mech == "scram-sha-512" {
+			algo = scram.SHA512
+		}
+		m, err := scram.Mechanism(algo, user, pass)
+		if err != nil {
+			// The error names the problem (such as an invalid user name),
+			// never the password.
+			return nil, fmt.Errorf("kafka: %w: sasl=%s: %v", mq.ErrInvalidURL, mech, err)
+		}
+		return m, nil
+	}
+	return nil, nil
+}

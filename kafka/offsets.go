@@ -1,0 +1,237 @@
+package kafka
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// tracker follows one assigned partition's fetched offsets within one
+// generation and computes its commit point: the offset after the longest
+// prefix of fetched messages that are all acknowledged. Messages may be
+// acknowledged in any order (handlers run concurrently across keys); the
+// commit point never passes an unacknowledged one.
+//
+// It remembers how many times unacknowledged messages failed, so that the
+// count is committed with the offset (as commit metadata) and a message
+// redelivered after a rebalance, a restart or a crash continues its
+// attempt count.
+//
+// It also counts running handlers, so that a revoked partition can wait
+// for them before its final commit.
+type tracker struct {
+	mu        sync.Mutex
+	window    []ackEntry    // fetched, not yet below the commit point, in fetch order
+	base      int64         // sequence number of window[0]
+	next      int64         // commit point: every fetched offset below it is acked
+	committed int64         // last commit point sent to the broker
+	fails     map[int64]int // offset → failed attempts, for unacknowledged messages
+	version   int           // changes whenever fails does
+	sent      int           // version of the last commit
+	running   int           // handlers running now
+	revoked   bool          // the partition is no longer ours
+	drained   chan struct{}
+}
+
+type ackEntry struct {
+	offset int64
+	done   bool
+}
+
+// newTracker starts tracking at offset start, the group's committed
+// position (which needs no commit).
+// fails seeds the failed-attempt counts committed by the partition's
+// previous owner.
+func newTracker(start int64, fails map[int64]int) *tracker {
+	if fails == nil {
+		fails = map[int64]int{}
+	}
+	return &tracker{next: start, committed: start, fails: fails, drained: make(chan struct{})}
+}
+
+// failed returns how many times the message at offset already failed.
+func (t *tracker) failed(offset int64) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.fails[offset]
+}
+
+// fail records that the message at offset failed on attempt.
+func (t *tracker) fail(offset int64, attempt int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.fails[offset] = attempt
+	t.version++
+}
+
+// add records a fetched offset and returns its sequence number for ack.
+func (t *tracker) add(offset int64) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.window = append(t.window, ackEntry{offset: offset})
+	return t.base + int64(len(t.window)) - 1
+}
+
+// ack marks the message with sequence number seq as handled and advances
+// the commit point over the acknowledged prefix.
+func (t *tracker) ack(seq int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := seq - t.base
+	if i < 0 || i >= int64(len(t.window)) {
+		return
+	}
+	t.window[i].done = true
+	if _, ok := t.fails[t.window[i].offset]; ok {
+		delete(t.fails, t.window[i].offset)
+		t.version++
+	}
+	n := 0
+	for n < len(t.window) && t.window[n].done {
+		t.next = t.window[n].offset + 1
+		n++
+	}
+	if n > 0 {
+		clear(t.window[:n])
+		t.window = t.window[n:]
+		t.base += int64(n)
+		if len(t.window) == 0 {
+			t.window = t.window[:0:0] // let the old array go
+		}
+	}
+}
+
+// commitState is what a commit sends for one partition.
+type commitState struct {
+	offset   int64
+	metadata string
+	version  int
+}
+
+// toCommit returns the commit point and its metadata (the failed attempts
+// of messages at or after it) if either changed since the last commit.
+func (t *tracker) toCommit() (commitState, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.next <= t.committed && t.version == t.sent {
+		return commitState{}, false
+	}
+	return commitState{offset: t.next, metadata: encodeAttempts(t.fails, t.next), version: t.version}, true
+}
+
+// setCommitted records that c was committed.
+func (t *tracker) setCommitted(c commitState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.committed = max(t.committed, c.offset)
+	t.sent = c.version
+}
+
+// attemptsPrefix starts the commit metadata the driver writes; other
+// metadata is ignored.
+const attemptsPrefix = "mq-attempts:"
+
+// maxAttemptEntries bounds the failed-attempt counts kept in one commit's
+// metadata (Kafka's offset.metadata.max.bytes defaults to 4096).
+const maxAttemptEntries = 100
+
+// encodeAttempts writes the counts of offsets at or after from, lowest
+// first, as "mq-attempts:offset=count,...".
+func encodeAttempts(fails map[int64]int, from int64) string {
+	var offs []int64
+	for o := range fails {
+		if o >= from {
+			offs = append(offs, o)
+		}
+	}
+	if len(offs) == 0 {
+		return ""
+	}
+	slices.Sort(offs)
+	if len(offs) > maxAttemptEntries {
+		offs = offs[:maxAttemptEntries]
+	}
+	var b strings.Builder
+	b.WriteString(attemptsPrefix)
+	for i, o := range offs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%d=%d", o, fails[o])
+	}
+	return b.String()
+}
+
+// decodeAttempts reads what encodeAttempts wrote, ignoring anything else.
+func decodeAttempts(s string) map[int64]int {
+	rest, ok := strings.CutPrefix(s, attemptsPrefix)
+	if !ok || rest == "" {
+		return nil
+	}
+	out := map[int64]int{}
+	for _, kv := range strings.Split(rest, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		o, err1 := strconv.ParseInt(k, 10, 64)
+		n, err2 := strconv.Atoi(v)
+		if err1 == nil && err2 == nil && o >= 0 && n > 0 {
+			out[o] = n
+		}
+	}
+	return out
+}
+
+// begin counts a handler about to run, or reports false if the partition
+// was revoked (the handler must not run).
+func (t *tracker) begin() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.revoked {
+		return false
+	}
+	t.running++
+	return true
+}
+
+// end counts a handler that returned.
+func (t *tracker) end() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.running--
+	if t.revoked && t.running == 0 {
+		close(t.drained)
+	}
+}
+
+// isRevoked reports whether revoke was called.
+func (t *tracker) isRevoked() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.revoked
+}
+
+// revoke stops new handlers for the partition and waits, up to timeout,
+// for running ones to return. It reports whether they all did.
+func (t *tracker) revoke(timeout time.Duration) bool {
+	t.mu.Lock()
+	if !t.revoked {
+		t.revoked = true
+		if t.running == 0 {
+			close(t.drained)
+		}
+	}
+	t.mu.Unlock()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-t.drained:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
