@@ -115,7 +115,7 @@ func benchRaw(b *testing.B, base string, body []byte) {
 	if err := admin.ExchangeDeclare(topic, "fanout", true, false, false, false, nil); err != nil {
 		b.Fatalf("declare exchange: %v", err)
 	}
-	if _, err := admin.QueueDeclare(queue, true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum}); err != nil {
+	if _, err := admin.QueueDeclare(queue, true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum, "x-expires": int64(10 * time.Minute / time.Millisecond)}); err != nil {
 		b.Fatalf("declare queue: %v", err)
 	}
 	if err := admin.QueueBind(queue, "", topic, false, nil); err != nil {

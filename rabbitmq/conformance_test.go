@@ -12,12 +12,13 @@ import (
 
 // TestConformance runs the whole conformance suite against the RabbitMQ
 // from rabbitmqtest (scripts/brokers, or a container), with the default
-// settings: quorum queues, fanout exchanges, provisioning on.
+// settings: quorum queues, fanout exchanges, provisioning on (plus
+// queue_expires, so the shared test broker sheds old test queues).
 func TestConformance(t *testing.T) {
 	base := rabbitmqtest.URL(t)
 	conformance.Run(t, conformance.Harness{
 		Open: func(ctx context.Context) (mq.Broker, error) {
-			return mq.Open(ctx, base)
+			return mq.Open(ctx, withQuery(t, base, ""))
 		},
 		OpenNoProvision: func(ctx context.Context) (mq.Broker, error) {
 			return mq.Open(ctx, withQuery(t, base, "provision=false"))

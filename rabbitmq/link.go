@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -31,6 +32,10 @@ type link struct {
 	dialing bool
 	lastErr error // why the last dial failed or the connection was lost
 	closed  bool
+
+	// blocked is non-nil while the broker blocks the connection (a
+	// memory or disk alarm); it is closed when the block lifts.
+	blocked atomic.Pointer[chan struct{}]
 }
 
 func newLink(s *settings, name string, stop context.Context, wg *sync.WaitGroup) *link {
@@ -123,9 +128,25 @@ func (l *link) dialLoop() {
 	}
 }
 
-// watch clears conn from the link when it closes. l.mu must be held.
+// watch clears conn from the link when it closes, and tracks whether the
+// broker blocks it. l.mu must be held.
 func (l *link) watch(conn *amqp.Connection, gen uint64) {
 	lost := conn.NotifyClose(make(chan *amqp.Error, 1))
+	blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 1))
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for b := range blocks {
+			if b.Active {
+				l.s.Logger.Warn("rabbitmq: the broker blocks publishing", "link", l.name, "reason", b.Reason)
+				c := make(chan struct{})
+				l.setBlocked(&c)
+			} else {
+				l.setBlocked(nil)
+			}
+		}
+		l.setBlocked(nil) // connection closed
+	}()
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -144,6 +165,27 @@ func (l *link) watch(conn *amqp.Connection, gen uint64) {
 		}
 		l.signal()
 	}()
+}
+
+// setBlocked replaces the blocked marker, releasing waiters of the old one.
+func (l *link) setBlocked(c *chan struct{}) {
+	if old := l.blocked.Swap(c); old != nil {
+		close(*old)
+	}
+}
+
+// unblocked waits while the broker blocks the connection, bounded by ctx.
+func (l *link) unblocked(ctx context.Context) error {
+	c := l.blocked.Load()
+	if c == nil {
+		return nil
+	}
+	select {
+	case <-*c:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("rabbitmq: %w (the broker blocks publishing: a resource alarm is active)", ctx.Err())
+	}
 }
 
 // current returns the open connection without waiting, or nil.

@@ -93,6 +93,12 @@ type Options struct {
 	// x-dead-letter-exchange: messages rejected with mq.Permanent go there.
 	DeadLetterExchange string
 
+	// QueueExpires, when positive, makes RabbitMQ delete a group queue
+	// (and its delay queues) that has had no consumer for that long
+	// (x-expires), messages included: for short-lived groups and tests.
+	// Default 0: queues live until deleted.
+	QueueExpires time.Duration
+
 	// AllowUnroutable makes Publish report success for messages the topic
 	// exchange could not route to any queue (the broker drops them). By
 	// default Publish fails them with an error wrapping mq.ErrNotFound.
@@ -171,6 +177,9 @@ func parseURL(u *url.URL, o *Options) error {
 	}
 	if n := p.Int("max_message_bytes", 0, 1, 512<<20); o.MaxMessageBytes == 0 {
 		o.MaxMessageBytes = n
+	}
+	if d := p.Duration("queue_expires", 0, time.Second, 1<<31*time.Millisecond); o.QueueExpires == 0 {
+		o.QueueExpires = d
 	}
 	if d := p.Duration("reconnect_max", 0, 10*time.Millisecond, 10*time.Minute); o.ReconnectMax == 0 {
 		o.ReconnectMax = d

@@ -77,7 +77,9 @@ type pubChan struct {
 	gen    uint64        // connection generation it belongs to
 	window chan struct{} // one token per unconfirmed message
 
-	mu sync.Mutex // serializes publishes, so sequence numbers match
+	// lock serializes publishes, so sequence numbers match; a channel of
+	// one token rather than a mutex, so that waiting honours ctx.
+	lock chan struct{}
 
 	pmu     sync.Mutex
 	pending map[uint64]*pending
@@ -91,7 +93,6 @@ type publisher struct {
 	mu    sync.Mutex
 	chans []*pubChan
 	next  atomic.Uint32
-	wg    sync.WaitGroup // outstanding Publish calls, for Close's flush
 }
 
 func newPublisher(b *Broker) *publisher {
@@ -143,6 +144,7 @@ func (p *publisher) open(conn *amqp.Connection, gen uint64) (*pubChan, error) {
 		ch:      ch,
 		gen:     gen,
 		window:  make(chan struct{}, p.b.s.ConfirmWindow),
+		lock:    make(chan struct{}, 1),
 		pending: map[uint64]*pending{},
 		done:    make(chan struct{}),
 	}
@@ -307,6 +309,11 @@ func (p *publisher) send(ctx context.Context, msgs []outMsg, mandatory bool) ([]
 		if err != nil {
 			return nil, err
 		}
+		// A connection blocked by a broker resource alarm stops reading:
+		// wait here, bounded by ctx, rather than in a socket write.
+		if err := p.b.pub.unblocked(ctx); err != nil {
+			return nil, err
+		}
 		batch, err := pc.publish(ctx, msgs, todo, mandatory)
 		if err != nil {
 			return nil, err
@@ -349,8 +356,12 @@ func (pc *pubChan) publish(ctx context.Context, msgs []outMsg, idx []int, mandat
 		release: func() { <-pc.window },
 	}
 	batch.left.Store(int32(len(idx)))
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
+	select {
+	case pc.lock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-pc.lock }()
 	for j, i := range idx {
 		m := &msgs[i]
 		select {
@@ -394,21 +405,6 @@ func (pc *pubChan) publish(ctx context.Context, msgs []outMsg, idx []int, mandat
 		}
 	}
 	return batch, nil
-}
-
-// flush waits until every Publish call in progress has returned.
-func (p *publisher) flush(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		p.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // close closes the pool's channels and waits for their listeners.

@@ -33,14 +33,23 @@ func uniqueTopic(t testing.TB) string {
 	return "rmqt-" + name + "-" + hex.EncodeToString(b[:])
 }
 
-// withQuery returns the broker URL with extra query parameters.
+// testQueueExpires makes the test broker delete the queues of finished
+// tests (every test uses new ones), so repeated runs do not pile up
+// quorum queues on the shared broker.
+const testQueueExpires = "queue_expires=10m"
+
+// withQuery returns the broker URL with the query parameters, plus
+// testQueueExpires.
 func withQuery(t testing.TB, base, query string) string {
 	t.Helper()
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatalf("parse broker URL: %v", err)
 	}
-	u.RawQuery = query
+	u.RawQuery = testQueueExpires
+	if query != "" {
+		u.RawQuery += "&" + query
+	}
 	return u.String()
 }
 

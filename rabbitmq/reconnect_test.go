@@ -66,8 +66,9 @@ func TestReconnect(t *testing.T) {
 	octx, cancel := context.WithTimeout(ctx, waitFor)
 	defer cancel()
 	b, err := rabbitmq.New(octx, rabbitmq.Options{
-		URL:    rabbitmqtest.URL(t),
-		Config: amqp.Config{Dial: k.dial},
+		URL:          rabbitmqtest.URL(t),
+		Config:       amqp.Config{Dial: k.dial},
+		QueueExpires: 10 * time.Minute,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -19,11 +19,11 @@ import (
 type topology struct {
 	b  *Broker
 	mu sync.Mutex
-	ok map[string]bool // "e:" + exchange, "q:" + queue
+	ok map[string]time.Time // "e:" + exchange, "q:" + queue -> valid until (zero: forever)
 }
 
 func newTopology(b *Broker) *topology {
-	return &topology{b: b, ok: map[string]bool{}}
+	return &topology{b: b, ok: map[string]time.Time{}}
 }
 
 // queueName is the queue of group on topic. Queue names are global in a
@@ -33,12 +33,18 @@ func queueName(topic, group string) string { return topic + "." + group }
 func (t *topology) known(key string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.ok[key]
+	until, ok := t.ok[key]
+	return ok && (until.IsZero() || time.Now().Before(until))
 }
 
-func (t *topology) remember(key string) {
+// remember records a declaration, valid for d (0: forever).
+func (t *topology) remember(key string, d time.Duration) {
+	var until time.Time
+	if d > 0 {
+		until = time.Now().Add(d)
+	}
 	t.mu.Lock()
-	t.ok[key] = true
+	t.ok[key] = until
 	t.mu.Unlock()
 }
 
@@ -64,7 +70,7 @@ func (t *topology) exchange(ctx context.Context, topic string) error {
 	if err != nil {
 		return declareError("exchange", topic, err)
 	}
-	t.remember(key)
+	t.remember(key, 0)
 	return nil
 }
 
@@ -92,6 +98,9 @@ func (t *topology) queue(ctx context.Context, topic, group string) error {
 		if s.DeadLetterExchange != "" {
 			args["x-dead-letter-exchange"] = s.DeadLetterExchange
 		}
+		if s.QueueExpires > 0 {
+			args["x-expires"] = s.QueueExpires.Milliseconds()
+		}
 		if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
 			return err
 		}
@@ -100,7 +109,7 @@ func (t *topology) queue(ctx context.Context, topic, group string) error {
 	if err != nil {
 		return declareError("queue", name, err)
 	}
-	t.remember(key)
+	t.remember(key, s.QueueExpires/2)
 	return nil
 }
 
@@ -127,13 +136,19 @@ func (t *topology) delayQueue(ctx context.Context, queue string, ms int64) (stri
 			args["x-dead-letter-strategy"] = "at-least-once"
 			args["x-overflow"] = "reject-publish"
 		}
+		if s.QueueExpires > 0 {
+			// Unused for QueueExpires after its last declaration (below,
+			// at most QueueExpires/2 ago) plus the longest a message
+			// waits in it: a message never expires with its queue.
+			args["x-expires"] = s.QueueExpires.Milliseconds() + ms
+		}
 		_, err := ch.QueueDeclare(name, true, false, false, false, args)
 		return err
 	})
 	if err != nil {
 		return "", declareError("delay queue", name, err)
 	}
-	t.remember(key)
+	t.remember(key, s.QueueExpires/2)
 	return name, nil
 }
 
