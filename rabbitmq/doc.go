@@ -1,0 +1,153 @@
+// Package rabbitmq is the RabbitMQ driver of mq, built on
+// github.com/rabbitmq/amqp091-go. Importing it registers the amqp and
+// amqps URL schemes with mq.Open:
+//
+//	import _ "github.com/seedmq/mq/rabbitmq"
+//
+//	b, err := mq.Open(ctx, "amqp://user:pass@rabbit:5672/prod?group=billing")
+//
+// New does the same from an Options struct, which also takes amqp091-go's
+// own Config (TLS, SASL, heartbeat, dialer, client properties).
+//
+// A topic is a durable exchange (fanout by default) named after the topic.
+// A group is a durable queue named "<topic>.<group>", bound to it. Each
+// Broker holds two connections, one for publishing and one for consuming,
+// so that flow control on publishers never delays acknowledgements.
+//
+// # URL
+//
+//	amqp://user:password@host:port/vhost?param=value&...
+//	amqps://user:password@host:port/vhost?param=value&...
+//
+// User and password default to guest:guest, the port to 5672 (amqps:
+// 5671), the vhost to "/" (write "/" as %2F in the path). Parameters
+// (unknown or malformed ones are errors naming them):
+//
+//   - group: the default consumer group, for Subscribe calls without
+//     mq.Group. Default none: Subscribe must name one.
+//   - queue_type: quorum or classic, the type of the queues the driver
+//     declares. Default quorum (replicated; counts deliveries, which makes
+//     Message.Attempt exact).
+//   - exchange_type: fanout, topic or direct, the kind of the exchanges the
+//     driver declares. Default fanout. Messages are published with
+//     Message.Key as routing key.
+//   - binding_key: the key binding group queues to the topic exchange.
+//     Default "#" for topic exchanges, "" otherwise.
+//   - prefetch: the consumer prefetch count per subscription, 0 to 65535.
+//     Default 0: twice the subscription's Concurrency.
+//   - provision: false uses existing topology only: nothing is declared;
+//     exchanges and queues are checked passively, and a missing one is
+//     mq.ErrNotFound. Default true.
+//   - dead_letter_exchange: declared as the group queues'
+//     x-dead-letter-exchange; mq.Permanent failures go there. Default none.
+//   - queue_expires: a duration (e.g. 24h) after which RabbitMQ deletes a
+//     group queue that has had no consumer, messages included (x-expires).
+//     Default none.
+//   - allow_unroutable: true makes Publish succeed for messages no queue
+//     receives (see Delivery semantics). Default false.
+//   - publish_channels: confirm-mode channels shared by Publish, 1 to 64.
+//     Default 2.
+//   - confirm_window: most unconfirmed messages per publish channel.
+//     Default 1024.
+//   - max_message_bytes: the largest mq.Message.Size accepted. Default
+//     16777216 (16 MiB, RabbitMQ 4's max_message_size; 3.x allows 128 MiB).
+//   - heartbeat: the AMQP heartbeat interval, e.g. 10s. Default 10s
+//     (amqp091-go's default).
+//   - reconnect_max: the longest wait between reconnection attempts, which
+//     start at 50ms and double. Default 5s.
+//   - cacertfile, certfile, keyfile: PEM files for TLS (amqps only): the
+//     CA to trust, and a client certificate with its key. Default: the
+//     system's roots, no client certificate.
+//   - server_name: the TLS server name. Default the URL's host.
+//
+// The password never appears in errors, logs or String.
+//
+// # Delivery semantics
+//
+// Publish sends persistent messages with the mandatory flag on a few
+// shared confirm-mode channels and returns nil only when the broker has
+// confirmed every one of them. Concurrent calls are pipelined: messages
+// are written without waiting, and a window of unconfirmed messages per
+// channel bounds memory. A message the exchange routes to no queue (the
+// topic has no group yet) comes back as a basic.return and fails with an
+// error wrapping mq.ErrNotFound: it was not stored anywhere, so reporting
+// success would lose it silently. Provision the groups first, or set
+// allow_unroutable to accept the loss. When the connection is lost,
+// Publish waits for the reconnection (bounded by its ctx) and resends the
+// messages that were not confirmed; a message can then be stored twice,
+// but none is reported sent without a confirm. While a broker resource
+// alarm blocks the connection, Publish waits, bounded by ctx.
+//
+// Subscribe consumes with manual acknowledgements and acks a message when
+// its handler returns nil. A handler error schedules a redelivery after
+// the subscription's Backoff or the error's mq.RetryAfter delay: the
+// driver publishes a copy (with the attempt count in a header) to a delay
+// queue "<queue>.mq-delay-<ms>", whose message TTL dead-letters it back to
+// the group's queue, and acks the original only once the copy is
+// confirmed (if that fails, the original is requeued at once). Delays
+// are rounded up to at most 25% more, so that a few delay queues serve
+// any backoff; the longest is 2^32-1 ms (about 49 days). A handler error
+// wrapped with mq.Permanent rejects the message without requeueing: the
+// queue's dead-letter exchange receives it when dead_letter_exchange (or a
+// policy) sets one; otherwise RabbitMQ drops it, and the driver logs it at
+// error level first. A panicking handler counts as an error.
+//
+// Message.Attempt is exact on quorum queues: it adds the attempt count the
+// driver carries on redelivered copies to the queue's x-delivery-count,
+// which also counts deliveries lost to a crash, a lost connection or a
+// shutdown. Classic queues only flag a redelivery, so after such a loss
+// Attempt counts one more however many times it happened. Messages
+// prefetched but not yet handled when a subscription stops are requeued,
+// which a quorum queue counts as a delivery.
+//
+// The connection is re-established with exponential backoff and jitter
+// after a failure; subscriptions re-declare their topology (unless
+// provision is false) and resume consuming. Unacknowledged messages of the
+// lost connection are redelivered by the broker.
+//
+// Close stops fetching, lets running handlers finish and settle, closes
+// the consuming channels (so the acks reach the broker first), waits for
+// Publish calls in progress, then closes both connections.
+//
+// Quorum queues in RabbitMQ 4 have a default delivery limit of 20, after
+// which a message is dead-lettered or dropped. Deliveries the driver
+// redelivers through delay queues are new copies and do not count towards
+// it; only crashes and shutdowns do. Use the dead-letter middleware to
+// bound handler failures.
+//
+// # Capabilities
+//
+// FanOut (every group has its own queue), NackDelay (delay queues; false
+// with provision=false, where failed messages are redelivered at once),
+// Persistent (durable queues, persistent messages). Not supported:
+// OrderingByKey (competing consumers and redelivery reorder a queue),
+// Replay (StartAt(mq.Earliest) returns mq.ErrNotSupported: a new queue
+// holds only messages published after it exists) and DelayedDelivery (a
+// non-zero Message.Delay returns mq.ErrNotSupported). MaxMessageBytes is
+// max_message_bytes; MaxHeaders is 0 (no count limit), but a message's
+// headers, ID and key together may take at most 64 KiB, as they travel in
+// one AMQP frame, and header keys at most 255 bytes.
+//
+// # As
+//
+// Broker.As accepts **amqp091.Connection (the publishing connection) and
+// **amqp091.Channel (a new channel on it, which the caller closes); both
+// fail while disconnected and after Close. Message.As on a received
+// message accepts *amqp091.Delivery: the raw delivery, whose Ack, Nack and
+// Reject must not be called (the driver settles it).
+//
+// # Errors
+//
+// Errors start with "rabbitmq: " and wrap mq's sentinels: mq.ErrInvalidURL
+// for bad URLs; mq.ErrInvalidOption for bad options, and for an exchange
+// or queue that exists with other settings (another exchange type, queue
+// type or dead-letter exchange; the message names the difference);
+// mq.ErrNotFound for unroutable messages and, with provision=false,
+// missing exchanges and queues; mq.ErrMessageTooLarge for messages over
+// max_message_bytes or the header limit, and for bodies the broker refuses
+// as larger than its max_message_size; mq.ErrClosed after Close. A wrong
+// user name or password fails New and mq.Open with "authentication
+// failed", which mq.IsRetryable reports false; network failures are
+// retryable. Context errors are returned so that errors.Is(err,
+// ctx.Err()) holds.
+package rabbitmq
