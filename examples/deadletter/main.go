@@ -43,6 +43,7 @@ import (
 	_ "github.com/seedmq/mq/memory" // registers mem://
 	"github.com/seedmq/mq/middleware"
 	_ "github.com/seedmq/mq/rabbitmq" // registers amqp:// and amqps://
+	_ "github.com/seedmq/mq/sqs"      // registers sqs://
 )
 
 func main() {

@@ -8,15 +8,21 @@ package exampletest
 import (
 	"context"
 	"crypto/rand"
+	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/seedmq/mq"
+	_ "github.com/seedmq/mq/kafka" // registers kafka://
+	"github.com/seedmq/mq/kafka/kafkatest"
 	_ "github.com/seedmq/mq/memory"   // registers mem://
 	_ "github.com/seedmq/mq/rabbitmq" // registers amqp:// and amqps://
 	"github.com/seedmq/mq/rabbitmq/rabbitmqtest"
+	_ "github.com/seedmq/mq/sqs" // registers sqs://
+	"github.com/seedmq/mq/sqs/sqstest"
 )
 
 // Timeout bounds one example run in a test. Kafka groups take seconds to
@@ -33,7 +39,21 @@ type target struct {
 
 var targets = []target{
 	{"memory", func(testing.TB) string { return "mem://" }},
+	{"kafka", func(t testing.TB) string { return "kafka://" + strings.Join(kafkatest.Addrs(t), ",") }},
 	{"rabbitmq", rabbitmqtest.URL},
+	{"sqs", sqsURL},
+}
+
+// sqsURL returns an sqs:// URL for the test server. Local servers accept
+// any credentials; the AWS SDK only needs some, so the test supplies them
+// when the environment has none.
+func sqsURL(t testing.TB) string {
+	endpoint, region := sqstest.Endpoint(t)
+	if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
+		t.Setenv("AWS_ACCESS_KEY_ID", "test")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	}
+	return "sqs://?region=" + url.QueryEscape(region) + "&endpoint=" + url.QueryEscape(endpoint)
 }
 
 // Run calls f in one subtest per broker, with the broker's URL and
