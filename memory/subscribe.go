@@ -68,9 +68,9 @@ func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, 
 	d := dispatch.New(ctx, h, dispatch.Config{Concurrency: cfg.Concurrency, Logger: b.log})
 	err = s.fetch(ctx, d)
 	if errors.Is(err, mq.ErrClosed) {
-		if derr := d.Shutdown(b.closeCtx); derr != nil {
-			return derr
-		}
+		// Close's ctx bounds the drain; if it ends first, Close reports
+		// that, and Subscribe still reports why it stopped.
+		d.Shutdown(b.closeCtx)
 		return fmt.Errorf("memory: Subscribe: %w", mq.ErrClosed)
 	}
 	d.Shutdown(ctx) // ctx is done: cancel handlers, wait, settle
