@@ -98,6 +98,10 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.maxRecord = cfg.MaxMessageBytes
 	if b.maxRecord == 0 {
 		b.maxRecord = b.brokerMaxMessageBytes(ctx)
+		if err := ctx.Err(); err != nil {
+			b.transport.CloseIdleConnections()
+			return nil, fmt.Errorf("kafka: read broker configuration: %w", err)
+		}
 	}
 	if b.maxRecord <= fixedOverhead+headerOverhead*reservedHeaders {
 		b.transport.CloseIdleConnections()
@@ -138,8 +142,18 @@ func (b *Broker) reach(ctx context.Context) error {
 	for _, addr := range b.cfg.Brokers {
 		conn, err := b.dialer.DialContext(ctx, "tcp", addr)
 		if err == nil {
+			// Something answers TCP; check that it speaks Kafka.
+			if dl, ok := ctx.Deadline(); ok {
+				_ = conn.SetDeadline(dl)
+			}
+			stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+			_, err = conn.ApiVersions()
+			stop()
 			_ = conn.Close()
-			return nil
+			if err == nil {
+				return nil
+			}
+			err = fmt.Errorf("%s does not answer as a Kafka broker: %w", addr, err)
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {

@@ -132,6 +132,7 @@ func (s *subscription) run(ctx context.Context) error {
 	}
 
 	var runErr error
+	var lastWarn time.Time
 	for runErr == nil {
 		gen, err := cg.Next(fetch)
 		if err != nil {
@@ -142,7 +143,13 @@ func (s *subscription) run(ctx context.Context) error {
 				runErr = fmt.Errorf("kafka: join group %q: %w", s.cfg.Group, err)
 				break
 			}
-			s.log.Warn("kafka: cannot join the consumer group yet; retrying", "error", err)
+			// kafka-go retries every JoinGroupBackoff; warn at most every
+			// 10s so that an outage does not flood the log.
+			level := slog.LevelDebug
+			if time.Since(lastWarn) >= 10*time.Second {
+				level, lastWarn = slog.LevelWarn, time.Now()
+			}
+			s.log.Log(ctx, level, "kafka: cannot join the consumer group yet; retrying", "error", err)
 			continue
 		}
 		s.startGeneration(gen)

@@ -1,0 +1,261 @@
+package kafka
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/seedmq/mq"
+)
+
+func TestConfigFromURL(t *testing.T) {
+	t.Run("defaults", func(t *testing.T) {
+		c := mustConfig(t, "kafka://h1:9092,h2:9093")
+		if got, want := strings.Join(c.Brokers, ","), "h1:9092,h2:9093"; got != want {
+			t.Errorf("Brokers: got %q, want %q", got, want)
+		}
+		c = c.withDefaults()
+		if c.Partitions != DefaultPartitions || c.ReplicationFactor != 1 || c.NoProvision || c.Acks != AcksAll ||
+			c.BatchTimeout != DefaultBatchTimeout || c.StartAt != mq.Latest || c.TLS != nil || c.SASL != nil {
+			t.Errorf("defaults: got %+v", c)
+		}
+	})
+	t.Run("every parameter", func(t *testing.T) {
+		c := mustConfig(t, "kafka://h:9092/?group=g&client_id=svc&provision=false&partitions=6&replication=3&start=earliest"+
+			"&acks=leader&compression=zstd&batch_size=10&batch_timeout=5ms&max_message_bytes=2048&dial_timeout=3s"+
+			"&session_timeout=6s&heartbeat_interval=1s&rebalance_timeout=20s&commit_interval=1s&exact_group_id=true&tls=true")
+		want := Config{Brokers: []string{"h:9092"}, Group: "g", ClientID: "svc", NoProvision: true, Partitions: 6,
+			ReplicationFactor: 3, StartAt: mq.Earliest, Acks: AcksLeader, Compression: kafka.Zstd, BatchSize: 10,
+			BatchTimeout: 5 * time.Millisecond, MaxMessageBytes: 2048, DialTimeout: 3 * time.Second,
+			SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, RebalanceTimeout: 20 * time.Second,
+			CommitInterval: time.Second, ExactGroupID: true}
+		got := c
+		got.TLS = nil
+		if got.Brokers[0] != want.Brokers[0] || got.Group != want.Group || got.ClientID != want.ClientID ||
+			got.NoProvision != want.NoProvision || got.Partitions != want.Partitions ||
+			got.ReplicationFactor != want.ReplicationFactor || got.StartAt != want.StartAt || got.Acks != want.Acks ||
+			got.Compression != want.Compression || got.BatchSize != want.BatchSize || got.BatchTimeout != want.BatchTimeout ||
+			got.MaxMessageBytes != want.MaxMessageBytes || got.DialTimeout != want.DialTimeout ||
+			got.SessionTimeout != want.SessionTimeout || got.HeartbeatInterval != want.HeartbeatInterval ||
+			got.RebalanceTimeout != want.RebalanceTimeout || got.CommitInterval != want.CommitInterval ||
+			got.ExactGroupID != want.ExactGroupID {
+			t.Errorf("got %+v,\nwant %+v", got, want)
+		}
+		if c.TLS == nil {
+			t.Errorf("TLS: got nil, want a config for tls=true")
+		}
+	})
+	t.Run("sasl password from env", func(t *testing.T) {
+		t.Setenv("MQ_KAFKA_TEST_PASSWORD", "s3cret-value")
+		c := mustConfig(t, "kafka://h:9092?sasl=scram-sha-512&sasl_user=alice&sasl_password_env=MQ_KAFKA_TEST_PASSWORD")
+		if c.SASL == nil || c.SASL.Name() != "SCRAM-SHA-512" {
+			t.Errorf("SASL: got %v, want SCRAM-SHA-512", c.SASL)
+		}
+		c = mustConfig(t, "kafka://bob:pw@h:9092?sasl=plain")
+		if c.SASL == nil || c.SASL.Name() != "PLAIN" {
+			t.Errorf("SASL: got %v, want PLAIN", c.SASL)
+		}
+	})
+
+	bad := []struct{ url, mention string }{
+		{"kafka:///?group=g", "no broker address"},
+		{"kafka://h:9092?bogus=1", `unknown parameter "bogus"`},
+		{"kafka://h:9092?partitions=zero", `"partitions"`},
+		{"kafka://h:9092?partitions=0", `"partitions"`},
+		{"kafka://h:9092?acks=2", `"acks"`},
+		{"kafka://h:9092?start=middle", `"start"`},
+		{"kafka://h:9092?batch_timeout=fast", `"batch_timeout"`},
+		{"kafka://h:9092?group=a&group=b", `"group"`},
+		{"kafka://h", "host:port"},
+		{"kafka://h:9092/path", "unexpected path"},
+		{"kafka://u:hunter2@h:9092", "without sasl"},
+		{"kafka://h:9092?sasl=plain", "needs a user"},
+		{"kafka://u:hunter2@h:9092?sasl=plain&sasl_password_file=/dev/null", "one way only"},
+		{"kafka://h:9092?sasl=plain&sasl_user=u&sasl_password_env=MQ_KAFKA_TEST_UNSET_VAR", "not set"},
+		{"kafka://h:9092?tls_cert_file=/nonexistent", "together"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.url, func(t *testing.T) {
+			u, err := url.Parse(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = configFromURL(u)
+			if !errors.Is(err, mq.ErrInvalidURL) {
+				t.Fatalf("got %v, want an error wrapping mq.ErrInvalidURL", err)
+			}
+			if !strings.Contains(err.Error(), tc.mention) || !strings.HasPrefix(err.Error(), "kafka: ") {
+				t.Errorf("got %q, want it to start with \"kafka: \" and mention %q", err, tc.mention)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("got %q, which contains the password", err)
+			}
+		})
+	}
+}
+
+func mustConfig(t *testing.T, raw string) Config {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := configFromURL(u)
+	if err != nil {
+		t.Fatalf("configFromURL(%q): got %v, want nil", raw, err)
+	}
+	return c
+}
+
+func TestValidateTopic(t *testing.T) {
+	long := strings.Repeat("a", 249)
+	for _, tc := range []struct {
+		topic string
+		ok    bool
+	}{
+		{"orders", true}, {"a.b_c-D9", true}, {long, true},
+		{"", false}, {".", false}, {"..", false}, {long + "a", false},
+		{"has space", false}, {"slash/x", false}, {"colon:x", false}, {"ünïcode", false},
+	} {
+		err := validateTopic(tc.topic)
+		if got := err == nil; got != tc.ok {
+			t.Errorf("validateTopic(%q): got %v, want ok=%v", tc.topic, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, mq.ErrInvalidTopic) {
+			t.Errorf("validateTopic(%q): got %v, want an error wrapping mq.ErrInvalidTopic", tc.topic, err)
+		}
+	}
+}
+
+// TestMurmur2MatchesJava pins kafka-go's Murmur2Balancer, which the
+// publisher uses for keyed messages, to the Java client's default
+// partitioner: partition = (murmur2(key) & 0x7fffffff) % partitions, with
+// the hash vectors of Kafka's UtilsTest.testMurmur2.
+func TestMurmur2MatchesJava(t *testing.T) {
+	vectors := map[string]int32{
+		"21":                         -973932308,
+		"foobar":                     -790332482,
+		"a-little-bit-long-string":   -985981536,
+		"a-little-bit-longer-string": -1486304829,
+		"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+		"abc": 479470107,
+	}
+	var partitions []int
+	for i := range 1009 { // a prime, so every hash bit matters
+		partitions = append(partitions, i)
+	}
+	bal := &kafka.Murmur2Balancer{}
+	for key, hash := range vectors {
+		want := int(uint32(hash)&0x7fffffff) % len(partitions)
+		if got := bal.Balance(kafka.Message{Key: []byte(key)}, partitions...); got != want {
+			t.Errorf("partition of key %q: got %d, want %d (Java)", key, got, want)
+		}
+	}
+	if got, want := bal.Balance(kafka.Message{Key: []byte("foobar")}, partitions[:50]...), 16; got != want {
+		t.Errorf("partition of key \"foobar\" among 50: got %d, want %d", got, want)
+	}
+}
+
+func TestTracker(t *testing.T) {
+	t.Run("commit point waits for the oldest unacked", func(t *testing.T) {
+		tr := newTracker(10, nil)
+		var seqs []int64
+		for _, off := range []int64{10, 11, 13, 14} { // 12 is a gap (compaction)
+			seqs = append(seqs, tr.add(off))
+		}
+		steps := []struct {
+			ack  int
+			want int64
+			ok   bool
+		}{
+			{ack: 2, want: 10, ok: false}, // 13 acked, 10 not: nothing to commit
+			{ack: 1, want: 10, ok: false},
+			{ack: 0, want: 14, ok: true}, // 10, 11, 13 acked: commit 14
+			{ack: 3, want: 15, ok: true},
+		}
+		for i, s := range steps {
+			tr.ack(seqs[s.ack])
+			c, ok := tr.toCommit()
+			if ok != s.ok || ok && c.offset != s.want {
+				t.Errorf("step %d: got (%d, %v), want (%d, %v)", i, c.offset, ok, s.want, s.ok)
+			}
+		}
+	})
+	t.Run("failures travel in commit metadata", func(t *testing.T) {
+		tr := newTracker(0, nil)
+		s0, s1 := tr.add(0), tr.add(1)
+		tr.fail(0, 2)
+		c, ok := tr.toCommit()
+		if !ok || c.offset != 0 || c.metadata != "mq-attempts:0=2" {
+			t.Fatalf("got (%+v, %v), want offset 0 with metadata mq-attempts:0=2", c, ok)
+		}
+		tr.setCommitted(c)
+		if _, ok := tr.toCommit(); ok {
+			t.Errorf("nothing changed since the commit, but toCommit reports a change")
+		}
+		tr.fail(1, 1)
+		tr.ack(s0)
+		c, _ = tr.toCommit()
+		if c.offset != 1 || c.metadata != "mq-attempts:1=1" {
+			t.Errorf("got %+v, want offset 1 with metadata mq-attempts:1=1", c)
+		}
+		tr.ack(s1)
+		c, _ = tr.toCommit()
+		if c.offset != 2 || c.metadata != "" {
+			t.Errorf("got %+v, want offset 2 without metadata", c)
+		}
+		if got := decodeAttempts("mq-attempts:5=3,7=1,x=2,9=-1"); len(got) != 2 || got[5] != 3 || got[7] != 1 {
+			t.Errorf("decodeAttempts: got %v, want map[5:3 7:1]", got)
+		}
+		if got := decodeAttempts("someone else's metadata"); got != nil {
+			t.Errorf("decodeAttempts of foreign metadata: got %v, want nil", got)
+		}
+	})
+	t.Run("revoke waits for running handlers", func(t *testing.T) {
+		tr := newTracker(0, nil)
+		if !tr.begin() {
+			t.Fatal("begin before revoke: got false, want true")
+		}
+		done := make(chan bool)
+		go func() { done <- tr.revoke(10 * time.Second) }()
+		select {
+		case <-done:
+			t.Fatal("revoke returned while a handler was running")
+		case <-time.After(50 * time.Millisecond):
+		}
+		if tr.begin() {
+			t.Error("begin after revoke: got true, want false")
+		}
+		tr.end()
+		if ok := <-done; !ok {
+			t.Error("revoke: got false, want true once the handler ended")
+		}
+		if tr.revoke(time.Millisecond) != true {
+			t.Error("second revoke: got false, want true")
+		}
+	})
+}
+
+func TestRecordBytesBoundsTheEncoding(t *testing.T) {
+	// Capabilities.MaxMessageBytes leaves room for the record overhead of
+	// up to reservedHeaders headers: a message of exactly that size with
+	// that many headers must fit the broker's limit.
+	const brokerMax = defaultMessageMaxBytes
+	limit := brokerMax - fixedOverhead - headerOverhead*reservedHeaders
+	m := &mq.Message{ID: mq.NewID(), Key: "k", Header: map[string]string{}}
+	for i := range reservedHeaders {
+		m.Header[string(rune('A'+i%26))+strings.Repeat("x", i/26)] = "v"
+	}
+	m.Body = make([]byte, limit-m.Size())
+	if m.Size() != limit {
+		t.Fatalf("test setup: size %d, want %d", m.Size(), limit)
+	}
+	km := toKafka("t", m)
+	if got := recordBytes(&km); got > brokerMax {
+		t.Errorf("recordBytes of a message at MaxMessageBytes with %d headers: got %d, want at most %d", reservedHeaders, got, brokerMax)
+	}
+}
