@@ -200,21 +200,21 @@ func TestRedrive(t *testing.T) {
 			t.Fatalf("Redrive: got %d, %v; want 1, nil", n, err)
 		}
 		got := src.waitFor(t, 3)[2]
-		if got.ID != msgs[1].ID || got.Attempt != 1 {
-			t.Errorf("got redriven %q attempt %d, want %q attempt 1", got.ID, got.Attempt, msgs[1].ID)
+		if got.ID == msgs[1].ID || got.Attempt != 1 || string(got.Body) != "two" || got.Key != "b" {
+			t.Errorf("got redriven ID %q attempt %d body %q key %q, want a new ID, attempt 1, two, b", got.ID, got.Attempt, got.Body, got.Key)
 		}
-		if want := map[string]string{"keep": "2"}; !mapsEqual(got.Header, want) {
-			t.Errorf("got headers %v, want the original %v", got.Header, want)
+		if want := map[string]string{"keep": "2", middleware.HeaderOriginalID: msgs[1].ID}; !mapsEqual(got.Header, want) {
+			t.Errorf("got headers %v, want the original ones and the original ID %v", got.Header, want)
 		}
 	})
-	t.Run("the rest", func(t *testing.T) {
-		n, err := middleware.Redrive(ctx, b, dlqTopic, middleware.RedriveOptions{Group: "redrive", Idle: 2 * time.Second, Limit: 5})
+	t.Run("the rest, keeping IDs", func(t *testing.T) {
+		n, err := middleware.Redrive(ctx, b, dlqTopic, middleware.RedriveOptions{Group: "redrive", Idle: 2 * time.Second, Limit: 5, KeepID: true})
 		if n != 1 || err != nil {
 			t.Fatalf("Redrive: got %d, %v; want 1, nil", n, err)
 		}
 		got := src.waitFor(t, 4)[3]
-		if got.ID != msgs[0].ID || got.Header["keep"] != "1" {
-			t.Errorf("got redriven %q %v, want %q with its header", got.ID, got.Header, msgs[0].ID)
+		if want := map[string]string{"keep": "1"}; got.ID != msgs[0].ID || !mapsEqual(got.Header, want) {
+			t.Errorf("got redriven %q %v, want %q with headers %v", got.ID, got.Header, msgs[0].ID, want)
 		}
 	})
 	t.Run("ctx ends the run", func(t *testing.T) {

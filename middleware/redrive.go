@@ -44,25 +44,38 @@ type RedriveOptions struct {
 	// limit.
 	Limit int
 
+	// KeepID republishes each message with its original ID. Default
+	// false: each gets a new ID, and the original one goes in the
+	// HeaderOriginalID header. Brokers that deduplicate by ID, such as SQS
+	// FIFO queues (the driver's deduplication ID is the message ID, kept
+	// for five minutes), silently drop a message republished with an ID
+	// they saw recently, so keeping the ID can lose the redriven message.
+	KeepID bool
+
 	// SkipDelay is how long a dead letter Filter rejected stays hidden
 	// before the broker offers it again. Default 1s.
 	SkipDelay time.Duration
 }
 
+// HeaderOriginalID names the header in which Redrive records a moved
+// message's original ID, unless RedriveOptions.KeepID is set. A message
+// redriven more than once keeps the first original ID.
+const HeaderOriginalID = "redrive-original-id"
+
 // Redrive moves dead letters from the dead-letter topic dlq back to the
 // topic they came from (or to Topic(m)), all of them or those Filter
-// selects, and returns how many it moved. Each moved message keeps its ID,
-// Key and Body and gets back its original headers: the HeaderPrefix ones
-// DeadLetter added are removed. A dead letter is acknowledged only after
-// its publish returned nil, so a failure leaves it in the dead-letter
-// topic, never loses it.
+// selects, and returns how many it moved. Each moved message keeps its Key
+// and Body and gets back its original headers: the HeaderPrefix ones
+// DeadLetter added are removed. It gets a new ID, with the original in the
+// HeaderOriginalID header, unless KeepID is set (see KeepID for why). A
+// dead letter is acknowledged only after its publish returned nil, so a
+// failure leaves it in the dead-letter topic, never loses it; a failure
+// after the broker accepted the publish can move it twice.
 //
 // Redrive subscribes to dlq on b and blocks until Idle passes without a
 // new dead letter, Limit messages were moved, or ctx ends; it then returns
 // the count and nil (or ctx.Err() when ctx ended first, or the error that
-// stopped the subscription). Moving to SQS FIFO queues: a message whose ID
-// the queue saw within its five-minute deduplication window is dropped by
-// SQS, so redrive FIFO dead letters after that window.
+// stopped the subscription).
 func Redrive(ctx context.Context, b mq.Broker, dlq string, o RedriveOptions) (int, error) {
 	if o.Publisher == nil {
 		o.Publisher = b
@@ -123,11 +136,17 @@ func Redrive(ctx context.Context, b mq.Broker, dlq string, o RedriveOptions) (in
 		if full {
 			return mq.RetryAfter(errors.New("middleware: redrive limit reached"), o.SkipDelay)
 		}
-		back := &mq.Message{ID: m.ID, Key: m.Key, Body: m.Body, Header: make(map[string]string, len(m.Header))}
+		back := &mq.Message{ID: m.ID, Key: m.Key, Body: m.Body, Header: make(map[string]string, len(m.Header)+1)}
 		for k, v := range m.Header {
 			if !strings.HasPrefix(k, HeaderPrefix) {
 				back.Header[k] = v
 			}
+		}
+		if !o.KeepID {
+			if _, ok := back.Header[HeaderOriginalID]; !ok {
+				back.Header[HeaderOriginalID] = m.ID
+			}
+			back.ID = mq.NewID()
 		}
 		if err := o.Publisher.Publish(hctx, topic, back); err != nil {
 			return fmt.Errorf("middleware: redrive to %q: %w", topic, err)
