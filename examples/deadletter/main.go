@@ -4,6 +4,8 @@
 // back (redriven) and processed.
 //
 // The billing service handles invoices with the dead-letter middleware.
+// The invoice number travels as the message Key, which dead-lettering and
+// redrive keep (a redriven message may get a new message ID).
 // Its first version has a bug, it cannot bill in CHF: that invoice fails
 // on each delivery and, after three attempts, goes to the dead-letter
 // topic with reason "max-attempts" and the error. Another invoice is not
@@ -119,9 +121,9 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 			err := next(ctx, topic, msgs...)
 			if err == nil {
 				for _, m := range msgs {
-					fmt.Fprintf(out, "  dead-lettered %s to %s: reason %s, attempt %s, error %q\n", m.ID, short(topic),
+					fmt.Fprintf(out, "  dead-lettered %s to %s: reason %s, attempt %s, error %q\n", m.Key, short(topic),
 						m.Header[middleware.HeaderReason], m.Header[middleware.HeaderAttempts], m.Header[middleware.HeaderError])
-					billing.deadLettered(m.ID, m.Header[middleware.HeaderReason])
+					billing.deadLettered(m.Key, m.Header[middleware.HeaderReason])
 				}
 			}
 			return err
@@ -147,7 +149,7 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 		{"invoice-005", `{"customer":"hooli", oops`},
 	}
 	for _, inv := range invoices {
-		if err := b.Publish(ctx, topic, &mq.Message{ID: inv.id, Key: inv.id, Body: []byte(inv.body)}); err != nil {
+		if err := b.Publish(ctx, topic, &mq.Message{Key: inv.id, Body: []byte(inv.body)}); err != nil {
 			v1.stop()
 			return res, fmt.Errorf("publish %s: %w", inv.id, err)
 		}
@@ -185,10 +187,10 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 		Filter: func(m *mq.Message) bool {
 			reason := m.Header[middleware.HeaderReason]
 			if reason != middleware.ReasonMaxAttempts {
-				fmt.Fprintf(out, "  redrive: %s (%s) stays\n", m.ID, reason)
+				fmt.Fprintf(out, "  redrive: %s (%s) stays\n", m.Key, reason)
 				return false
 			}
-			fmt.Fprintf(out, "  redrive: %s (%s) moves back to %s\n", m.ID, reason, short(topic))
+			fmt.Fprintf(out, "  redrive: %s (%s) moves back to %s\n", m.Key, reason, short(topic))
 			return true
 		},
 		Limit: fixable,
@@ -212,8 +214,8 @@ type billingService struct {
 	out io.Writer
 
 	mu      sync.Mutex
-	billed  map[string]bool   // by invoice (message) ID
-	reasons map[string]string // dead-letter reason by invoice ID
+	billed  map[string]bool   // by invoice number
+	reasons map[string]string // dead-letter reason by invoice number
 	changed chan struct{}     // signalled after each change
 }
 
@@ -224,7 +226,7 @@ func (s *billingService) handler(version string, currencies ...string) mq.Handle
 		var inv invoice
 		if err := json.Unmarshal(m.Body, &inv); err != nil {
 			// No retry can fix this message: say so.
-			fmt.Fprintf(s.out, "  %s: %s is not an invoice (%v): no retry can fix that\n", version, m.ID, err)
+			fmt.Fprintf(s.out, "  %s: %s is not an invoice (%v): no retry can fix that\n", version, m.Key, err)
 			return mq.Permanent(fmt.Errorf("not an invoice: %w", err))
 		}
 		supported := false
@@ -232,14 +234,14 @@ func (s *billingService) handler(version string, currencies ...string) mq.Handle
 			supported = supported || c == inv.Currency
 		}
 		if !supported {
-			fmt.Fprintf(s.out, "  %s: %s attempt %d failed: cannot bill in %s\n", version, m.ID, m.Attempt, inv.Currency)
+			fmt.Fprintf(s.out, "  %s: %s attempt %d failed: cannot bill in %s\n", version, m.Key, m.Attempt, inv.Currency)
 			return fmt.Errorf("cannot bill in %s", inv.Currency)
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if !s.billed[m.ID] {
-			s.billed[m.ID] = true
-			fmt.Fprintf(s.out, "  %s: billed %s: %s, %d.%02d %s\n", version, m.ID, inv.Customer, inv.Amount/100, inv.Amount%100, inv.Currency)
+		if !s.billed[m.Key] { // once per invoice, however often it is delivered
+			s.billed[m.Key] = true
+			fmt.Fprintf(s.out, "  %s: billed %s: %s, %d.%02d %s\n", version, m.Key, inv.Customer, inv.Amount/100, inv.Amount%100, inv.Currency)
 		}
 		s.signal()
 		return nil

@@ -105,7 +105,6 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 
 	// The fulfilment service runs before, during and after the burst.
 	svc := newFulfilment(cfg.Rate)
-	defer svc.close()
 	sub := subscribe(ctx, b, topic, svc.handle, mq.Group(group), mq.Concurrency(cfg.Concurrency))
 	defer func() {
 		if serr := sub.stop(); serr != nil && err == nil {
@@ -179,20 +178,19 @@ func burst(ctx context.Context, pub mq.Publisher, topic string, n, p int) (int, 
 	return ok, errors.Join(errs...)
 }
 
-// fulfilment handles orders at a fixed rate: each order waits for the next
-// tick of a shared limiter, so the service never starts more than rate
-// orders per second, however many wait in the queue.
+// fulfilment handles orders at a fixed rate: each order waits for its
+// turn, and turns are one interval apart, so the service never starts
+// more than rate orders per second, however many wait in the queue.
 type fulfilment struct {
 	interval time.Duration
-	start    sync.Once
-	limiter  *time.Ticker // started by the first order
 
 	mu         sync.Mutex
+	next       time.Time // the earliest the next order may start
 	handled    map[string]bool
 	duplicates int
 	inFlight   int
 	most       int         // highest inFlight
-	starts     []time.Time // the limiter tick that let each order in
+	starts     []time.Time // the turn each handled order was given
 }
 
 func newFulfilment(rate int) *fulfilment {
@@ -200,10 +198,24 @@ func newFulfilment(rate int) *fulfilment {
 	return &fulfilment{interval: interval, handled: map[string]bool{}}
 }
 
-func (f *fulfilment) close() {
-	f.start.Do(func() {}) // no limiter from now on
-	if f.limiter != nil {
-		f.limiter.Stop()
+// turn reserves the next start time, at least one interval after the
+// previous one, and waits for it.
+func (f *fulfilment) turn(ctx context.Context) (time.Time, error) {
+	f.mu.Lock()
+	t := f.next
+	if now := time.Now(); t.Before(now) {
+		t = now // an idle service starts at once
+	}
+	f.next = t.Add(f.interval)
+	f.mu.Unlock()
+
+	wait := time.NewTimer(time.Until(t))
+	defer wait.Stop()
+	select {
+	case <-wait.C:
+		return t, nil
+	case <-ctx.Done():
+		return t, ctx.Err()
 	}
 }
 
@@ -218,19 +230,16 @@ func (f *fulfilment) handle(ctx context.Context, m *mq.Message) error {
 		f.mu.Unlock()
 	}()
 
-	f.start.Do(func() { f.limiter = time.NewTicker(f.interval) })
-	var tick time.Time // when the limiter let this order in
-	select {
-	case tick = <-f.limiter.C:
-	case <-ctx.Done():
-		return ctx.Err() // the order goes back to the queue
+	start, err := f.turn(ctx)
+	if err != nil {
+		return err // the order goes back to the queue
 	}
 
 	// ... pick, pack and ship the order ...
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.starts = append(f.starts, tick)
+	f.starts = append(f.starts, start)
 	if f.handled[m.ID] {
 		f.duplicates++
 	}
@@ -245,10 +254,8 @@ func (f *fulfilment) handledCount() int {
 }
 
 // stats returns the distinct orders handled, the duplicates, the most
-// orders handled at once, and the most the limiter let in within any one
-// second. A time.Ticker's ticks are at least its interval apart (it drops
-// ticks for slow receivers rather than bunching them), so that is at most
-// rate. drain is the time from the first tick used to the last.
+// orders handled at once, the most started within any one second, and the
+// time from the first start to the last.
 func (f *fulfilment) stats() (handled, duplicates, mostInFlight, peakRate int, drain time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
