@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,15 +266,32 @@ func noProvisionExisting(t *testing.T, e *env) {
 
 // brokerRestart: messages published before and after a broker restart
 // are all delivered, while a subscriber runs throughout (resubscribed if
-// its Subscribe fails), and nothing acknowledged by Publish is lost.
+// its Subscribe fails), and nothing acknowledged by Publish is lost. The
+// handler holds everything after its first ten messages until the broker
+// is back, so most of the first hundred are still waiting in the broker
+// when it restarts: persistence is tested, not only reconnection.
 func brokerRestart(t *testing.T, e *env) {
 	if e.h.Restart == nil {
 		t.Skip("skipped: Harness.Restart is nil")
 	}
-	const n = 100
+	const n, early = 100, 10
 	pub, con := e.open(t), e.open(t)
 	e.provision(t, pub, e.topic, e.group)
 	c := newCollector()
+	var handled atomic.Int32
+	gate := make(chan struct{})
+	var openGate sync.Once
+	t.Cleanup(func() { openGate.Do(func() { close(gate) }) })
+	h := func(ctx context.Context, m *mq.Message) error {
+		if handled.Add(1) > early {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
 
 	// The subscriber: drivers should ride out the restart inside one
 	// Subscribe call; one that returns a failure is subscribed again, a
@@ -291,7 +309,7 @@ func brokerRestart(t *testing.T, e *env) {
 	go func() {
 		defer close(stopped)
 		for i := 0; i < 20; i++ {
-			err := con.Subscribe(ctx, e.topic, c.handler(i, nil), mq.Group(e.group), mq.Concurrency(4))
+			err := con.Subscribe(ctx, e.topic, c.handler(i, h), mq.Group(e.group), mq.Concurrency(4))
 			if ctx.Err() != nil {
 				return
 			}
@@ -306,10 +324,19 @@ func brokerRestart(t *testing.T, e *env) {
 
 	before := numbered(n, "before")
 	e.publish(t, pub, e.topic, before...)
-	e.await(t, c, "some messages before the restart", func() bool { return c.total() >= 10 })
-	t.Log("restarting the broker")
+	e.await(t, c, "the first messages to be acknowledged before the restart", func() bool {
+		acked := 0
+		for _, id := range ids(before) {
+			if c.acks(id) > 0 {
+				acked++
+			}
+		}
+		return acked >= early
+	})
+	t.Logf("restarting the broker with %d of %d messages acknowledged", len(ids(before))-len(c.missing(ids(before), n)), n)
 	e.h.Restart(t)
 	t.Log("broker restarted")
+	openGate.Do(func() { close(gate) })
 
 	// Publish after the restart. The driver may need a moment to
 	// reconnect; a retryable error is retried until the timeout.

@@ -48,6 +48,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		{"hide-fan-out", "no-fan-out"},
 		{"drop-delay", "delayed-delivery"},
 		{"ack-is-nack-once", "acked-not-redelivered"},
+		{"restart-loses", "broker-restart"},
 	} {
 		t.Run(tc.fault+"/"+tc.cases, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -62,6 +63,24 @@ func TestSuiteCatchesFaults(t *testing.T) {
 	}
 }
 
+// TestRestartCaseOnMemory runs the broker-restart case, which real
+// brokers need, against memory brokers that pretend to be persistent and
+// whose "restart" drops every connection's unsettled messages: the case
+// must pass, so its own logic (gating, resubscribing, waiting) is sound.
+func TestRestartCaseOnMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode: runs the suite in a subprocess")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestFaulty$/^broker-restart$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), faultEnv+"=pretend-persistent")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestFaulty/broker-restart") {
+		t.Errorf("broker-restart on a memory broker with a simulated restart: got exit %v, want a pass; output:\n%s", err, out)
+	}
+}
+
 // TestFaulty runs the suite against a memory broker with the fault named
 // by MQ_CONFORMANCE_FAULT. It is a helper of TestSuiteCatchesFaults and
 // expected to fail.
@@ -71,6 +90,11 @@ func TestFaulty(t *testing.T) {
 		t.Skip("skipped: helper of TestSuiteCatchesFaults, run only in its subprocesses with " + faultEnv + " set")
 	}
 	name := fmt.Sprintf("faulty-%08x", rand.Uint32())
+	var (
+		mu        sync.Mutex
+		opened    []*faulty
+		restarted atomic.Bool
+	)
 	conformance.Run(t, conformance.Harness{
 		Open: func(ctx context.Context) (mq.Broker, error) {
 			b, err := mq.Open(ctx, "mem://"+name)
@@ -80,7 +104,23 @@ func TestFaulty(t *testing.T) {
 			if fault == "leak" {
 				go func() { select {} }() // a goroutine Close never ends
 			}
-			return &faulty{Broker: b, fault: fault}, nil
+			f := &faulty{Broker: b, fault: fault, restarted: &restarted}
+			mu.Lock()
+			opened = append(opened, f)
+			mu.Unlock()
+			return f, nil
+		},
+		// A simulated restart: every connection loses what it holds
+		// unsettled, as with a real broker's restart.
+		Restart: func(t testing.TB) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, f := range opened {
+				if d, ok := f.Broker.(interface{ Disconnect() }); ok {
+					d.Disconnect()
+				}
+			}
+			restarted.Store(true)
 		},
 		Timeout: 3 * time.Second,
 	})
@@ -89,22 +129,33 @@ func TestFaulty(t *testing.T) {
 // faulty wraps a memory broker to break one rule of the contract.
 type faulty struct {
 	mq.Broker
-	fault  string
-	closed atomic.Bool
+	fault     string
+	closed    atomic.Bool
+	restarted *atomic.Bool // set by the harness's Restart
 }
 
 func (f *faulty) Unwrap() any { return f.Broker }
 
 func (f *faulty) Capabilities() mq.Capabilities {
 	c := f.Broker.Capabilities()
-	if f.fault == "hide-fan-out" {
+	switch f.fault {
+	case "hide-fan-out":
 		c.FanOut = false // but the broker still accepts a second group
+	case "pretend-persistent", "restart-loses":
+		c.Persistent = true
 	}
 	return c
 }
 
 func (f *faulty) Publish(ctx context.Context, topic string, msgs ...*mq.Message) error {
 	switch f.fault {
+	case "restart-loses":
+		if f.restarted.Load() {
+			if err := mq.ValidateMessages(msgs, f.Capabilities().Limits()); err != nil {
+				return err
+			}
+			return nil // accepted, then lost
+		}
 	case "ignore-publish-ctx":
 		ctx = context.Background()
 	case "lose-last":
