@@ -134,9 +134,11 @@
 //   - no-provision-missing, no-provision-existing: with provisioning off a
 //     missing topic is ErrNotFound on Publish and Subscribe, and existing
 //     topology works (needs Harness.OpenNoProvision).
-//   - broker-restart: messages published before and after
-//     Harness.Restart, with a subscriber running throughout, all arrive
-//     (needs Persistent and Harness.Restart).
+//   - broker-restart: 100 messages published before Harness.Restart (90
+//     of them held in the broker by a handler that stops acknowledging
+//     after ten) and 100 after it all arrive, with a subscriber running
+//     throughout, resubscribed if its Subscribe fails (needs Persistent
+//     and Harness.Restart).
 //
 // Cases registered by other files of this package (the middleware cases:
 // dead-letter after max attempts, trace propagation) run after these.
