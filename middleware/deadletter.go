@@ -98,7 +98,9 @@ func DeadLetterTopic(topic string) string {
 // in-process retries. DeadLetter panics if Publisher is nil.
 //
 // Errors other than Permanent ones on earlier attempts are returned as
-// they are, for the broker to redeliver.
+// they are, for the broker to redeliver, and so is any error once the
+// handler's ctx has ended: a run cut short by shutdown says nothing about
+// the message.
 func DeadLetter(o DeadLetterOptions) mq.Middleware {
 	if o.Publisher == nil {
 		panic("middleware: DeadLetter needs DeadLetterOptions.Publisher")
@@ -120,6 +122,11 @@ func DeadLetter(o DeadLetterOptions) mq.Middleware {
 			err := next(ctx, m)
 			if err == nil {
 				return nil
+			}
+			if ctx.Err() != nil {
+				// The subscription is stopping: the failure may be the
+				// cancellation's, not the message's. Redeliver it.
+				return err
 			}
 			reason := ReasonMaxAttempts
 			switch {
@@ -186,10 +193,9 @@ func (e *deadLetterError) Error() string {
 func (e *deadLetterError) Unwrap() error { return e.publish }
 
 // HandlerError returns the handler error that made the message a dead
-// letter, for callers that inspect a dead-letter publish failure.
+// letter. Callers reach it with errors.As and an
+// interface{ HandlerError() error } target.
 func (e *deadLetterError) HandlerError() error { return e.handler }
-
-var _ interface{ HandlerError() error } = (*deadLetterError)(nil)
 
 // isDeadLetterFailure reports whether err is a failed dead-letter publish.
 func isDeadLetterFailure(err error) bool {

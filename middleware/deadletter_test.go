@@ -256,3 +256,23 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+func TestDeadLetterNotOnShutdown(t *testing.T) {
+	// A run that failed because the subscription is stopping is not the
+	// message's fault: it is redelivered, not dead-lettered.
+	b := newBroker(t)
+	topic := topicFor(t)
+	if err := b.Provision(context.Background(), middleware.DeadLetterTopic(topic), "g"); err != nil {
+		t.Fatal(err)
+	}
+	mw := middleware.DeadLetter(middleware.DeadLetterOptions{Publisher: b, MaxAttempts: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := mw(func(ctx context.Context, m *mq.Message) error { return ctx.Err() })(ctx, &mq.Message{ID: "x", Topic: topic, Attempt: 1})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+	if d, err := b.Depth(middleware.DeadLetterTopic(topic), "g"); err != nil || d != 0 {
+		t.Errorf("dead-letter topic depth: got %d, %v; want 0, nil", d, err)
+	}
+}
