@@ -99,10 +99,12 @@ func newPublisher(b *Broker) *publisher {
 	return &publisher{b: b, chans: make([]*pubChan, b.s.PublishChannels)}
 }
 
-// channel returns a live pool channel, opening one if needed.
+// channel returns a live pool channel, opening one if needed. While the
+// connection is down or failing it waits, bounded by ctx.
 func (p *publisher) channel(ctx context.Context) (*pubChan, error) {
 	i := int(p.next.Add(1)) % len(p.chans)
-	for try := 0; ; try++ {
+	backoff := 20 * time.Millisecond
+	for {
 		conn, gen, err := p.b.pub.get(ctx)
 		if err != nil {
 			return nil, err
@@ -121,13 +123,12 @@ func (p *publisher) channel(ctx context.Context) (*pubChan, error) {
 		if err == nil {
 			return pc, nil
 		}
-		if try >= 2 {
-			return nil, mq.Retryable(fmt.Errorf("rabbitmq: open publish channel: %w", err))
+		// Most likely the connection is closing and the link has not
+		// noticed yet; get waits for the next one.
+		if serr := sleepCtx(ctx, backoff); serr != nil {
+			return nil, fmt.Errorf("rabbitmq: %w (cannot open a publish channel: %v)", serr, err)
 		}
-		// The connection may be closing: wait for the link to notice.
-		if err := sleepCtx(ctx, 20*time.Millisecond<<try); err != nil {
-			return nil, err
-		}
+		backoff = min(2*backoff, time.Second)
 	}
 }
 
@@ -405,18 +406,6 @@ func (pc *pubChan) publish(ctx context.Context, msgs []outMsg, idx []int, mandat
 		}
 	}
 	return batch, nil
-}
-
-// close closes the pool's channels and waits for their listeners.
-func (p *publisher) close() {
-	p.mu.Lock()
-	chans := p.chans
-	p.mu.Unlock()
-	for _, pc := range chans {
-		if pc != nil {
-			_ = pc.ch.Close()
-		}
-	}
 }
 
 // sleepCtx waits d or until ctx ends.

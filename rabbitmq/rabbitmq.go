@@ -41,8 +41,8 @@ type Broker struct {
 	mu        sync.Mutex
 	closeCtx  context.Context // Close's ctx, for draining subscriptions
 	closed    bool
-	subs      sync.WaitGroup // running Subscribe calls
-	publishes sync.WaitGroup // running Publish calls
+	subs  sync.WaitGroup // running Subscribe calls
+	calls sync.WaitGroup // running Publish, Provision and Ping calls
 }
 
 // New connects to the broker described by o and returns it. It dials
@@ -125,10 +125,10 @@ func (b *Broker) enter(wg *sync.WaitGroup) error {
 // fails with an error wrapping mq.ErrNotFound unless AllowUnroutable is
 // set. Failures of some messages are reported as *mq.PublishError.
 func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message) error {
-	if err := b.enter(&b.publishes); err != nil {
+	if err := b.enter(&b.calls); err != nil {
 		return err
 	}
-	defer b.publishes.Done()
+	defer b.calls.Done()
 	if err := mq.ValidateName("topic", topic); err != nil {
 		return fmt.Errorf("rabbitmq: %w", err)
 	}
@@ -183,9 +183,10 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 // NoProvision it only checks that they exist, returning an error wrapping
 // mq.ErrNotFound if one does not.
 func (b *Broker) Provision(ctx context.Context, topic string, groups ...string) error {
-	if err := b.isClosed(); err != nil {
+	if err := b.enter(&b.calls); err != nil {
 		return err
 	}
+	defer b.calls.Done()
 	if err := mq.ValidateName("topic", topic); err != nil {
 		return fmt.Errorf("rabbitmq: %w", err)
 	}
@@ -208,9 +209,10 @@ func (b *Broker) Provision(ctx context.Context, topic string, groups ...string) 
 // Ping checks that the broker answers: it opens and closes a channel on
 // the publishing connection, reconnecting first if needed, within ctx.
 func (b *Broker) Ping(ctx context.Context) error {
-	if err := b.isClosed(); err != nil {
+	if err := b.enter(&b.calls); err != nil {
 		return err
 	}
+	defer b.calls.Done()
 	conn, _, err := b.pub.get(ctx)
 	if err != nil {
 		return err
@@ -292,13 +294,12 @@ func (b *Broker) Close(ctx context.Context) error {
 		cancel()
 		pctx, cancel = ctx, func() {}
 	}
-	if e := waitGroup(pctx, &b.publishes); e != nil && err == nil {
+	if e := waitGroup(pctx, &b.calls); e != nil && err == nil {
 		err = e
 	}
 	cancel()
 	b.stopLink()
-	b.pubs.close()
-	b.pub.shutdown(ctx)
+	b.pub.shutdown(ctx) // closing a connection closes its channels
 	b.sub.shutdown(ctx)
 	b.wg.Wait()
 	return err

@@ -104,7 +104,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 	}
 	_ = s.d.Shutdown(shutdownCtx)
 	if s.ch != nil {
-		_ = s.ch.Close()
+		s.closeChannel(s.ch)
 	}
 	return s.stopReason(ctx, runErr)
 }
@@ -157,7 +157,7 @@ func (s *subscription) run(stop context.Context, prefetch int) error {
 		if err != nil {
 			return err
 		}
-		ch, deliveries, err := s.consume(conn, prefetch)
+		ch, deliveries, chCtx, err := s.consume(conn, prefetch)
 		if err != nil {
 			s.b.s.Logger.Warn("rabbitmq: cannot consume; retrying", "queue", s.queue, "error", err)
 			if err := sleepCtx(stop, backoff); err != nil {
@@ -167,7 +167,7 @@ func (s *subscription) run(stop context.Context, prefetch int) error {
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		lost := s.pump(stop, ch, deliveries)
+		lost := s.pump(stop, ch, chCtx, deliveries)
 		if !lost {
 			s.cancelConsumer(ch)
 			s.ch = ch
@@ -175,32 +175,42 @@ func (s *subscription) run(stop context.Context, prefetch int) error {
 		}
 		if !ch.IsClosed() {
 			// The broker canceled the consumer (queue deleted): start over.
-			_ = ch.Close()
+			s.closeChannel(ch)
 		}
 	}
 }
 
-// consume opens a channel with the prefetch and starts the consumer.
-func (s *subscription) consume(conn *amqp.Connection, prefetch int) (*amqp.Channel, <-chan amqp.Delivery, error) {
+// consume opens a channel with the prefetch and starts the consumer. The
+// returned context is canceled when the channel closes: its deliveries
+// can no longer be settled, the broker has requeued them.
+func (s *subscription) consume(conn *amqp.Connection, prefetch int) (*amqp.Channel, <-chan amqp.Delivery, context.Context, error) {
 	ch, err := conn.Channel()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	chCtx, cancel := context.WithCancel(context.Background())
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	s.b.wg.Add(1)
+	go func() {
+		defer s.b.wg.Done()
+		<-closed
+		cancel()
+	}()
 	if err := ch.Qos(prefetch, 0, false); err != nil {
 		_ = ch.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	deliveries, err := ch.Consume(s.queue, s.tag, false, false, false, false, nil)
 	if err != nil {
 		_ = ch.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return ch, deliveries, nil
+	return ch, deliveries, chCtx, nil
 }
 
 // pump hands deliveries to the dispatcher until stop ends (false) or the
 // delivery stream ends because the channel or consumer went away (true).
-func (s *subscription) pump(stop context.Context, ch *amqp.Channel, deliveries <-chan amqp.Delivery) (lost bool) {
+func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx context.Context, deliveries <-chan amqp.Delivery) (lost bool) {
 	for {
 		select {
 		case <-stop.Done():
@@ -210,7 +220,7 @@ func (s *subscription) pump(stop context.Context, ch *amqp.Channel, deliveries <
 				return true
 			}
 			m := decode(&d, s.topic, s.cfg.Group)
-			del := &dispatch.Delivery{Msg: m, Settle: s.settler(ch, d)}
+			del := &dispatch.Delivery{Msg: m, Settle: s.settler(ch, chCtx, d)}
 			if err := s.d.Submit(stop, del); err != nil {
 				// Not taken: leave it unacknowledged; closing the channel
 				// requeues it.
@@ -220,23 +230,37 @@ func (s *subscription) pump(stop context.Context, ch *amqp.Channel, deliveries <
 	}
 }
 
-// cancelConsumer stops new deliveries before draining, bounded in time.
+// cancelConsumer stops new deliveries before draining. It does not wait
+// for the broker's reply (a waiting basic.cancel could take the reply of
+// the channel.close that follows); deliveries still in flight are
+// dropped by amqp091-go and requeued by the broker when the channel
+// closes.
 func (s *subscription) cancelConsumer(ch *amqp.Channel) {
+	_ = ch.Cancel(s.tag, true)
+}
+
+// closeChannel closes the consuming channel, which makes the broker
+// requeue what was delivered but not settled. The close is ordered after
+// the acks already written; waiting for the broker's close-ok is bounded.
+func (s *subscription) closeChannel(ch *amqp.Channel) {
 	done := make(chan struct{})
+	s.b.wg.Add(1)
 	go func() {
+		defer s.b.wg.Done()
 		defer close(done)
-		_ = ch.Cancel(s.tag, false)
+		_ = ch.Close()
 	}()
-	t := time.NewTimer(5 * time.Second)
+	t := time.NewTimer(10 * time.Second)
 	defer t.Stop()
 	select {
 	case <-done:
 	case <-t.C:
+		s.b.s.Logger.Warn("rabbitmq: the broker did not confirm closing a consumer channel within 10s", "queue", s.queue)
 	}
 }
 
 // settler returns the Settle function of delivery d received on ch.
-func (s *subscription) settler(ch *amqp.Channel, d amqp.Delivery) func(context.Context, error) (time.Duration, bool) {
+func (s *subscription) settler(ch *amqp.Channel, chCtx context.Context, d amqp.Delivery) func(context.Context, error) (time.Duration, bool) {
 	return func(ctx context.Context, herr error) (time.Duration, bool) {
 		var err error
 		switch {
@@ -254,7 +278,7 @@ func (s *subscription) settler(ch *amqp.Channel, d amqp.Delivery) func(context.C
 			}
 			err = ch.Reject(d.DeliveryTag, false)
 		default:
-			err = s.redeliver(ctx, ch, &d, herr)
+			err = s.redeliver(ctx, ch, chCtx, &d, herr)
 		}
 		if err != nil && !ch.IsClosed() {
 			s.b.s.Logger.Warn("rabbitmq: cannot settle message; the broker will redeliver it", "queue", s.queue, "id", d.MessageId, "error", err)
@@ -268,12 +292,15 @@ func (s *subscription) settler(ch *amqp.Channel, d amqp.Delivery) func(context.C
 // delay (or straight back to the group's queue), and acks the original
 // once the copy is confirmed. If that fails, it requeues the original at
 // once, so nothing is lost.
-func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery, herr error) error {
-	if ch.IsClosed() {
-		return nil // the broker has requeued it already
-	}
+func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, chCtx context.Context, d *amqp.Delivery, herr error) error {
+	// Give up when the channel closes: the broker has requeued the
+	// original then.
 	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
+	defer context.AfterFunc(chCtx, cancel)()
+	if chCtx.Err() != nil {
+		return nil
+	}
 	m := decodeAttempt(d)
 	delay := s.cfg.RedeliveryDelay(m, herr)
 	target := s.queue
@@ -290,6 +317,9 @@ func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, d *amqp.
 		err = errs[0]
 	}
 	if err != nil {
+		if chCtx.Err() != nil {
+			return nil
+		}
 		s.b.s.Logger.Warn("rabbitmq: cannot schedule redelivery; requeueing at once", "queue", s.queue, "error", err)
 		return ch.Nack(d.DeliveryTag, false, true)
 	}
