@@ -38,11 +38,11 @@ type Broker struct {
 	closingCtx context.Context    // canceled when Close begins
 	closeNow   context.CancelFunc // cancels closingCtx
 
-	mu        sync.Mutex
-	closeCtx  context.Context // Close's ctx, for draining subscriptions
-	closed    bool
-	subs  sync.WaitGroup // running Subscribe calls
-	calls sync.WaitGroup // running Publish, Provision and Ping calls
+	mu       sync.Mutex
+	closeCtx context.Context // Close's ctx, for draining subscriptions
+	closed   bool
+	subs     sync.WaitGroup // running Subscribe calls
+	calls    sync.WaitGroup // running Publish, Provision and Ping calls
 }
 
 // New connects to the broker described by o and returns it. It dials
