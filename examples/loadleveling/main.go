@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seedmq/mq"
@@ -113,34 +114,46 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 	}()
 
 	// The burst: every publisher sends its share as fast as the broker
-	// takes it.
+	// takes it, while the queue depth (published, not yet handled) is
+	// printed until the service has worked it off.
+	fmt.Fprintf(out, "burst: %d orders from %d publishers at once; the fulfilment service handles %d per second, %d at a time\n",
+		cfg.Orders, cfg.Publishers, cfg.Rate, cfg.Concurrency)
+	var published atomic.Int64
 	burstStart := time.Now()
-	published, err := burst(ctx, b, topic, cfg.Orders, cfg.Publishers)
-	res.Burst = time.Since(burstStart)
-	res.Published = published
-	if err != nil {
-		return res, err
-	}
-	fmt.Fprintf(out, "burst: %d orders in %v (%.0f per second) from %d publishers; fulfilment handles %d per second, %d at a time\n",
-		published, res.Burst.Round(time.Millisecond), float64(published)/res.Burst.Seconds(), cfg.Publishers, cfg.Rate, cfg.Concurrency)
+	burstDone := make(chan error, 1)
+	go func() { burstDone <- burst(ctx, b, topic, cfg.Orders, cfg.Publishers, &published) }()
+	defer func() {
+		if burstDone != nil {
+			<-burstDone // on an early return, wait for the publishers
+		}
+	}()
 
-	// Watch the queue drain.
 	tick := time.NewTicker(cfg.Every)
 	defer tick.Stop()
 	for {
-		handled := svc.handledCount()
-		depth := published - handled
-		res.MaxDepth = max(res.MaxDepth, depth)
-		fmt.Fprintf(out, "%6.2fs  queue %4d  %s\n", time.Since(burstStart).Seconds(), depth, bar(depth, published, 40))
-		if depth == 0 {
-			break
-		}
+		note := ""
 		select {
 		case <-tick.C:
+		case err := <-burstDone:
+			burstDone = nil
+			res.Burst = time.Since(burstStart)
+			res.Published = int(published.Load())
+			if err != nil {
+				return res, err
+			}
+			note = fmt.Sprintf("  ← burst over: %d orders in %v (%.0f per second)",
+				res.Published, roundDuration(res.Burst), float64(res.Published)/res.Burst.Seconds())
 		case <-sub.done:
 			return res, fmt.Errorf("fulfilment service stopped: %w", sub.err)
 		case <-ctx.Done():
-			return res, fmt.Errorf("%d of %d orders handled: %w", handled, published, ctx.Err())
+			return res, fmt.Errorf("%d of %d orders handled: %w", svc.handledCount(), published.Load(), ctx.Err())
+		}
+		depth := int(published.Load()) - svc.handledCount()
+		res.MaxDepth = max(res.MaxDepth, depth)
+		line := strings.TrimRight(fmt.Sprintf("%-40s%s", bar(depth, cfg.Orders, 40), note), " ")
+		fmt.Fprintf(out, "%6.2fs  queue %4d  %s\n", time.Since(burstStart).Seconds(), depth, line)
+		if burstDone == nil && depth == 0 {
+			break
 		}
 	}
 
@@ -151,12 +164,11 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 }
 
 // burst publishes n orders from p goroutines, one Publish call per order,
-// as p front-end servers would, and returns how many the broker accepted.
-func burst(ctx context.Context, pub mq.Publisher, topic string, n, p int) (int, error) {
+// as p front-end servers would, counting those the broker accepted.
+func burst(ctx context.Context, pub mq.Publisher, topic string, n, p int, published *atomic.Int64) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
-		ok   int
 		errs []error
 	)
 	for w := range p {
@@ -164,18 +176,18 @@ func burst(ctx context.Context, pub mq.Publisher, topic string, n, p int) (int, 
 			for i := w; i < n; i += p {
 				id := fmt.Sprintf("order-%04d", i+1)
 				err := pub.Publish(ctx, topic, &mq.Message{ID: id, Key: id, Body: []byte(`{"order":"` + id + `"}`)})
-				mu.Lock()
 				if err != nil {
+					mu.Lock()
 					errs = append(errs, fmt.Errorf("%s: %w", id, err))
-				} else {
-					ok++
+					mu.Unlock()
+					continue
 				}
-				mu.Unlock()
+				published.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	return ok, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // fulfilment handles orders at a fixed rate: each order waits for its
@@ -271,6 +283,17 @@ func (f *fulfilment) stats() (handled, duplicates, mostInFlight, peakRate int, d
 		drain = starts[len(starts)-1].Sub(starts[0])
 	}
 	return len(f.handled), f.duplicates, f.most, peakRate, drain
+}
+
+// roundDuration keeps two or three significant digits.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d > time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d > time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
 }
 
 // bar draws n of total as a bar width characters wide at most.
