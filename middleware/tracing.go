@@ -92,13 +92,17 @@ func Tracing(o TracingOptions) mq.Middleware {
 			if len(m.Header) > 0 {
 				ctx = prop.Extract(ctx, propagation.MapCarrier(m.Header))
 			}
-			a := attrPool.Get().(*[]attribute.KeyValue)
-			ctx, span := tracer.Start(ctx, names.get("process ", m.Topic),
-				trace.WithSpanKind(trace.SpanKindConsumer),
-				trace.WithAttributes(o.processAttrs((*a)[:0], m)...))
-			// The SDK copied the attributes; a no-op tracer ignored them.
-			clear(*a)
-			attrPool.Put(a)
+			ctx, span := tracer.Start(ctx, names.get("process ", m.Topic), consumerKind)
+			if span.IsRecording() {
+				// Set after Start rather than passed to it: building them
+				// for a span nobody records is most of a no-op tracer's
+				// cost. Samplers therefore see the span name and kind
+				// only.
+				a := attrPool.Get().(*[]attribute.KeyValue)
+				span.SetAttributes(o.processAttrs((*a)[:0], m)...)
+				clear(*a)
+				attrPool.Put(a)
+			}
 			err := next(ctx, m)
 			if err != nil {
 				recordError(span, err)
@@ -109,8 +113,11 @@ func Tracing(o TracingOptions) mq.Middleware {
 	}
 }
 
-// attrPool recycles the attribute slices of process spans: Start copies
-// them, so they are free again once it returns.
+// consumerKind is the start option of process spans, made once.
+var consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
+
+// attrPool recycles the attribute slices of process spans: SetAttributes
+// copies them, so they are free again once it returns.
 var attrPool = sync.Pool{New: func() any {
 	a := make([]attribute.KeyValue, 0, 8)
 	return &a
