@@ -83,7 +83,7 @@ func benchMQ(b *testing.B, base string, body []byte) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	err := split(b.N, func(int) error {
 		return br.Publish(ctx, topic, &mq.Message{Body: body})
 	})
@@ -93,6 +93,7 @@ func benchMQ(b *testing.B, base string, body []byte) {
 	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N), "pub-ns/op")
 	waitAll(b, all, &got)
 	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 }
 
 func benchRaw(b *testing.B, base string, body []byte) {
@@ -165,7 +166,7 @@ func benchRaw(b *testing.B, base string, body []byte) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var seq atomic.Uint32
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	err = split(b.N, func(int) error {
 		ch := pubs[int(seq.Add(1))%len(pubs)]
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, topic, "", true, false, amqp.Publishing{
@@ -188,6 +189,7 @@ func benchRaw(b *testing.B, base string, body []byte) {
 	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N), "pub-ns/op")
 	waitAll(b, all, &got)
 	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 }
 
 // waitAll waits until every message was consumed, bounded in time.

@@ -2,6 +2,7 @@ package rabbitmq_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -175,5 +176,70 @@ func TestReconnect(t *testing.T) {
 	}
 	if d := k.dialCount(); d < 4 {
 		t.Errorf("got %d dials, want at least 4 (reconnections after the cuts)", d)
+	}
+}
+
+// TestAttemptAfterConnectionLoss checks that Attempt counts a delivery
+// whose connection was lost before it was settled, and then one that the
+// handler failed: 1, then 2 (broker redelivery), then 3 (driver
+// redelivery through a delay queue).
+func TestAttemptAfterConnectionLoss(t *testing.T) {
+	for _, qt := range []string{rabbitmq.QueueQuorum, rabbitmq.QueueClassic} {
+		t.Run(qt, func(t *testing.T) {
+			k := &killer{}
+			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+			defer cancel()
+			b, err := rabbitmq.New(ctx, rabbitmq.Options{
+				URL:          rabbitmqtest.URL(t),
+				Config:       amqp.Config{Dial: k.dial},
+				QueueType:    qt,
+				QueueExpires: 10 * time.Minute,
+			})
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+				defer cancel()
+				if err := b.Close(ctx); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			topic := uniqueTopic(t)
+			if err := b.Provision(ctx, topic, "g"); err != nil {
+				t.Fatalf("Provision: %v", err)
+			}
+			c := newCollector()
+			cut := make(chan struct{})
+			subscribe(t, b, topic, func(hctx context.Context, m *mq.Message) error {
+				c.add(m)
+				switch m.Attempt {
+				case 1:
+					// Hold the message until its connection is gone.
+					select {
+					case <-cut:
+					case <-time.After(waitFor):
+					}
+					return errors.New("connection lost while handling")
+				case 2:
+					return errors.New("fail once more")
+				}
+				return nil
+			}, mq.Group("g"), mq.Backoff(func(int) time.Duration { return 50 * time.Millisecond }))
+			if err := b.Publish(ctx, topic, mq.NewMessage([]byte("x"))); err != nil {
+				t.Fatalf("Publish: %v", err)
+			}
+			c.wait(t, 1)
+			if k.kill() == 0 {
+				t.Fatal("no connection to cut")
+			}
+			close(cut)
+			got := c.wait(t, 3)
+			for i, m := range got {
+				if m.Attempt != i+1 {
+					t.Errorf("delivery %d: got Attempt %d, want %d", i+1, m.Attempt, i+1)
+				}
+			}
+		})
 	}
 }
