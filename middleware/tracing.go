@@ -76,7 +76,8 @@ func SystemOf(b mq.Broker) string {
 // set), messaging.destination.name, messaging.consumer.group.name,
 // messaging.operation.type "process", messaging.operation.name "process",
 // messaging.message.id and messaging.message.body.size, plus
-// mq.message.attempt. A handler error is recorded on the span, which gets
+// mq.message.attempt, set just after the span starts when it is recording
+// (so samplers see name and kind only). A handler error is recorded on the span, which gets
 // status Error and an error.type attribute. The handler's ctx carries the
 // span.
 //
@@ -113,8 +114,11 @@ func Tracing(o TracingOptions) mq.Middleware {
 	}
 }
 
-// consumerKind is the start option of process spans, made once.
-var consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
+// Span start options, made once.
+var (
+	consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
+	producerKind = trace.WithSpanKind(trace.SpanKindProducer)
+)
 
 // attrPool recycles the attribute slices of process spans: SetAttributes
 // copies them, so they are free again once it returns.
@@ -200,8 +204,9 @@ func errorType(err error) string {
 // for batches. Spans carry messaging.system (when System is set),
 // messaging.destination.name, messaging.operation.type and .name,
 // messaging.message.id and messaging.message.body.size (for a single
-// message) or messaging.batch.message_count. A Publish error is recorded
-// on the send span.
+// message) or messaging.batch.message_count, set just after the span
+// starts when it is recording (so samplers see name and kind only). A
+// Publish error is recorded on the send span.
 //
 // The caller's messages are not modified, except that an empty ID is
 // filled with mq.NewID() before publishing, as Publish itself would do, so
@@ -210,6 +215,7 @@ func errorType(err error) string {
 func TracingPublisher(o TracingOptions) PublisherMiddleware {
 	tracer := o.tracer()
 	prop := o.propagator()
+	var names spanNames
 	return func(next PublishFunc) PublishFunc {
 		return func(ctx context.Context, topic string, msgs ...*mq.Message) error {
 			for _, m := range msgs {
@@ -222,9 +228,10 @@ func TracingPublisher(o TracingOptions) PublisherMiddleware {
 			}
 			if len(msgs) == 1 {
 				m := msgs[0]
-				sctx, span := tracer.Start(ctx, "send "+topic,
-					trace.WithSpanKind(trace.SpanKindProducer),
-					trace.WithAttributes(o.sendAttrs(topic, m)...))
+				sctx, span := tracer.Start(ctx, names.get("send ", topic), producerKind)
+				if span.IsRecording() {
+					span.SetAttributes(o.sendAttrs(topic, m)...)
+				}
 				err := next(sctx, topic, inject(sctx, prop, m))
 				if err != nil {
 					recordError(span, err)
@@ -235,17 +242,18 @@ func TracingPublisher(o TracingOptions) PublisherMiddleware {
 			out := make([]*mq.Message, len(msgs))
 			links := make([]trace.Link, len(msgs))
 			for i, m := range msgs {
-				cctx, span := tracer.Start(ctx, "create "+topic,
-					trace.WithSpanKind(trace.SpanKindProducer),
-					trace.WithAttributes(o.createAttrs(topic, m)...))
+				cctx, span := tracer.Start(ctx, "create "+topic, producerKind)
+				if span.IsRecording() {
+					span.SetAttributes(o.createAttrs(topic, m)...)
+				}
 				out[i] = inject(cctx, prop, m)
 				links[i] = trace.Link{SpanContext: span.SpanContext()}
 				span.End()
 			}
-			sctx, span := tracer.Start(ctx, "send "+topic,
-				trace.WithSpanKind(trace.SpanKindClient),
-				trace.WithLinks(links...),
-				trace.WithAttributes(o.batchAttrs(topic, len(msgs))...))
+			sctx, span := tracer.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindClient), trace.WithLinks(links...))
+			if span.IsRecording() {
+				span.SetAttributes(o.batchAttrs(topic, len(msgs))...)
+			}
 			err := next(sctx, topic, out...)
 			if err != nil {
 				recordError(span, err)
