@@ -43,8 +43,8 @@ func newEnv(t *testing.T, h Harness, caps mq.Capabilities, caseName string) *env
 	suffix := fmt.Sprintf("%08x", rand.Uint32())
 	short := caseName
 	// "mqc-" + short + "-" + suffix + "-" + up to 3 digits fits maxNameLen.
-	if max := maxNameLen - len("mqc-") - 1 - len(suffix) - 4; len(short) > max {
-		short = strings.TrimRight(short[:max], "-")
+	if room := maxNameLen - len("mqc-") - 1 - len(suffix) - 4; len(short) > room {
+		short = strings.TrimRight(short[:room], "-")
 	}
 	e := &env{
 		h:       h,
