@@ -154,7 +154,7 @@ func useAfterClose(t *testing.T, e *env) {
 func doubleClose(t *testing.T, e *env) {
 	b := e.open(t)
 	e.close(t, b)
-	e.close(t, b) // reports a non-nil result
+	e.close(t, b) // the second Close must return nil too
 	b2 := e.open(t)
 	var wg sync.WaitGroup
 	for range 4 {
