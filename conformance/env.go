@@ -285,6 +285,7 @@ func (e *env) awaitAcked(t *testing.T, c *collector, what string, ids []string) 
 	e.awaitAckedFor(t, e.timeout, c, what, ids)
 }
 
+// awaitAckedFor is awaitAcked with its own bound d.
 func (e *env) awaitAckedFor(t *testing.T, d time.Duration, c *collector, what string, ids []string) {
 	t.Helper()
 	desc := fmt.Sprintf("%d messages (%s) to be acknowledged", len(ids), what)
@@ -293,6 +294,9 @@ func (e *env) awaitAckedFor(t *testing.T, d time.Duration, c *collector, what st
 	}, func() string { return fmt.Sprintf("; not yet acknowledged: %q", c.missing(ids, 5)) })
 }
 
+// awaitFor waits up to d until cond holds, re-checking on every change
+// of c (c may be nil) and every pollEvery, and fails the case early if a
+// subscription returned on its own. detail adds to the failure message.
 func (e *env) awaitFor(t *testing.T, d time.Duration, c *collector, what string, cond func() bool, detail ...func() string) {
 	t.Helper()
 	deadline := time.NewTimer(d)
