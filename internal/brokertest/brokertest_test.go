@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,5 +82,48 @@ func TestRequired(t *testing.T) {
 		if got := Required(); got != want {
 			t.Errorf("%s=%q: Required()=%v, want %v", EnvRequire, v, got, want)
 		}
+	}
+}
+
+func TestPendingRestartGoesBeforeNewUsers(t *testing.T) {
+	key := fmt.Sprintf("unit-prio-%d-%d", os.Getpid(), time.Now().UnixNano())
+	t.Cleanup(func() {
+		_ = os.Remove(lockPath("test", key))
+		_ = os.Remove(lockPath("test", key) + ".intent")
+	})
+	old, restarter, newcomer := newSharedLock("test"), newSharedLock("test"), newSharedLock("test")
+	old.acquireShared(t, key)
+
+	var order []string
+	var mu sync.Mutex
+	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+
+	restarted := make(chan struct{})
+	go func() {
+		restarter.exclusive(t, key, func() { note("restart") })
+		close(restarted)
+	}()
+	time.Sleep(200 * time.Millisecond) // the restart is now pending
+	joined := make(chan struct{})
+	go func() {
+		newcomer.acquireShared(t, key)
+		note("newcomer")
+		close(joined)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	note("old done")
+	old.releaseShared()
+	for _, c := range []chan struct{}{restarted, joined} {
+		select {
+		case <-c:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("stuck; order so far %v", order)
+		}
+	}
+	newcomer.releaseShared()
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(order) != "[old done restart newcomer]" {
+		t.Fatalf("order %v, want [old done restart newcomer]", order)
 	}
 }

@@ -11,22 +11,29 @@ import (
 
 // How long a test waits for a broker lock before it goes on without it. The
 // lock only keeps restarts from surprising tests of other packages; it never
-// makes a test hang.
+// makes a test hang past these bounds (go test's own -timeout is 20m in CI).
 const (
-	sharedWait    = 10 * time.Minute
-	exclusiveWait = 3 * time.Minute
+	sharedWait    = 15 * time.Minute
+	exclusiveWait = 12 * time.Minute
 )
 
 // sharedLock is a per-process, per-broker file lock. While any test of this
-// process uses the broker the process holds the file shared; a restart
-// converts it to exclusive for the restart's duration.
+// process uses the broker the process holds the main file shared; a restart
+// holds it exclusive for the restart's duration.
+//
+// A second "intent" file gives restarts priority: a restarter holds the intent
+// file exclusive while it waits for the main lock, and a process that starts
+// using the broker passes through the intent file shared first, so new users
+// queue behind a pending restart instead of starving it. A process that
+// already holds the broker does not touch the intent file, and a restarter
+// lets go of its own shared hold before it waits, so two restarters in two
+// processes cannot deadlock.
 type sharedLock struct {
 	name string
 
-	mu  sync.Mutex
-	n   int
-	f   *os.File
-	key string
+	mu sync.Mutex
+	n  int
+	f  *os.File
 }
 
 func newSharedLock(name string) *sharedLock { return &sharedLock{name: name} }
@@ -42,8 +49,8 @@ func lockPath(name, key string) string {
 	return filepath.Join(os.TempDir(), "mq-brokertest-"+clean+".lock")
 }
 
-func (l *sharedLock) open(key string) (*os.File, error) {
-	return os.OpenFile(lockPath(l.name, key), os.O_CREATE|os.O_RDWR, 0o666)
+func openLock(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
 }
 
 func (l *sharedLock) acquireShared(t testing.TB, key string) {
@@ -54,15 +61,28 @@ func (l *sharedLock) acquireShared(t testing.TB, key string) {
 	if l.f != nil {
 		return
 	}
-	f, err := l.open(key)
+	path := lockPath(l.name, key)
+	f, err := openLock(path)
 	if err != nil {
 		t.Logf("%s: broker lock unavailable (%v); going on without it", l.name, err)
 		return
 	}
-	if !lockWait(f, false, sharedWait) {
-		t.Logf("%s: waited %v for another package's broker restart; going on", l.name, sharedWait)
+	start := time.Now()
+	intent, err := openLock(path + ".intent")
+	if err == nil {
+		lockWait(intent, false, sharedWait)
 	}
-	l.f, l.key = f, key
+	got := lockWait(f, false, sharedWait-time.Since(start))
+	if intent != nil {
+		unlock(intent)
+		_ = intent.Close()
+	}
+	if !got {
+		t.Logf("%s: waited %v for another package's broker restart; going on", l.name, sharedWait)
+	} else if d := time.Since(start); d > time.Second {
+		t.Logf("%s: waited %v for another package's broker restart", l.name, d.Round(time.Millisecond))
+	}
+	l.f = f
 }
 
 func (l *sharedLock) releaseShared() {
@@ -85,26 +105,40 @@ func (l *sharedLock) exclusive(t testing.TB, key string, fn func()) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	path := lockPath(l.name, key)
 	f, opened := l.f, false
 	if f == nil {
 		var err error
-		if f, err = l.open(key); err != nil {
+		if f, err = openLock(path); err != nil {
 			t.Logf("%s: broker lock unavailable (%v); restarting without it", l.name, err)
 			fn()
 			return
 		}
 		opened = true
+	} else {
+		unlock(f) // let go of our shared hold first: see the type's comment
+	}
+	start := time.Now()
+	intent, err := openLock(path + ".intent")
+	if err == nil {
+		lockWait(intent, true, exclusiveWait)
 	}
 	defer func() {
 		if opened {
 			unlock(f)
 			_ = f.Close()
-			return
+		} else {
+			lockWait(f, false, sharedWait)
 		}
-		lockWait(f, false, sharedWait)
+		if intent != nil {
+			unlock(intent)
+			_ = intent.Close()
+		}
 	}()
-	if !lockWait(f, true, exclusiveWait) {
+	if !lockWait(f, true, exclusiveWait-time.Since(start)) {
 		t.Logf("%s: other packages still use the broker after %v; restarting anyway", l.name, exclusiveWait)
+	} else if d := time.Since(start); d > time.Second {
+		t.Logf("%s: waited %v for other packages' tests to finish with the broker", l.name, d.Round(time.Millisecond))
 	}
 	fn()
 }

@@ -134,7 +134,7 @@ func TestSmokeKafka(t *testing.T) {
 
 func TestSmokeKafkaRestart(t *testing.T) {
 	addrs := kafkatest.Addrs(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	topic := uniqueTopic(t)
 	createTopic(t, ctx, addrs, topic)
@@ -145,7 +145,9 @@ func TestSmokeKafkaRestart(t *testing.T) {
 		t.Fatalf("write before restart: %v", err)
 	}
 
-	kafkatest.Restart(t)
+	kafkatest.Restart(t) // may first wait for other packages' tests to finish with the broker
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 
 	// The same writer, connected before the restart, must get through again.
 	if err := write(ctx, w, kafka.Message{Value: []byte("after restart")}); err != nil {

@@ -85,7 +85,7 @@ func TestSmokeRabbitMQ(t *testing.T) {
 
 func TestSmokeRabbitMQRestart(t *testing.T) {
 	url := rabbitmqtest.URL(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn, ch := dial(t, url)
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
@@ -99,7 +99,9 @@ func TestSmokeRabbitMQRestart(t *testing.T) {
 		Body:         []byte("survives restart"),
 	})
 
-	rabbitmqtest.Restart(t)
+	rabbitmqtest.Restart(t) // may first wait for other packages' tests to finish with the broker
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 
 	select {
 	case <-closed:
