@@ -15,7 +15,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/rabbitmq"
 	"github.com/seedmq/mq/rabbitmq/rabbitmqtest"
 )
 
@@ -238,4 +237,32 @@ func TestUnroutable(t *testing.T) {
 	})
 }
 
-var _ = rabbitmq.New
+func TestBrokerAs(t *testing.T) {
+	b := open(t, "")
+	var conn *amqp.Connection
+	if !mq.As(b, &conn) || conn == nil || conn.IsClosed() {
+		t.Fatalf("As(**amqp091.Connection) = false or a closed connection, want the open publishing connection")
+	}
+	var ch *amqp.Channel
+	if !mq.As(b, &ch) || ch == nil {
+		t.Fatalf("As(**amqp091.Channel) = false, want a new channel")
+	}
+	if err := ch.Close(); err != nil {
+		t.Errorf("closing the channel from As: %v", err)
+	}
+	var wrong *amqp.Delivery
+	if mq.As(b, &wrong) || mq.As(b, nil) {
+		t.Errorf("As(*amqp091.Delivery) or As(nil) = true, want false")
+	}
+	if s := fmt.Sprint(b); strings.Contains(s, "guest:guest") || !strings.HasPrefix(s, "rabbitmq(") {
+		t.Errorf("String() = %q, want rabbitmq(<url without password>)", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if mq.As(b, &conn) {
+		t.Errorf("As after Close = true, want false")
+	}
+}
