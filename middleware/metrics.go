@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,23 +168,35 @@ func Metrics(o MetricsOptions) mq.Middleware {
 			ctx, p := observe(ctx)
 			in.inFlight.Add(ctx, 1, a.add...)
 			start := time.Now()
+			defer func() {
+				// A panic passing through is measured as a failure, and
+				// leaves the in-flight gauge right.
+				if r := recover(); r != nil {
+					in.handled(ctx, m, a, p, since(start), fmt.Errorf("panic: %v", r))
+					panic(r)
+				}
+			}()
 			err := next(ctx, m)
-			elapsed := since(start)
-			in.inFlight.Add(ctx, -1, a.add...)
-			if err != nil {
-				eattrs := in.withError(m.Topic, m.Group, "process", err)
-				in.processed.Add(ctx, 1, eattrs)
-				in.failed.Add(ctx, 1, eattrs)
-				in.duration.Record(ctx, elapsed, eattrs)
-				return err
-			}
-			in.processed.Add(ctx, 1, a.add...)
-			in.duration.Record(ctx, elapsed, a.rec...)
-			if p.deadLettered {
-				in.dead.Add(ctx, 1, in.withError(m.Topic, m.Group, "process", p.cause))
-			}
-			return nil
+			in.handled(ctx, m, a, p, since(start), err)
+			return err
 		}
+	}
+}
+
+// handled records the end of one handler run.
+func (in *instruments) handled(ctx context.Context, m *mq.Message, a *attrs, p *probe, elapsed float64, err error) {
+	in.inFlight.Add(ctx, -1, a.add...)
+	if err != nil {
+		eattrs := in.withError(m.Topic, m.Group, "process", err)
+		in.processed.Add(ctx, 1, eattrs)
+		in.failed.Add(ctx, 1, eattrs)
+		in.duration.Record(ctx, elapsed, eattrs)
+		return
+	}
+	in.processed.Add(ctx, 1, a.add...)
+	in.duration.Record(ctx, elapsed, a.rec...)
+	if p.deadLettered {
+		in.dead.Add(ctx, 1, in.withError(m.Topic, m.Group, "process", p.cause))
 	}
 }
 

@@ -142,3 +142,25 @@ func TestMetricsPublisherFailures(t *testing.T) {
 		t.Errorf("failed publishes: got %v, want 2 (points %v)", v, got[middleware.MetricPublished])
 	}
 }
+
+func TestMetricsPanic(t *testing.T) {
+	// A panic passing through counts as a failure and does not leave the
+	// in-flight gauge raised.
+	o, r := meter(t)
+	h := middleware.Metrics(o)(func(context.Context, *mq.Message) error { panic("kaput") })
+	func() {
+		defer func() {
+			if p := recover(); p != "kaput" {
+				t.Errorf("got panic %v, want it passed on", p)
+			}
+		}()
+		_ = h(context.Background(), &mq.Message{Topic: "t", Group: "g", Attempt: 1})
+	}()
+	got := collect(t, r)
+	if v := total(got, middleware.MetricInFlight); v != 0 {
+		t.Errorf("in flight after a panic: got %v, want 0", v)
+	}
+	if v := total(got, middleware.MetricFailed); v != 1 {
+		t.Errorf("failed after a panic: got %v, want 1", v)
+	}
+}

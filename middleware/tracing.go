@@ -3,8 +3,8 @@ package middleware
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
-	"sync"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
@@ -76,10 +76,11 @@ func SystemOf(b mq.Broker) string {
 // set), messaging.destination.name, messaging.consumer.group.name,
 // messaging.operation.type "process", messaging.operation.name "process",
 // messaging.message.id and messaging.message.body.size, plus
-// mq.message.attempt, set just after the span starts when it is recording
-// (so samplers see name and kind only). A handler error is recorded on the span, which gets
-// status Error and an error.type attribute. The handler's ctx carries the
-// span.
+// mq.message.attempt, set just after the span starts when it is
+// recording (so samplers see name and kind only). A handler error is
+// recorded on the span, which gets status Error and an error.type
+// attribute; so is a panic, which then goes on. The handler's ctx carries
+// the span.
 //
 // Place Tracing outermost, so the span covers retries and dead-lettering
 // and spans started by inner middleware (such as the dead-letter publish)
@@ -99,11 +100,17 @@ func Tracing(o TracingOptions) mq.Middleware {
 				// for a span nobody records is most of a no-op tracer's
 				// cost. Samplers therefore see the span name and kind
 				// only.
-				a := attrPool.Get().(*[]attribute.KeyValue)
-				span.SetAttributes(o.processAttrs((*a)[:0], m)...)
-				clear(*a)
-				attrPool.Put(a)
+				span.SetAttributes(o.processAttrs(make([]attribute.KeyValue, 0, 8), m)...)
 			}
+			defer func() {
+				// A panic passing through still ends the span, with the
+				// panic recorded; the driver (or Recover) handles it.
+				if p := recover(); p != nil {
+					recordError(span, fmt.Errorf("panic: %v", p))
+					span.End()
+					panic(p)
+				}
+			}()
 			err := next(ctx, m)
 			if err != nil {
 				recordError(span, err)
@@ -119,13 +126,6 @@ var (
 	consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
 	producerKind = trace.WithSpanKind(trace.SpanKindProducer)
 )
-
-// attrPool recycles the attribute slices of process spans: SetAttributes
-// copies them, so they are free again once it returns.
-var attrPool = sync.Pool{New: func() any {
-	a := make([]attribute.KeyValue, 0, 8)
-	return &a
-}}
 
 // spanNames remembers the last span name built, since a subscription's
 // messages share one topic: this saves a string concatenation per span.

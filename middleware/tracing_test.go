@@ -218,3 +218,20 @@ func TestTracingPublisherNoContext(t *testing.T) {
 		t.Errorf("ID is empty, want it filled")
 	}
 }
+
+func TestTracingPanic(t *testing.T) {
+	o, sr := recorder(t)
+	h := middleware.Tracing(o)(func(context.Context, *mq.Message) error { panic("kaput") })
+	func() {
+		defer func() {
+			if p := recover(); p != "kaput" {
+				t.Errorf("got panic %v, want it passed on", p)
+			}
+		}()
+		_ = h(context.Background(), &mq.Message{Topic: "t"})
+	}()
+	s := spanNamed(t, sr, "process t")
+	if s.Status().Code != codes.Error || s.Status().Description != "panic: kaput" {
+		t.Errorf("status: got %v, want Error with the panic", s.Status())
+	}
+}
