@@ -18,6 +18,7 @@ const (
 	hdrKey     = "mq-key"     // Message.Key
 	hdrID      = "mq-id"      // Message.ID when longer than AMQP's 255-byte message-id
 	hdrAttempt = "mq-attempt" // attempts already made, on a redelivered copy
+	hdrQueue   = "mq-queue"   // the queue hdrAttempt counts for
 )
 
 // brokerHeaders are header keys RabbitMQ adds itself (dead-lettering,
@@ -89,17 +90,18 @@ func encode(m *mq.Message) amqp.Publishing {
 	return p
 }
 
-// redeliveryCopy returns d as a publishing for redelivery, with its
-// attempt count (the attempts made so far) in a header and the broker's
-// bookkeeping headers removed.
-func redeliveryCopy(d *amqp.Delivery, attempts int) amqp.Publishing {
-	h := make(amqp.Table, len(d.Headers)+1)
+// redeliveryCopy returns d as a publishing for redelivery to queue, with
+// its attempt count (the attempts made so far) in a header and the
+// broker's bookkeeping headers removed.
+func redeliveryCopy(d *amqp.Delivery, queue string, attempts int) amqp.Publishing {
+	h := make(amqp.Table, len(d.Headers)+2)
 	for k, v := range d.Headers {
 		if !isBrokerHeader(k) {
 			h[k] = v
 		}
 	}
 	h[hdrAttempt] = int64(attempts)
+	h[hdrQueue] = queue
 	return amqp.Publishing{
 		Headers:         h,
 		ContentType:     d.ContentType,
@@ -116,8 +118,8 @@ func redeliveryCopy(d *amqp.Delivery, attempts int) amqp.Publishing {
 	}
 }
 
-// decode turns a delivery into the message a handler sees.
-func decode(d *amqp.Delivery, topic, group string) *mq.Message {
+// decode turns a delivery from queue into the message a handler sees.
+func decode(d *amqp.Delivery, topic, group, queue string) *mq.Message {
 	m := &mq.Message{
 		ID:    d.MessageId,
 		Body:  d.Body,
@@ -127,8 +129,7 @@ func decode(d *amqp.Delivery, topic, group string) *mq.Message {
 	if !d.Timestamp.IsZero() {
 		m.PublishTime = d.Timestamp
 	}
-	prior := 0
-	returns := 0
+	prior, returns := attempts(d, queue)
 	if len(d.Headers) > 0 {
 		m.Header = make(map[string]string, len(d.Headers))
 		for k, v := range d.Headers {
@@ -137,10 +138,6 @@ func decode(d *amqp.Delivery, topic, group string) *mq.Message {
 				m.Key, _ = v.(string)
 			case k == hdrID:
 				m.ID, _ = v.(string)
-			case k == hdrAttempt:
-				prior = int(toInt(v))
-			case k == "x-delivery-count":
-				returns = int(toInt(v))
 			case strings.HasPrefix(k, mq.ReservedHeaderPrefix), isBrokerHeader(k):
 			default:
 				if s, ok := headerString(v); ok {
@@ -151,14 +148,25 @@ func decode(d *amqp.Delivery, topic, group string) *mq.Message {
 	} else {
 		m.Header = map[string]string{}
 	}
-	// A quorum queue counts the times it handed this copy out before
-	// (x-delivery-count); a classic queue says only whether it did.
-	if returns == 0 && d.Redelivered {
-		returns = 1
-	}
 	m.Attempt = prior + returns + 1
 	hook.SetMessageRaw(m, *d)
 	return m
+}
+
+// attempts returns the deliveries of d before this one: those the driver
+// counted on earlier copies in queue (a copy dead-lettered elsewhere starts
+// afresh), and the times queue handed this copy out before. A quorum queue
+// counts those (x-delivery-count); a classic queue says only whether it
+// did.
+func attempts(d *amqp.Delivery, queue string) (prior, returns int) {
+	if q, _ := d.Headers[hdrQueue].(string); q == queue {
+		prior = int(toInt(d.Headers[hdrAttempt]))
+	}
+	returns = int(toInt(d.Headers["x-delivery-count"]))
+	if returns == 0 && d.Redelivered {
+		returns = 1
+	}
+	return prior, returns
 }
 
 func toInt(v any) int64 {

@@ -233,25 +233,18 @@ func TestChannelErrorIsolated(t *testing.T) {
 	}
 }
 
+// TestPermanentDeadLetters fails a message once, then permanently: it
+// must reach the queue's dead-letter exchange, and a group there sees it
+// as a first attempt (the attempt count of the source queue does not
+// follow it).
 func TestPermanentDeadLetters(t *testing.T) {
 	ctx := context.Background()
 	topic := uniqueTopic(t)
 	dlx := topic + "-dlx"
-	ch := rawChannel(t)
-	if err := ch.ExchangeDeclare(dlx, "fanout", true, false, false, false, nil); err != nil {
-		t.Fatalf("declare: %v", err)
-	}
-	if _, err := ch.QueueDeclare(dlx, true, false, false, false, nil); err != nil {
-		t.Fatalf("declare: %v", err)
-	}
-	if err := ch.QueueBind(dlx, "", dlx, false, nil); err != nil {
-		t.Fatalf("bind: %v", err)
-	}
-	t.Cleanup(func() {
-		_, _ = ch.QueueDelete(dlx, false, false, false)
-		_ = ch.ExchangeDelete(dlx, false, false)
-	})
 	b := open(t, "dead_letter_exchange="+dlx)
+	if err := mq.Provision(ctx, b, dlx, "dead"); err != nil {
+		t.Fatalf("Provision of the dead-letter topic: %v", err)
+	}
 	if err := mq.Provision(ctx, b, topic, "g"); err != nil {
 		t.Fatalf("Provision: %v", err)
 	}
@@ -259,24 +252,27 @@ func TestPermanentDeadLetters(t *testing.T) {
 	if err := b.Publish(ctx, topic, m); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
-	subscribe(t, b, topic, func(context.Context, *mq.Message) error {
+	src := newCollector()
+	subscribe(t, b, topic, func(ctx context.Context, m *mq.Message) error {
+		src.add(m)
+		if m.Attempt == 1 {
+			return errors.New("try again")
+		}
 		return mq.Permanent(errors.New("cannot handle"))
-	}, mq.Group("g"))
-	deadline := time.Now().Add(waitFor)
-	for {
-		d, ok, err := ch.Get(dlx, true)
-		if err != nil {
-			t.Fatalf("get: %v", err)
-		}
-		if ok {
-			if d.MessageId != m.ID {
-				t.Errorf("dead letter has id %q, want %q", d.MessageId, m.ID)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no dead letter within %v", waitFor)
-		}
-		time.Sleep(50 * time.Millisecond) // basic.get polls; there is nothing to wait on
+	}, mq.Group("g"), mq.Backoff(func(int) time.Duration { return 10 * time.Millisecond }))
+	dead := newCollector()
+	subscribe(t, b, dlx, dead.handler, mq.Group("dead"))
+	got := dead.wait(t, 1)[0]
+	if got.ID != m.ID || string(got.Body) != "poison" {
+		t.Errorf("dead letter: got ID %q body %q, want %q poison", got.ID, got.Body, m.ID)
+	}
+	if got.Attempt != 1 {
+		t.Errorf("dead letter: got Attempt %d, want 1 (a new queue)", got.Attempt)
+	}
+	if len(got.Header) != 0 {
+		t.Errorf("dead letter: got headers %v, want none (broker and driver headers removed)", got.Header)
+	}
+	if n := src.count(); n != 2 {
+		t.Errorf("source deliveries: got %d, want 2 (one failure, one permanent)", n)
 	}
 }

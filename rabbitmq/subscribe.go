@@ -219,7 +219,7 @@ func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx contex
 			if !ok {
 				return true
 			}
-			m := decode(&d, s.topic, s.cfg.Group)
+			m := decode(&d, s.topic, s.cfg.Group, s.queue)
 			del := &dispatch.Delivery{Msg: m, Settle: s.settler(ch, chCtx, d)}
 			if err := s.d.Submit(stop, del); err != nil {
 				// Not taken: leave it unacknowledged; closing the channel
@@ -301,7 +301,8 @@ func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, chCtx co
 	if chCtx.Err() != nil {
 		return nil
 	}
-	m := decodeAttempt(d)
+	prior, returns := attempts(d, s.queue)
+	m := prior + returns + 1
 	delay := s.cfg.RedeliveryDelay(m, herr)
 	target := s.queue
 	if delay > 0 && !s.b.s.NoProvision {
@@ -312,7 +313,7 @@ func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, chCtx co
 		}
 		target = q
 	}
-	errs, err := s.b.pubs.send(ctx, []outMsg{{exchange: "", key: target, pub: redeliveryCopy(d, m)}}, true)
+	errs, err := s.b.pubs.send(ctx, []outMsg{{exchange: "", key: target, pub: redeliveryCopy(d, s.queue, m)}}, true)
 	if err == nil {
 		err = errs[0]
 	}
@@ -320,20 +321,13 @@ func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, chCtx co
 		if chCtx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, mq.ErrNotFound) && target != s.queue {
+			s.b.topo.forget("q:" + target) // deleted behind our back: declare it again next time
+		}
 		s.b.s.Logger.Warn("rabbitmq: cannot schedule redelivery; requeueing at once", "queue", s.queue, "error", err)
 		return ch.Nack(d.DeliveryTag, false, true)
 	}
 	return ch.Ack(d.DeliveryTag, false)
-}
-
-// decodeAttempt returns the attempt number of d, as decode computes it.
-func decodeAttempt(d *amqp.Delivery) int {
-	prior := int(toInt(d.Headers[hdrAttempt]))
-	returns := int(toInt(d.Headers["x-delivery-count"]))
-	if returns == 0 && d.Redelivered {
-		returns = 1
-	}
-	return prior + returns + 1
 }
 
 // delayBucket rounds d up to one of a few delays per doubling (4, 5, 6 or

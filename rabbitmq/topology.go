@@ -48,9 +48,11 @@ func (t *topology) remember(key string, d time.Duration) {
 	t.mu.Unlock()
 }
 
-func (t *topology) forgetExchange(name string) {
+func (t *topology) forgetExchange(name string) { t.forget("e:" + name) }
+
+func (t *topology) forget(key string) {
 	t.mu.Lock()
-	delete(t.ok, "e:"+name)
+	delete(t.ok, key)
 	t.mu.Unlock()
 }
 
