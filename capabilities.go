@@ -74,7 +74,7 @@ func (c Capabilities) Has(name Capability) bool {
 // Limits returns the publish limits the capabilities imply, for
 // ValidateMessages.
 func (c Capabilities) Limits() Limits {
-	return Limits{MaxMessageBytes: c.MaxMessageBytes, MaxHeaders: c.MaxHeaders, AllowDelay: c.DelayedDelivery}
+	return Limits{MaxMessageBytes: c.MaxMessageBytes, MaxHeaders: c.MaxHeaders, AllowDelay: c.DelayedDelivery, MaxDelay: c.MaxDelay}
 }
 
 // Require returns nil if b has every capability in need, and otherwise an

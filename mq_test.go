@@ -142,6 +142,13 @@ func TestValidateName(t *testing.T) {
 
 func TestValidateMessages(t *testing.T) {
 	lim := mq.Limits{MaxMessageBytes: 100, MaxHeaders: 2}
+	delayLim := mq.Limits{AllowDelay: true, MaxDelay: time.Minute}
+	if err := mq.ValidateMessages([]*mq.Message{{Delay: time.Minute}}, delayLim); err != nil {
+		t.Errorf("Delay at MaxDelay: %v, want nil", err)
+	}
+	if err := mq.ValidateMessages([]*mq.Message{{Delay: time.Hour}}, delayLim); !errors.Is(err, mq.ErrInvalidMessage) {
+		t.Errorf("Delay over MaxDelay: %v, want ErrInvalidMessage", err)
+	}
 	for _, tc := range []struct {
 		name string
 		msgs []*mq.Message

@@ -3,6 +3,7 @@ package mq
 import (
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -40,14 +41,18 @@ func ValidateName(what, name string) error {
 type Limits struct {
 	MaxMessageBytes int
 	MaxHeaders      int
-	AllowDelay      bool
+	// AllowDelay permits a non-zero Message.Delay, up to MaxDelay when
+	// MaxDelay is positive.
+	AllowDelay bool
+	MaxDelay   time.Duration
 }
 
 // ValidateMessages checks a Publish call's messages before anything is
 // sent, and fills empty IDs with NewID. It reports the first problem: an
 // empty batch or nil message (ErrInvalidMessage), a bad header key or value
-// (ErrInvalidMessage), a Delay the broker cannot honour (ErrNotSupported),
-// or a message over the size limit (ErrMessageTooLarge). Drivers call it
+// (ErrInvalidMessage), a Delay the broker cannot honour (ErrNotSupported)
+// or one over its MaxDelay (ErrInvalidMessage), or a message over the size
+// limit (ErrMessageTooLarge). Drivers call it
 // at the start of Publish.
 func ValidateMessages(msgs []*Message, l Limits) error {
 	if len(msgs) == 0 {
@@ -62,6 +67,9 @@ func ValidateMessages(msgs []*Message, l Limits) error {
 		}
 		if m.Delay > 0 && !l.AllowDelay {
 			return fmt.Errorf("%w: message %d has Delay %v, but this broker has no delayed delivery (Capabilities.DelayedDelivery)", ErrNotSupported, i, m.Delay)
+		}
+		if l.MaxDelay > 0 && m.Delay > l.MaxDelay {
+			return fmt.Errorf("%w: message %d has Delay %v, the limit is %v (Capabilities.MaxDelay)", ErrInvalidMessage, i, m.Delay, l.MaxDelay)
 		}
 		if !utf8.ValidString(m.ID) || !utf8.ValidString(m.Key) {
 			return fmt.Errorf("%w: message %d: ID and Key must be valid UTF-8", ErrInvalidMessage, i)

@@ -159,11 +159,6 @@ func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...*mq.Mess
 	if err := mq.ValidateMessages(msgs, b.Capabilities().Limits()); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
-	for i, m := range msgs {
-		if m.Delay > DefaultMaxDelay {
-			return fmt.Errorf("memory: %w: message %d has Delay %v, the limit is %v", mq.ErrInvalidMessage, i, m.Delay, DefaultMaxDelay)
-		}
-	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
