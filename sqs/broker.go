@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -129,8 +130,10 @@ func (b *Broker) isClosed() bool {
 // handlers finish, delete the messages handled successfully, make the
 // others visible again at once, and return mq.ErrClosed), then waits for
 // pending publishes to be sent. If ctx ends first, handlers' contexts and
-// the broker's SQS calls are canceled and Close returns ctx.Err() once
-// they have returned; messages whose deletion was cut short are
+// Close waits up to one more second for the SQS calls that settle their
+// messages (so that unhandled messages become visible again at once), then
+// cancels the broker's remaining SQS calls and returns ctx.Err() once
+// everything has returned; messages whose settlement was cut short are
 // redelivered after their visibility timeout. A client passed to New is
 // not closed; a client made by Open has its idle connections closed.
 // Close is idempotent: later calls return nil; every other method returns
@@ -166,9 +169,19 @@ func (b *Broker) Close(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
+		// Handlers' contexts are canceled now. Give the calls that settle
+		// their messages (making them visible again, deleting those
+		// handled) a moment, so the messages come back at once rather
+		// than after their visibility timeout; then cancel what remains.
 		err = ctx.Err()
-		b.cancelBase()
-		<-done
+		grace := time.NewTimer(closeGrace)
+		select {
+		case <-done:
+		case <-grace.C:
+			b.cancelBase()
+			<-done
+		}
+		grace.Stop()
 	}
 	b.cancelBase()
 	if b.transport != nil {
@@ -179,6 +192,9 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// closeGrace is how long Close waits past its ctx for settlement calls.
+const closeGrace = time.Second
 
 // track registers a running Subscribe; it fails once Close has begun.
 func (b *Broker) track(s *subscription) error {

@@ -195,8 +195,13 @@ func (p *publisher) enqueue(call *pubCall) error {
 		p.pending = append(p.pending, &call.entries[i])
 	}
 	// Start a loop if none runs, or if those running cannot take all that
-	// is pending in their next round.
-	for p.active < p.b.opts.Senders && (p.active == 0 || p.active*maxBatch < len(p.pending)) {
+	// is pending in their next round. A FIFO queue gets one loop, so that
+	// batches reach SQS in the order their messages were published.
+	senders := p.b.opts.Senders
+	if p.q.fifo {
+		senders = 1
+	}
+	for p.active < senders && (p.active == 0 || p.active*maxBatch < len(p.pending)) {
 		p.active++
 		p.b.work.Add(1)
 		go p.loop()
@@ -297,7 +302,7 @@ func (p *publisher) send(batch []*pubEntry) {
 				e.finish(err)
 				continue
 			}
-			if attempt+1 >= entryRetries {
+			if attempt+1 >= entryRetries || p.q.fifo { // a resend would overtake later messages
 				e.finish(mq.Retryable(err))
 				continue
 			}

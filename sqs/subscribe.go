@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,11 +19,6 @@ import (
 // callTimeout bounds each SQS call the driver makes on its own behalf
 // (deletes, visibility changes), beyond the SDK's own retries.
 const callTimeout = 30 * time.Second
-
-// errSkipped is the handler result for a FIFO message held back because
-// an earlier message of its group failed: it goes back to the queue
-// unhandled, behind that one.
-var errSkipped = errors.New("sqs: skipped behind a failed message of its FIFO group")
 
 // Subscribe receives the messages of topic's queue and passes them to h,
 // blocking until ctx ends (it returns ctx.Err()), the broker is closed
@@ -102,7 +96,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 		fatal:     make(chan error, 1),
 		credits:   make(chan struct{}, cfg.Concurrency+maxBatch*receivers),
 		held:      map[*mq.Message]*held{},
-		blocked:   map[string]uint64{},
+		lanes:     map[string][]*held{},
 	}
 	if err := b.track(s); err != nil {
 		return fmt.Errorf("sqs: Subscribe: %w", mq.ErrClosed)
@@ -135,20 +129,24 @@ type subscription struct {
 	// extension sent at the same moment.
 	hbMu sync.RWMutex
 
-	mu      sync.Mutex
-	held    map[*mq.Message]*held // received and not yet deleted or released
-	blocked map[string]uint64     // FIFO group -> receive batch whose rest is skipped
-	seq     atomic.Uint64         // receive batch counter
+	mu       sync.Mutex
+	held     map[*mq.Message]*held // received and not yet deleted or released
+	lanes    map[string][]*held    // FIFO Key -> messages waiting behind the one handled
+	stopping bool                  // no more retries or lane successors
+	retries  sync.WaitGroup        // pending in-place retries
 
 	deletes chan *held
 }
 
 // held is one received message the subscription is responsible for.
 type held struct {
-	sm    types.Message
-	msg   *mq.Message
-	batch uint64 // receive batch sequence number
-	lane  string // FIFO message group, "" when unordered
+	sm   types.Message
+	msg  *mq.Message
+	lane string // the Key on FIFO queues, "" when unordered
+
+	// An in-place retry (FIFO), guarded by subscription.mu.
+	retry   *time.Timer
+	retryAt time.Time
 }
 
 // stop makes run return err, draining within ctx.
@@ -164,7 +162,7 @@ func (s *subscription) run(ctx context.Context) error {
 	b := s.b
 	maxPending := cap(s.credits)
 	s.deletes = make(chan *held, maxPending)
-	s.d = dispatch.New(ctx, s.handle, dispatch.Config{Concurrency: s.cfg.Concurrency, MaxPending: maxPending, Logger: b.log})
+	s.d = dispatch.New(ctx, s.h, dispatch.Config{Concurrency: s.cfg.Concurrency, MaxPending: maxPending, Logger: b.log})
 
 	recvCtx, stopReceiving := context.WithCancel(ctx)
 	defer stopReceiving()
@@ -202,6 +200,7 @@ func (s *subscription) run(ctx context.Context) error {
 	}
 	stopReceiving()
 	recvWG.Wait()
+	s.stopRetries()
 	s.d.Shutdown(drainCtx) // every delivery is settled when it returns
 	close(s.deletes)
 	delWG.Wait()
@@ -277,31 +276,44 @@ func (s *subscription) receive(ctx context.Context) {
 			continue
 		}
 		failures = 0
-		batch := s.seq.Add(1)
 		for i := range got {
-			s.deliver(ctx, &got[i], batch)
+			s.deliver(ctx, &got[i])
 		}
 	}
 }
 
-// deliver hands one received message to the dispatcher; if that fails
-// (the subscription is stopping) it makes the message visible again.
-func (s *subscription) deliver(ctx context.Context, sm *types.Message, batch uint64) {
+// deliver takes charge of one received message: on a FIFO queue it waits
+// behind an earlier message of its Key still being handled; otherwise it
+// goes to the dispatcher at once.
+func (s *subscription) deliver(ctx context.Context, sm *types.Message) {
 	m := &mq.Message{Topic: s.q.topic, Group: s.group}
 	if err := decode(sm, m); err != nil {
 		s.b.log.Warn("sqs: message has malformed mq attributes; delivering what could be decoded", "queue", s.q.name, "sqs_message_id", aws.ToString(sm.MessageId), "error", err)
 	}
 	hook.SetMessageRaw(m, *sm)
-	h := &held{sm: *sm, msg: m, batch: batch}
+	h := &held{sm: *sm, msg: m}
 	if s.q.fifo {
-		h.lane = sm.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)]
+		h.lane = m.Key
 	}
 	s.mu.Lock()
 	s.held[m] = h
+	if h.lane != "" {
+		if q, busy := s.lanes[h.lane]; busy {
+			s.lanes[h.lane] = append(q, h)
+			s.mu.Unlock()
+			return
+		}
+		s.lanes[h.lane] = nil
+	}
 	s.mu.Unlock()
+	s.submit(ctx, h)
+}
+
+// submit hands h to the dispatcher; if that fails (the subscription is
+// stopping) it makes the message visible again.
+func (s *subscription) submit(ctx context.Context, h *held) {
 	del := &dispatch.Delivery{
-		Msg:  m,
-		Lane: h.lane,
+		Msg: h.msg,
 		Settle: func(_ context.Context, err error) (time.Duration, bool) {
 			s.settle(h, err)
 			return 0, false
@@ -309,53 +321,92 @@ func (s *subscription) deliver(ctx context.Context, sm *types.Message, batch uin
 	}
 	if err := s.d.Submit(ctx, del); err != nil {
 		s.release(h, 0)
-		<-s.credits
+		s.done(h)
 	}
 }
 
-// handle runs the user's handler, unless the message is a FIFO message
-// queued behind a failed one of its group in the same receive batch.
-func (s *subscription) handle(ctx context.Context, m *mq.Message) error {
-	if s.q.fifo {
-		if h := s.heldFor(m); h != nil && h.lane != "" {
-			s.mu.Lock()
-			skip := s.blocked[h.lane] == h.batch
-			s.mu.Unlock()
-			if skip {
-				return errSkipped
-			}
-		}
-	}
-	return s.h(ctx, m)
-}
-
-// heldFor returns the held entry of m, or nil.
-func (s *subscription) heldFor(m *mq.Message) *held {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.held[m]
-}
-
-// settle records a handler's outcome with SQS and returns the message's
-// credit.
+// settle records a handler's outcome with SQS.
+//
+// A failed FIFO message with a Key is retried in place: it stays held
+// (its visibility extended) and goes back to the dispatcher after its
+// delay, while the later messages of its Key wait behind it (SQS itself
+// holds back the rest of its message group while it is in flight). Making
+// it visible again instead would force the later messages received with
+// it back to the queue too, counting receives against messages whose
+// handler never ran.
 func (s *subscription) settle(h *held, err error) {
-	defer func() { <-s.credits }()
 	switch {
 	case err == nil:
 		s.deletes <- h
-	case errors.Is(err, dispatch.ErrNotHandled) || errors.Is(err, errSkipped):
+	case errors.Is(err, dispatch.ErrNotHandled):
 		s.release(h, 0)
 	case mq.IsPermanent(err):
 		s.reject(h, err)
+	case h.lane != "":
+		s.retryLater(h, s.cfg.RedeliveryDelay(h.msg.Attempt, err))
+		return
 	default:
-		if h.lane != "" {
-			// Later messages of this FIFO group from the same batch must
-			// not run before this one: send them back too.
-			s.mu.Lock()
-			s.blocked[h.lane] = h.batch
-			s.mu.Unlock()
-		}
 		s.release(h, s.cfg.RedeliveryDelay(h.msg.Attempt, err))
+	}
+	s.done(h)
+}
+
+// retryLater submits h again after delay, with Attempt increased. If the
+// subscription stops first, stopRetries releases it.
+func (s *subscription) retryLater(h *held, delay time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h.retryAt = time.Now().Add(delay)
+	if s.stopping {
+		return // left held: stopRetries or releaseAll releases it
+	}
+	s.retries.Add(1)
+	h.retry = time.AfterFunc(delay, func() {
+		defer s.retries.Done()
+		h.msg.Attempt++
+		s.submit(context.Background(), h)
+	})
+}
+
+// stopRetries cancels pending in-place retries, making those messages
+// visible again when their delay ends, and waits for retries that already
+// started to reach the dispatcher. Later messages of their Keys stay held
+// until releaseAll; SQS keeps them behind the failed one.
+func (s *subscription) stopRetries() {
+	s.mu.Lock()
+	s.stopping = true
+	var stopped []*held
+	for _, h := range s.held {
+		if h.retry != nil && h.retry.Stop() {
+			s.retries.Done()
+			stopped = append(stopped, h)
+		}
+	}
+	s.mu.Unlock()
+	for _, h := range stopped {
+		s.release(h, time.Until(h.retryAt))
+	}
+	s.retries.Wait()
+}
+
+// done returns h's credit and, on a FIFO queue, submits the next waiting
+// message of its Key, unless the subscription is stopping.
+func (s *subscription) done(h *held) {
+	<-s.credits
+	if h.lane == "" {
+		return
+	}
+	s.mu.Lock()
+	var next *held
+	if q := s.lanes[h.lane]; len(q) > 0 && !s.stopping {
+		next = q[0]
+		s.lanes[h.lane] = q[1:]
+	} else if len(q) == 0 {
+		delete(s.lanes, h.lane)
+	}
+	s.mu.Unlock()
+	if next != nil {
+		s.submit(context.Background(), next)
 	}
 }
 
@@ -365,7 +416,7 @@ func (s *subscription) release(h *held, delay time.Duration) {
 	if !s.forget(h) {
 		return
 	}
-	secs := int32(min((delay+time.Second-1)/time.Second, maxVisibility/time.Second))
+	secs := int32(min(max(delay+time.Second-1, 0)/time.Second, maxVisibility/time.Second))
 	ctx, cancel := context.WithTimeout(s.b.base, callTimeout)
 	defer cancel()
 	s.hbMu.RLock()
@@ -390,7 +441,9 @@ func (s *subscription) forget(h *held) bool {
 	return ok
 }
 
-// releaseAll makes every message still held visible again.
+// releaseAll makes every message still held visible again: those whose
+// delete failed, and on FIFO queues those waiting behind a failed message
+// of their Key, and that message after its delay.
 func (s *subscription) releaseAll() {
 	s.mu.Lock()
 	hs := make([]*held, 0, len(s.held))
@@ -399,7 +452,7 @@ func (s *subscription) releaseAll() {
 	}
 	s.mu.Unlock()
 	for _, h := range hs {
-		s.release(h, 0)
+		s.release(h, time.Until(h.retryAt)) // a failed FIFO message keeps its delay
 	}
 }
 

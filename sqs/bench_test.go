@@ -1,0 +1,233 @@
+package sqs_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/sqs"
+	"github.com/seedmq/mq/sqs/sqstest"
+)
+
+// Benchmark shape, the same for mq and the raw client: publishers each
+// send batches of ten messages (SendMessageBatch), receivers long-poll
+// for up to ten messages, and each received message is deleted in
+// batches (DeleteMessageBatch).
+const (
+	benchPublishers = 8
+	benchReceivers  = 4
+	benchHandlers   = 32 // mq's Concurrency; raw handles in its receivers
+	benchBodySize   = 256
+)
+
+// BenchmarkPublishConsume measures publish+consume throughput of one
+// message (ns/op, msgs/s) and the client CPU it costs (cpu-ns/msg: user
+// plus system time of this process, the broker runs elsewhere), through
+// mq and through aws-sdk-go-v2 directly with the same batching and
+// concurrency, on the same server. Compare the two sub-benchmarks' ratios.
+func BenchmarkPublishConsume(b *testing.B) {
+	b.Run("mq", benchMQ)
+	b.Run("raw", benchRaw)
+}
+
+func newRawClient(b *testing.B) *awssqs.Client {
+	cfg := sqstest.Config(b)
+	tr := awshttp.NewBuildableClient().GetTransport()
+	tr.MaxIdleConnsPerHost = 128 // as the driver's Open does
+	cfg.HTTPClient = &http.Client{Transport: tr}
+	b.Cleanup(tr.CloseIdleConnections)
+	return awssqs.NewFromConfig(cfg)
+}
+
+func benchQueue(b *testing.B, c *awssqs.Client) (name, url string) {
+	name = fmt.Sprintf("bench-%08x", rand.Uint32())
+	out, err := c.CreateQueue(context.Background(), &awssqs.CreateQueueInput{QueueName: aws.String(name)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		c.DeleteQueue(context.Background(), &awssqs.DeleteQueueInput{QueueUrl: out.QueueUrl})
+	})
+	return name, aws.ToString(out.QueueUrl)
+}
+
+// cpuTime returns this process's user plus system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func report(b *testing.B, start time.Time, cpu0 time.Duration) {
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/msg")
+}
+
+// batches splits n messages into batches of ten, handed out to workers.
+func batches(n int) chan int {
+	ch := make(chan int, n/10+1)
+	for left := n; left > 0; left -= 10 {
+		ch <- min(10, left)
+	}
+	close(ch)
+	return ch
+}
+
+func benchMQ(b *testing.B) {
+	client := newRawClient(b)
+	topic, _ := benchQueue(b, client)
+	br, err := sqs.New(client, sqs.Options{Receivers: benchReceivers, WaitTime: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	body := make([]byte, benchBodySize)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+
+	var handled atomic.Int64
+	done := make(chan struct{})
+	target := int64(b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	subDone := make(chan error, 1)
+	go func() {
+		subDone <- br.Subscribe(ctx, topic, func(context.Context, *mq.Message) error {
+			if handled.Add(1) == target {
+				close(done)
+			}
+			return nil
+		}, mq.Concurrency(benchHandlers))
+	}()
+	work := batches(b.N)
+	var wg sync.WaitGroup
+	for range benchPublishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range work {
+				msgs := make([]*mq.Message, n)
+				for i := range msgs {
+					msgs[i] = &mq.Message{Body: body}
+				}
+				if err := br.Publish(ctx, topic, msgs...); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("handled %d of %d messages within 5 minutes", handled.Load(), b.N)
+	}
+	report(b, start, cpu0)
+	b.StopTimer()
+	cancel()
+	<-subDone
+}
+
+func benchRaw(b *testing.B) {
+	client := newRawClient(b)
+	_, url := benchQueue(b, client)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	body := make([]byte, benchBodySize)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+	bodyStr := string(body)
+
+	var handled atomic.Int64
+	done := make(chan struct{})
+	target := int64(b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	var rwg sync.WaitGroup
+	for range benchReceivers {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			for ctx.Err() == nil {
+				out, err := client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
+					QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+					MessageAttributeNames:       []string{"All"},
+					MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
+				})
+				if err != nil || len(out.Messages) == 0 {
+					continue
+				}
+				entries := make([]types.DeleteMessageBatchRequestEntry, len(out.Messages))
+				for i, m := range out.Messages {
+					entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
+				}
+				if _, err := client.DeleteMessageBatch(ctx, &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: entries}); err != nil {
+					continue
+				}
+				if handled.Add(int64(len(out.Messages))) >= target {
+					select {
+					case <-done:
+					default:
+						close(done)
+					}
+				}
+			}
+		}()
+	}
+	work := batches(b.N)
+	var wg sync.WaitGroup
+	for range benchPublishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range work {
+				entries := make([]types.SendMessageBatchRequestEntry, n)
+				for i := range entries {
+					// An ID attribute, as mq sends one, to compare like with like.
+					entries[i] = types.SendMessageBatchRequestEntry{
+						Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(bodyStr),
+						MessageAttributes: map[string]types.MessageAttributeValue{
+							"mq-id": {DataType: aws.String("String"), StringValue: aws.String(mq.NewID())},
+						},
+					}
+				}
+				out, err := client.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
+				if err != nil || len(out.Failed) > 0 {
+					b.Error(err, out)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("handled %d of %d messages within 5 minutes", handled.Load(), b.N)
+	}
+	report(b, start, cpu0)
+	b.StopTimer()
+	cancel()
+	rwg.Wait()
+}

@@ -1,0 +1,201 @@
+// Package sqs is mq's driver for Amazon SQS (and servers that speak its
+// API, such as ElasticMQ), built on aws-sdk-go-v2. It registers the "sqs"
+// URL scheme; New wraps an *sqs.Client you configure yourself.
+//
+// Each topic is an SQS queue, named by the topic (plus an optional
+// prefix). A queue whose name ends in ".fifo" is a FIFO queue.
+//
+// # URL
+//
+//	sqs://?region=us-east-1[&param=value...]
+//
+// The URL has no host or path. Credentials never go in the URL: they come
+// from the standard AWS config chain (environment, shared config and
+// credentials files, SSO, web identity, ECS/EC2 roles), as does the region
+// when the URL omits it. Parameters (unknown or malformed ones are
+// errors):
+//
+//	region           AWS region (default: from the AWS config chain, e.g. AWS_REGION)
+//	endpoint         endpoint URL override for local or compatible servers,
+//	                 e.g. http://127.0.0.1:9324 for ElasticMQ (default: AWS's)
+//	profile          shared config profile (default: AWS_PROFILE or "default")
+//	prefix           queue name prefix: topic "orders" with prefix "prod-" uses
+//	                 queue "prod-orders" (default none)
+//	account          AWS account ID owning the queues, for cross-account use
+//	                 (default: the caller's)
+//	group            group for Subscribe without mq.Group (default none: join
+//	                 the queue's group, see Groups)
+//	fifo             true: every topic is a FIFO queue, named with a ".fifo"
+//	                 suffix (default false: only topics ending in ".fifo")
+//	provision        create missing queues on first use (default true);
+//	                 false: a missing queue is mq.ErrNotFound (Provision still
+//	                 creates queues)
+//	wait             long-poll time per ReceiveMessage, 0s to 20s (default 20s)
+//	visibility       visibility timeout of received messages, extended while
+//	                 their handler runs, 1s to 12h (default 30s)
+//	receivers        long-poll loops per Subscribe (default: one per ten of
+//	                 its Concurrency, at least one)
+//	senders          most concurrent SendMessageBatch calls per queue (default 16)
+//	deadLetterQueue  redrive target for queues the driver creates: a queue name
+//	                 or ARN, "{topic}" replaced by the topic; a named queue is
+//	                 created if missing (default none)
+//	maxReceiveCount  the redrive policy's maxReceiveCount, 1 to 1000 (default 5)
+//	serverMaxBytes   the server's message size limit as SQS counts it (body
+//	                 plus attribute names, types and values) (default 1048576,
+//	                 SQS's limit since August 2025 and ElasticMQ 1.7's; use
+//	                 262144 for older compatible servers)
+//
+// Open checks the endpoint, region and credentials at once with a
+// ListQueues call (a missing ListQueues permission is not an error).
+//
+// # Groups
+//
+// An SQS queue is one consumer group: every message is handled once, by
+// whichever subscription receives it. The driver records the group that
+// consumes a queue in the queue tag "mq-group" (written by Provision with a
+// group, or by the first Subscribe with one), and a Subscribe or Provision
+// with a different group fails with mq.ErrNotSupported instead of silently
+// competing for the messages: SQS has no fan-out. To deliver every message
+// to several services, publish to one topic per service, or use SNS fan-out
+// to one queue per service. A Subscribe without a group joins the queue's
+// group, whatever it is. Without permission to read or write tags
+// (sqs:ListQueueTags, sqs:TagQueue) only the groups used through one
+// Broker are checked.
+//
+// # Delivery semantics
+//
+// Publish returns nil once SQS has accepted every message (SQS stores a
+// message redundantly before answering). Concurrent Publish calls to one
+// topic are grouped into SendMessageBatch calls of up to ten messages
+// within SQS's batch size limit, with up to "senders" calls in flight and
+// no batching timer: a lone Publish is sent at once, and messages arriving
+// while calls are in flight form the next batch. Entries SQS fails on its
+// side are tried up to three times in all (once on FIFO queues, where a
+// resend would overtake later messages); those still failing, or rejected
+// as the sender's fault, are reported in a *mq.PublishError.
+//
+// Subscribe runs "receivers" long-poll loops, each receiving up to ten
+// messages, as long as the subscription holds fewer than Concurrency plus
+// ten per receiver messages; the handlers run up to Concurrency at once.
+// While a message is held (waiting for or running its handler, or waiting
+// for its delete), the driver extends its visibility timeout every third of
+// "visibility", so a long handler is not redelivered mid-work; if the
+// process dies, SQS redelivers the message when the timeout ends.
+//
+//   - Handler returns nil: the message is deleted. Deletes are batched (up
+//     to ten per DeleteMessageBatch, taking what accumulated while the
+//     previous call ran) and retried through transient failures; a
+//     subscription's deletes reach SQS before Subscribe returns.
+//   - Handler returns an error: the message's visibility timeout is set to
+//     the subscription's Backoff (or mq.RetryAfter) delay, rounded up to
+//     whole seconds and at most 12 hours, so it is redelivered no earlier.
+//   - Attempt is SQS's ApproximateReceiveCount: exact across processes and
+//     restarts, and it also counts a receive whose handler never ran (a
+//     message released when its subscription stopped). FIFO retries in
+//     place (below) add to it in the process that runs them only.
+//   - Handler returns mq.Permanent(err): SQS has no reject. If the queue
+//     has a redrive policy, the driver sends the message (body and
+//     attributes as received) to its dead-letter queue, logs at error level
+//     and deletes it; otherwise it logs the message at error level and
+//     deletes it. It is not redelivered either way.
+//   - When a subscription stops, messages it received but did not handle
+//     are made visible again at once. A long poll cut short by the stop may
+//     have been answered with messages the driver never sees; SQS
+//     redelivers those when their visibility timeout ends.
+//
+// On a FIFO queue, Key is the MessageGroupId and ID the
+// MessageDeduplicationId (either is replaced by its SHA-256 in hex when SQS
+// would not accept it: more than 128 characters, or not printable ASCII).
+// A message without a Key uses its ID as its group, so keyless messages are
+// not ordered and spread over consumers. Messages with a Key are handled
+// one at a time in publish order, also across failures: SQS holds back the
+// rest of a message group while one of its messages is in flight, so a
+// failed FIFO message with a Key is retried in place, after its Backoff or
+// mq.RetryAfter delay, with its visibility extended meanwhile and the
+// later messages of its Key waiting. (Making it visible again would force
+// the later messages received with it back to the queue too, counting
+// receives against messages whose handler never ran.) Such retries do not
+// count toward the queue's maxReceiveCount; the dead-letter middleware,
+// which counts Attempt, bounds them. If the subscription stops during the
+// wait, the message becomes visible at once. Publish sends a FIFO queue's
+// batches one at a time, so they reach SQS in publish order. FIFO queues
+// have no per-message delay: a Message.Delay is mq.ErrNotSupported there,
+// and SQS drops a message whose ID repeats within its five-minute
+// deduplication window.
+//
+// # Capabilities
+//
+//	FanOut           false: a queue is one group (see Groups)
+//	OrderingByKey    true only with fifo=true (every topic a FIFO queue);
+//	                 otherwise false, though ".fifo" topics are ordered by Key
+//	Replay           false: mq.StartAt(mq.Earliest) is mq.ErrNotSupported
+//	NackDelay        true, in whole seconds, up to 12 hours
+//	DelayedDelivery  true up to 15 minutes (DelaySeconds, rounded up to whole
+//	                 seconds) on standard queues; false with fifo=true, and a
+//	                 Delay on a ".fifo" topic is mq.ErrNotSupported
+//	Persistent       true
+//	MaxMessageBytes  serverMaxBytes minus 8 KiB, kept for mq's attributes and
+//	                 header packing: any message within it fits once encoded
+//	MaxHeaders       1000 (SQS allows ten attributes; the rest are packed)
+//
+// # Message encoding and interoperability
+//
+// A message published through mq looks like this to any SQS consumer:
+//
+//   - The body is the SQS message body, unchanged, when it is text SQS
+//     accepts (UTF-8 without control characters other than tab, LF and CR,
+//     and without U+FFFE/U+FFFF). Any other body (binary, invalid UTF-8)
+//     travels byte for byte in the Binary message attribute "mq-body", and
+//     the SQS body is the placeholder "mq: body in message attribute
+//     mq-body". An empty body is the placeholder plus "mq-body" as the
+//     String "empty".
+//   - The ID is the String attribute "mq-id" and a non-empty Key the String
+//     attribute "mq-key".
+//   - Headers are String attributes with the header's name, as long as SQS's
+//     limit of ten attributes allows, trace headers (traceparent,
+//     tracestate, baggage) first, then by name. Headers that do not fit, or
+//     whose name is not a valid attribute name (letters, digits, '-', '_',
+//     '.'; not starting with "AWS." or "Amazon.") or whose value is empty or
+//     not SQS text, are packed into the Binary attribute "mq-h": a sequence
+//     of name, value, name, value..., each an unsigned LEB128 (uvarint) byte
+//     length followed by the UTF-8 bytes. An ID or Key that is not SQS text
+//     is packed there too, under the names "mq-id" and "mq-key".
+//
+// A message from a producer that does not use mq looks like this to mq: the
+// SQS body is the body, String and Number attributes are headers (Binary
+// ones are not, but Message.As gives the whole SQS message), ID is the SQS
+// MessageId and Key the MessageGroupId on FIFO queues; PublishTime is
+// SentTimestamp and Attempt ApproximateReceiveCount for every message.
+// Attributes whose names start with "mq-" are never delivered as headers.
+//
+// # As
+//
+// Broker.As accepts a **sqs.Client (from
+// github.com/aws/aws-sdk-go-v2/service/sqs). Message.As on a received
+// message accepts a *types.Message (from
+// github.com/aws/aws-sdk-go-v2/service/sqs/types): the message as SQS
+// delivered it, with its receipt handle and attributes.
+//
+// # Errors
+//
+// Errors start with "sqs: " and wrap mq's sentinels: a topic that is not a
+// valid queue name (1 to 80 characters of letters, digits, '-' and '_',
+// ".fifo" suffix included, prefix included) is mq.ErrInvalidTopic; a
+// message over MaxMessageBytes is mq.ErrMessageTooLarge naming the limit; a
+// missing queue with provisioning off is mq.ErrNotFound; a second group or
+// Earliest is mq.ErrNotSupported. Rejected credentials or signatures say
+// so and name the AWS config chain; an endpoint host that does not resolve
+// names the host. Throttling, server faults and network failures are
+// mq.IsRetryable; Subscribe rides them out, logging and backing off, and
+// returns only for failures retrying cannot fix (the queue deleted,
+// permission denied).
+//
+// # ElasticMQ
+//
+// The driver's tests run against ElasticMQ 1.7 with persistence on (see
+// scripts/brokers). ElasticMQ implements everything the driver uses,
+// including tags and redrive policies, with these differences from SQS that
+// the driver does not depend on: it counts only the body and String
+// attributes toward the 1 MiB limit (SQS counts Binary attributes too), and
+// it accepts any credentials and region.
+package sqs
