@@ -1,0 +1,206 @@
+package kafka_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/kafka"
+	"github.com/seedmq/mq/kafka/kafkatest"
+)
+
+const (
+	benchPublishers = 16  // goroutines publishing one message per call
+	benchBodyBytes  = 100 // body size
+)
+
+// BenchmarkPublishConsume measures publish+consume throughput through mq
+// and through raw kafka-go tuned the same way, in one run on the same
+// broker: 16 goroutines each publish one message per call (acks=all,
+// 1ms batch timeout, murmur2 balancer) while one consumer-group member
+// handles them one at a time and commits in batches. One op is one
+// message published and consumed.
+//
+//	go test -run '^$' -bench PublishConsume -benchmem -benchtime 20000x ./kafka/
+func BenchmarkPublishConsume(b *testing.B) {
+	b.Run("mq", benchMQ)
+	b.Run("raw", benchRaw)
+}
+
+func benchMQ(b *testing.B) {
+	ctx := ctxFor(b, 5*time.Minute)
+	br := open(b, "")
+	topic, group := uniqueName(b, "bench"), uniqueName(b, "g")
+	if err := mq.Provision(ctx, br, topic, group); err != nil {
+		b.Fatal(err)
+	}
+	var handled atomic.Int64
+	target := atomic.Int64{}
+	done := make(chan struct{}, 1)
+	subscribe(b, br, topic, func(ctx context.Context, m *mq.Message) error {
+		if handled.Add(1) == target.Load() {
+			done <- struct{}{}
+		}
+		return nil
+	}, mq.Group(group))
+	body := make([]byte, benchBodyBytes)
+	publish := func(n int) {
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		for range benchPublishers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(n) {
+					if err := br.Publish(ctx, topic, mq.NewMessage(body)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	// Warm up: the group has joined once one message went through.
+	target.Store(1)
+	publish(1)
+	awaitBench(b, ctx, done)
+
+	handled.Store(0)
+	target.Store(int64(b.N))
+	b.ResetTimer()
+	publish(b.N)
+	awaitBench(b, ctx, done)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+func benchRaw(b *testing.B) {
+	ctx := ctxFor(b, 5*time.Minute)
+	addrs := kafkatest.Addrs(b)
+	topic, group := uniqueName(b, "bench"), uniqueName(b, "g")
+	// Create the topic like the driver does (3 partitions).
+	br := open(b, "")
+	if err := mq.Provision(ctx, br, topic); err != nil {
+		b.Fatal(err)
+	}
+	w := &kafkago.Writer{
+		Addr:         kafkago.TCP(addrs...),
+		Balancer:     &kafkago.Murmur2Balancer{},
+		BatchSize:    kafka.DefaultBatchSize,
+		BatchTimeout: kafka.DefaultBatchTimeout,
+		RequiredAcks: kafkago.RequireAll,
+		// The topic exists; this makes the writer's transport fetch its
+		// metadata instead of failing on a stale cache.
+		AllowAutoTopicCreation: true,
+	}
+	b.Cleanup(func() { w.Close() })
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:           addrs,
+		GroupID:           group,
+		Topic:             topic,
+		MinBytes:          1,
+		MaxBytes:          4 << 20,
+		MaxWait:           500 * time.Millisecond,
+		StartOffset:       kafkago.FirstOffset,
+		HeartbeatInterval: kafka.DefaultHeartbeatInterval,
+		SessionTimeout:    kafka.DefaultSessionTimeout,
+		ReadLagInterval:   -1,
+	})
+	var handled atomic.Int64
+	target := atomic.Int64{}
+	done := make(chan struct{}, 1)
+	cctx, cancel := context.WithCancel(ctx)
+	var consumer sync.WaitGroup
+	consumer.Add(1)
+	go func() {
+		defer consumer.Done()
+		const commitEvery = 100
+		batch := make([]kafkago.Message, 0, commitEvery)
+		last := time.Now()
+		for {
+			m, err := r.FetchMessage(cctx)
+			if err != nil {
+				return
+			}
+			batch = append(batch, m)
+			n := handled.Add(1)
+			if len(batch) == commitEvery || n == target.Load() || time.Since(last) > kafka.DefaultCommitInterval {
+				if err := r.CommitMessages(cctx, batch...); err != nil && cctx.Err() == nil {
+					b.Error(err)
+				}
+				batch, last = batch[:0], time.Now()
+			}
+			if n == target.Load() {
+				done <- struct{}{}
+			}
+		}
+	}()
+	b.Cleanup(func() { cancel(); consumer.Wait(); r.Close() })
+
+	body := make([]byte, benchBodyBytes)
+	publish := func(n int) {
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		for range benchPublishers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(n) {
+					if err := w.WriteMessages(ctx, kafkago.Message{Topic: topic, Value: body}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	target.Store(1)
+	publish(1)
+	awaitBench(b, ctx, done)
+
+	handled.Store(0)
+	target.Store(int64(b.N))
+	b.ResetTimer()
+	publish(b.N)
+	awaitBench(b, ctx, done)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+func awaitBench(b *testing.B, ctx context.Context, done <-chan struct{}) {
+	b.Helper()
+	if b.Failed() {
+		b.FailNow()
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		b.Fatal("timed out waiting for the consumer")
+	}
+}
+
+// BenchmarkPublishLone measures one synchronous Publish of one message at
+// a time: the latency a lone caller sees (about one broker round trip plus
+// the 1ms batch timeout; kafka-go's default would make it a second).
+func BenchmarkPublishLone(b *testing.B) {
+	ctx := ctxFor(b, 5*time.Minute)
+	br := open(b, "")
+	topic := uniqueName(b, "lone")
+	if err := mq.Provision(ctx, br, topic); err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, benchBodyBytes)
+	b.ResetTimer()
+	for range b.N {
+		if err := br.Publish(ctx, topic, mq.NewMessage(body)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
