@@ -37,7 +37,9 @@ type LoggingOptions struct {
 // attempt, the run's duration and the error; and one line for each
 // message a DeadLetter middleware inside it dead-lettered, with the
 // dead-letter topic and the cause. Message bodies are not logged unless
-// Body is set. Place it outside DeadLetter.
+// Body is set. A panic passes through unlogged: the driver logs it with
+// its stack, and a Recover inside Logging turns it into an error logged
+// here. Place it outside DeadLetter.
 func Logging(o LoggingOptions) mq.Middleware {
 	if o.Logger == nil {
 		o.Logger = slog.Default()

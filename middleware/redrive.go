@@ -18,12 +18,13 @@ type RedriveOptions struct {
 	Group string
 
 	// Filter selects the dead letters to move. Default: all. Those it
-	// rejects stay in the dead-letter topic: Redrive negatively
-	// acknowledges them with mq.RetryAfter(SkipDelay), so the broker offers
-	// them again later (to this run, which skips them again without
-	// counting them as new, or to the next). Each skip is a delivery
-	// attempt on the dead-letter topic, which matters only if that topic
-	// has a dead-letter policy of its own.
+	// rejects stay in the dead-letter topic: Redrive publishes a copy of
+	// each to the back of the dead-letter topic (new ID, the original in
+	// HeaderOriginalID, every header kept) and only then acknowledges it.
+	// Rejecting by negative acknowledgement instead would not work on
+	// every broker: Kafka redelivers in place, so a rejected message would
+	// hold its handler slot and the commit point, and the next run would
+	// move again what this one moved.
 	Filter func(m *mq.Message) bool
 
 	// Publisher receives the moved messages. Default: the broker Redrive
@@ -32,7 +33,8 @@ type RedriveOptions struct {
 
 	// Topic returns the topic to move m to. Default: m's HeaderTopic
 	// header, the topic it was dead-lettered from. A message without that
-	// header, and without a Topic func, is left in the dead-letter topic.
+	// header, and without a Topic func, is left in the dead-letter topic
+	// as if Filter had rejected it.
 	Topic func(m *mq.Message) string
 
 	// Idle ends the run once no dead letter Redrive has not seen before
@@ -51,15 +53,11 @@ type RedriveOptions struct {
 	// for five minutes), silently drop a message republished with an ID
 	// they saw recently, so keeping the ID can lose the redriven message.
 	KeepID bool
-
-	// SkipDelay is how long a dead letter Filter rejected stays hidden
-	// before the broker offers it again. Default 1s.
-	SkipDelay time.Duration
 }
 
-// HeaderOriginalID names the header in which Redrive records a moved
-// message's original ID, unless RedriveOptions.KeepID is set. A message
-// redriven more than once keeps the first original ID.
+// HeaderOriginalID names the header in which Redrive records a message's
+// original ID when it gives the message a new one. A message redriven or
+// set aside more than once keeps the first original ID.
 const HeaderOriginalID = "redrive-original-id"
 
 // Redrive moves dead letters from the dead-letter topic dlq back to the
@@ -72,10 +70,13 @@ const HeaderOriginalID = "redrive-original-id"
 // failure leaves it in the dead-letter topic, never loses it; a failure
 // after the broker accepted the publish can move it twice.
 //
-// Redrive subscribes to dlq on b and blocks until Idle passes without a
-// new dead letter, Limit messages were moved, or ctx ends; it then returns
-// the count and nil (or ctx.Err() when ctx ended first, or the error that
-// stopped the subscription).
+// Redrive subscribes to dlq on b with concurrency 1 and blocks until Idle
+// passes without a dead letter it has not seen before, Limit messages
+// were moved, a dead letter it set aside comes round again (it has been
+// through the whole topic), or ctx ends. It then returns the count and nil
+// (or ctx.Err() when ctx ended first, or the error that stopped the
+// subscription). A run that stopped early can be repeated: it resumes with
+// what is left.
 func Redrive(ctx context.Context, b mq.Broker, dlq string, o RedriveOptions) (int, error) {
 	if o.Publisher == nil {
 		o.Publisher = b
@@ -83,89 +84,21 @@ func Redrive(ctx context.Context, b mq.Broker, dlq string, o RedriveOptions) (in
 	if o.Idle <= 0 {
 		o.Idle = 5 * time.Second
 	}
-	if o.SkipDelay <= 0 {
-		o.SkipDelay = time.Second
-	}
 	if o.Topic == nil {
 		o.Topic = func(m *mq.Message) string { return m.Header[HeaderTopic] }
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	errDone := errors.New("redrive done")
-
-	var (
-		mu     sync.Mutex
-		moved  int
-		busy   int // handlers running
-		seen   = map[string]bool{}
-		last   = time.Now()
-		ticker = time.NewTicker(min(o.Idle/4+time.Millisecond, 250*time.Millisecond))
-	)
-	defer ticker.Stop()
-	// fresh records a delivery and reports whether its ID is new.
-	fresh := func(m *mq.Message) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if seen[m.ID] {
-			return false
-		}
-		seen[m.ID] = true
-		last = time.Now()
-		return true
-	}
-	h := func(hctx context.Context, m *mq.Message) error {
-		isNew := fresh(m)
-		mu.Lock()
-		busy++
-		mu.Unlock()
-		defer func() {
-			mu.Lock()
-			busy--
-			if isNew {
-				last = time.Now()
-			}
-			mu.Unlock()
-		}()
-		topic := o.Topic(m)
-		if (o.Filter != nil && !o.Filter(m)) || topic == "" {
-			return mq.RetryAfter(errors.New("middleware: redrive skips this dead letter"), o.SkipDelay)
-		}
-		mu.Lock()
-		full := o.Limit > 0 && moved >= o.Limit
-		mu.Unlock()
-		if full {
-			return mq.RetryAfter(errors.New("middleware: redrive limit reached"), o.SkipDelay)
-		}
-		back := &mq.Message{ID: m.ID, Key: m.Key, Body: m.Body, Header: make(map[string]string, len(m.Header)+1)}
-		for k, v := range m.Header {
-			if !strings.HasPrefix(k, HeaderPrefix) {
-				back.Header[k] = v
-			}
-		}
-		if !o.KeepID {
-			if _, ok := back.Header[HeaderOriginalID]; !ok {
-				back.Header[HeaderOriginalID] = m.ID
-			}
-			back.ID = mq.NewID()
-		}
-		if err := o.Publisher.Publish(hctx, topic, back); err != nil {
-			return fmt.Errorf("middleware: redrive to %q: %w", topic, err)
-		}
-		mu.Lock()
-		moved++
-		if o.Limit > 0 && moved >= o.Limit {
-			cancel(errDone)
-		}
-		mu.Unlock()
-		return nil
-	}
+	r := &redrive{o: o, b: b, dlq: dlq, stop: func() { cancel(errRedriveDone) }, seen: map[string]bool{}, last: time.Now()}
 
 	var opts []mq.SubscribeOption
 	if o.Group != "" {
 		opts = append(opts, mq.Group(o.Group))
 	}
 	done := make(chan error, 1)
-	go func() { done <- b.Subscribe(ctx, dlq, h, opts...) }()
+	go func() { done <- b.Subscribe(ctx, dlq, r.handle, opts...) }()
+	ticker := time.NewTicker(min(o.Idle/4+time.Millisecond, 250*time.Millisecond))
+	defer ticker.Stop()
 	var err error
 wait:
 	for {
@@ -173,19 +106,118 @@ wait:
 		case err = <-done:
 			break wait
 		case <-ticker.C:
-			mu.Lock()
-			idle := busy == 0 && time.Since(last) >= o.Idle
-			mu.Unlock()
-			if idle {
-				cancel(errDone)
+			if r.idle() {
+				r.stop()
 			}
 		}
 	}
-	mu.Lock()
-	n := moved
-	mu.Unlock()
-	if errors.Is(context.Cause(ctx), errDone) && errors.Is(err, context.Canceled) {
+	n := r.count()
+	if errors.Is(context.Cause(ctx), errRedriveDone) && errors.Is(err, context.Canceled) {
 		return n, nil
 	}
 	return n, err
+}
+
+// errRedriveDone is the cancellation cause of a run that finished.
+var errRedriveDone = errors.New("middleware: redrive done")
+
+// redrive is the state of one Redrive run.
+type redrive struct {
+	o    RedriveOptions
+	b    mq.Broker
+	dlq  string
+	stop func()
+
+	mu    sync.Mutex
+	moved int
+	busy  int             // handlers running
+	seen  map[string]bool // original IDs handled in this run
+	last  time.Time       // when the last new dead letter was handled
+}
+
+// handle moves one dead letter, or sets it aside.
+func (r *redrive) handle(ctx context.Context, m *mq.Message) error {
+	orig := m.Header[HeaderOriginalID]
+	if orig == "" {
+		orig = m.ID
+	}
+	r.mu.Lock()
+	again := r.seen[orig]
+	r.seen[orig] = true
+	full := r.o.Limit > 0 && r.moved >= r.o.Limit
+	r.busy++
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.busy--
+		if !again {
+			r.last = time.Now()
+		}
+		r.mu.Unlock()
+	}()
+	if full {
+		return errors.New("middleware: redrive limit reached; the message stays in the dead-letter topic")
+	}
+
+	topic := r.o.Topic(m)
+	if topic == "" || (r.o.Filter != nil && !r.o.Filter(m)) {
+		if err := r.setAside(ctx, m, orig); err != nil {
+			return err
+		}
+		if again {
+			r.stop() // back at a message set aside in this run: full circle
+		}
+		return nil
+	}
+
+	back := &mq.Message{Key: m.Key, Body: m.Body, Header: make(map[string]string, len(m.Header)+1)}
+	for k, v := range m.Header {
+		if !strings.HasPrefix(k, HeaderPrefix) {
+			back.Header[k] = v
+		}
+	}
+	if r.o.KeepID {
+		back.ID = orig
+		delete(back.Header, HeaderOriginalID)
+	} else {
+		back.ID = mq.NewID()
+		back.Header[HeaderOriginalID] = orig
+	}
+	if err := r.o.Publisher.Publish(ctx, topic, back); err != nil {
+		return fmt.Errorf("middleware: redrive to %q: %w", topic, err)
+	}
+	r.mu.Lock()
+	r.moved++
+	if r.o.Limit > 0 && r.moved >= r.o.Limit {
+		r.stop()
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// setAside publishes a copy of m to the back of the dead-letter topic, so
+// that acknowledging m leaves it there.
+func (r *redrive) setAside(ctx context.Context, m *mq.Message, orig string) error {
+	c := &mq.Message{ID: mq.NewID(), Key: m.Key, Body: m.Body, Header: make(map[string]string, len(m.Header)+1)}
+	for k, v := range m.Header {
+		c.Header[k] = v
+	}
+	c.Header[HeaderOriginalID] = orig
+	if err := r.b.Publish(ctx, r.dlq, c); err != nil {
+		return fmt.Errorf("middleware: redrive: setting aside a dead letter in %q: %w", r.dlq, err)
+	}
+	return nil
+}
+
+// idle reports whether the run has had nothing new to do for Idle.
+func (r *redrive) idle() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.busy == 0 && time.Since(r.last) >= r.o.Idle
+}
+
+func (r *redrive) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.moved
 }
