@@ -17,40 +17,46 @@ import (
 // Benchmark settings shared by the mq and raw sub-benchmarks, so both are
 // tuned the same way: quorum queue, persistent messages, mandatory
 // publishing with publisher confirms on benchPubChannels channels,
-// benchPublishers goroutines each publishing one message at a time and
-// waiting for its confirm, one consumer with prefetch benchPrefetch acking
-// every message.
+// benchPublishers goroutines each publishing a batch of messages (one, or
+// benchBatch) and waiting for their confirms, one consumer with prefetch
+// benchPrefetch acking every message.
 const (
 	benchPublishers  = 8
 	benchPubChannels = 2
 	benchPrefetch    = 64
 	benchBodySize    = 256
+	benchBatch       = 50
 )
 
 // BenchmarkPublishConsume measures publish+consume throughput through mq
 // and through amqp091-go used directly. Each op is one message published
-// (confirmed) and consumed (acked).
+// (confirmed) and consumed (acked). The single variants publish one
+// message per call (latency-bound: each publisher waits for its
+// confirm); the batch variants publish benchBatch messages per call.
 func BenchmarkPublishConsume(b *testing.B) {
 	base := rabbitmqtest.URL(b)
 	body := make([]byte, benchBodySize)
-	b.Run("mq", func(b *testing.B) { benchMQ(b, base, body) })
-	b.Run("raw", func(b *testing.B) { benchRaw(b, base, body) })
+	b.Run("single/mq", func(b *testing.B) { benchMQ(b, base, body, 1) })
+	b.Run("single/raw", func(b *testing.B) { benchRaw(b, base, body, 1) })
+	b.Run("batch/mq", func(b *testing.B) { benchMQ(b, base, body, benchBatch) })
+	b.Run("batch/raw", func(b *testing.B) { benchRaw(b, base, body, benchBatch) })
 }
 
-// split runs f for b.N items over benchPublishers goroutines and returns
-// the first error.
-func split(n int, f func(i int) error) error {
+// split runs f for n items, in batches of up to size, over
+// benchPublishers goroutines and returns the first error.
+func split(n, size int, f func(count int) error) error {
 	var next atomic.Int64
 	var first atomic.Value
 	var wg sync.WaitGroup
 	for range benchPublishers {
 		wg.Go(func() {
 			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
+				end := int(next.Add(int64(size)))
+				count := min(size, n-(end-size))
+				if count <= 0 {
 					return
 				}
-				if err := f(i); err != nil {
+				if err := f(count); err != nil {
 					first.CompareAndSwap(nil, err)
 					return
 				}
@@ -64,7 +70,7 @@ func split(n int, f func(i int) error) error {
 	return nil
 }
 
-func benchMQ(b *testing.B, base string, body []byte) {
+func benchMQ(b *testing.B, base string, body []byte, size int) {
 	ctx := context.Background()
 	br := open(b, fmt.Sprintf("prefetch=%d&publish_channels=%d", benchPrefetch, benchPubChannels))
 	topic := uniqueTopic(b)
@@ -84,8 +90,12 @@ func benchMQ(b *testing.B, base string, body []byte) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start, cpu := time.Now(), cpuTime()
-	err := split(b.N, func(int) error {
-		return br.Publish(ctx, topic, &mq.Message{Body: body})
+	err := split(b.N, size, func(count int) error {
+		msgs := make([]*mq.Message, count)
+		for i := range msgs {
+			msgs[i] = &mq.Message{Body: body}
+		}
+		return br.Publish(ctx, topic, msgs...)
 	})
 	if err != nil {
 		b.Fatalf("Publish: %v", err)
@@ -96,7 +106,7 @@ func benchMQ(b *testing.B, base string, body []byte) {
 	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 }
 
-func benchRaw(b *testing.B, base string, body []byte) {
+func benchRaw(b *testing.B, base string, body []byte, size int) {
 	conn, err := amqp.Dial(base)
 	if err != nil {
 		b.Fatalf("dial: %v", err)
@@ -167,21 +177,30 @@ func benchRaw(b *testing.B, base string, body []byte) {
 	b.ResetTimer()
 	var seq atomic.Uint32
 	start, cpu := time.Now(), cpuTime()
-	err = split(b.N, func(int) error {
+	err = split(b.N, size, func(count int) error {
 		ch := pubs[int(seq.Add(1))%len(pubs)]
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, topic, "", true, false, amqp.Publishing{
-			DeliveryMode: amqp.Persistent,
-			MessageId:    mq.NewID(),
-			Body:         body,
-		})
-		if err != nil {
-			return err
+		dcs := make([]*amqp.DeferredConfirmation, count)
+		for i := range dcs {
+			dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, topic, "", true, false, amqp.Publishing{
+				DeliveryMode: amqp.Persistent,
+				MessageId:    mq.NewID(),
+				Body:         body,
+			})
+			if err != nil {
+				return err
+			}
+			dcs[i] = dc
 		}
-		ok, err := dc.WaitContext(ctx)
-		if err == nil && !ok {
-			err = fmt.Errorf("nack")
+		for _, dc := range dcs {
+			ok, err := dc.WaitContext(ctx)
+			if err == nil && !ok {
+				err = fmt.Errorf("nack")
+			}
+			if err != nil {
+				return err
+			}
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		b.Fatalf("publish: %v", err)

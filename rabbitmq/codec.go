@@ -118,8 +118,9 @@ func redeliveryCopy(d *amqp.Delivery, queue string, attempts int) amqp.Publishin
 	}
 }
 
-// decode turns a delivery from queue into the message a handler sees.
-func decode(d *amqp.Delivery, topic, group, queue string) *mq.Message {
+// decode turns a delivery from queue into the message a handler sees;
+// raw is d as an interface value, for Message.As.
+func decode(d *amqp.Delivery, topic, group, queue string, raw any) *mq.Message {
 	m := &mq.Message{
 		ID:    d.MessageId,
 		Body:  d.Body,
@@ -149,7 +150,7 @@ func decode(d *amqp.Delivery, topic, group, queue string) *mq.Message {
 		m.Header = map[string]string{}
 	}
 	m.Attempt = prior + returns + 1
-	hook.SetMessageRaw(m, *d)
+	hook.SetMessageRaw(m, raw)
 	return m
 }
 

@@ -132,7 +132,9 @@ func (l *link) dialLoop() {
 // broker blocks it. l.mu must be held.
 func (l *link) watch(conn *amqp.Connection, gen uint64) {
 	lost := conn.NotifyClose(make(chan *amqp.Error, 1))
-	blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 1))
+	// Buffered: amqp091-go drops a notification it cannot hand over
+	// within 5 seconds.
+	blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 16))
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()

@@ -20,9 +20,8 @@ import (
 // channel, writes all its messages (mandatory, persistent) without waiting,
 // and then waits for their confirms. Each channel has a confirm window (a
 // semaphore) that bounds unconfirmed messages. One goroutine per channel
-// reads basic.return (from an unbuffered Go channel) and basic.ack/nack,
-// so it handles a message's return before its ack, as the broker sends
-// them.
+// reads basic.return and basic.ack/nack, handling a message's return
+// before its ack, as the broker sends them.
 
 // errUnroutable is the failure of a message the exchange routed nowhere.
 var errUnroutable = errors.New("no queue is bound to the topic's exchange (provision a group first, or set allow_unroutable)")
@@ -38,23 +37,28 @@ const (
 
 // pubBatch tracks the messages of one Publish attempt on one channel.
 type pubBatch struct {
-	kinds   []outcome
-	errs    []error
+	results []result
 	left    atomic.Int32
 	done    chan struct{}
-	release func()
+	window  chan struct{} // the channel's confirm window
+}
+
+// result is the outcome of one message of a batch.
+type result struct {
+	kind outcome
+	err  error
 }
 
 // settle records message i's outcome and frees its confirm-window slot.
 func (b *pubBatch) settle(i int, k outcome, err error) {
-	b.release()
+	<-b.window
 	b.record(i, k, err)
 }
 
 // record records message i's outcome for a message that holds no
 // confirm-window slot.
 func (b *pubBatch) record(i int, k outcome, err error) {
-	b.kinds[i], b.errs[i] = k, err
+	b.results[i] = result{k, err}
 	if b.left.Add(-1) == 0 {
 		close(b.done)
 	}
@@ -149,11 +153,11 @@ func (p *publisher) open(conn *amqp.Connection, gen uint64) (*pubChan, error) {
 		pending: map[uint64]*pending{},
 		done:    make(chan struct{}),
 	}
-	// Confirms are buffered (the window bounds them) so the connection's
-	// reader never waits for us; returns are unbuffered, so a return has
-	// been received by listen before the reader queues the message's ack.
+	// Both are buffered beyond the confirm window, so the connection's
+	// reader never waits for us: amqp091-go drops a notification that it
+	// cannot hand over within 5 seconds.
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, p.b.s.ConfirmWindow+1))
-	returns := ch.NotifyReturn(make(chan amqp.Return))
+	returns := ch.NotifyReturn(make(chan amqp.Return, p.b.s.ConfirmWindow+1))
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	p.b.wg.Add(1)
 	go pc.listen(confirms, returns, closed, &p.b.wg)
@@ -184,6 +188,10 @@ func (pc *pubChan) listen(confirms <-chan amqp.Confirmation, returns <-chan amqp
 				confirms = nil
 				continue
 			}
+			// The broker sends a message's basic.return before its
+			// basic.ack, and amqp091-go queues them in that order: any
+			// return for this message is in the buffer by now.
+			pc.drainReturns(returns)
 			pc.confirm(c)
 		case e, ok := <-closed:
 			if ok && e != nil {
@@ -207,6 +215,21 @@ func (pc *pubChan) listen(confirms <-chan amqp.Confirmation, returns <-chan amqp
 		pd.batch.settle(pd.index, k, err)
 	}
 	close(pc.done)
+}
+
+// drainReturns handles the returns already queued, without waiting.
+func (pc *pubChan) drainReturns(returns <-chan amqp.Return) {
+	for returns != nil {
+		select {
+		case r, ok := <-returns:
+			if !ok {
+				return
+			}
+			pc.markReturned(&r)
+		default:
+			return
+		}
+	}
 }
 
 func (pc *pubChan) markReturned(r *amqp.Return) {
@@ -326,13 +349,9 @@ func (p *publisher) send(ctx context.Context, msgs []outMsg, mandatory bool) ([]
 		}
 		var again []int
 		for j, i := range todo {
-			switch batch.kinds[j] {
-			case sent:
-				errs[i] = nil
-			case finalErr:
-				errs[i] = batch.errs[j]
-			case resend:
-				errs[i] = batch.errs[j]
+			r := batch.results[j]
+			errs[i] = r.err
+			if r.kind == resend {
 				again = append(again, i)
 			}
 		}
@@ -351,10 +370,9 @@ func (p *publisher) send(ctx context.Context, msgs []outMsg, mandatory bool) ([]
 // Messages that could not even be written are settled as resend.
 func (pc *pubChan) publish(ctx context.Context, msgs []outMsg, idx []int, mandatory bool) (*pubBatch, error) {
 	batch := &pubBatch{
-		kinds:   make([]outcome, len(idx)),
-		errs:    make([]error, len(idx)),
+		results: make([]result, len(idx)),
 		done:    make(chan struct{}),
-		release: func() { <-pc.window },
+		window:  pc.window,
 	}
 	batch.left.Store(int32(len(idx)))
 	select {
@@ -394,14 +412,11 @@ func (pc *pubChan) publish(ctx context.Context, msgs []outMsg, idx []int, mandat
 			delete(pc.pending, seq)
 			pc.pmu.Unlock()
 			if still {
-				k, e := resend, error(mq.Retryable(fmt.Errorf("rabbitmq: publish: %w", err)))
-				var ae *amqp.Error
-				if !errors.As(err, &ae) {
-					// Not a channel failure: the message itself is bad
-					// (for example a header type AMQP cannot encode).
-					k, e = finalErr, fmt.Errorf("rabbitmq: %w: %v", mq.ErrInvalidMessage, err)
-				}
-				batch.settle(j, k, e)
+				// A write error (the connection broke) or a closed
+				// channel: send it again. The driver only writes header
+				// values AMQP can encode, so nothing here is the
+				// message's fault.
+				batch.settle(j, resend, mq.Retryable(fmt.Errorf("rabbitmq: publish: %w", err)))
 			}
 		}
 	}

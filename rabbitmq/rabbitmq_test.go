@@ -266,3 +266,62 @@ func TestBrokerAs(t *testing.T) {
 		t.Errorf("As after Close = true, want false")
 	}
 }
+
+// TestPartlyUnroutable publishes batches to a direct exchange whose only
+// queue is bound with the empty key: messages with a Key are unroutable.
+// Each batch must report exactly those as failed (*mq.PublishError with
+// ErrNotFound) while concurrent batches share the confirm channels.
+func TestPartlyUnroutable(t *testing.T) {
+	b := open(t, "exchange_type=direct")
+	topic := uniqueTopic(t)
+	ctx := context.Background()
+	if err := mq.Provision(ctx, b, topic, "g"); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	const publishers, batches, size = 4, 10, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, publishers*batches)
+	for range publishers {
+		wg.Go(func() {
+			for range batches {
+				msgs := make([]*mq.Message, size)
+				for i := range msgs {
+					msgs[i] = mq.NewMessage([]byte("x"))
+					if i%3 == 0 {
+						msgs[i].Key = "unbound"
+					}
+				}
+				err := b.Publish(ctx, topic, msgs...)
+				var pe *mq.PublishError
+				if !errors.As(err, &pe) {
+					errs <- fmt.Errorf("got %v, want a *mq.PublishError", err)
+					continue
+				}
+				var failed []int
+				for _, f := range pe.Failures {
+					failed = append(failed, f.Index)
+					if !errors.Is(f.Err, mq.ErrNotFound) || msgs[f.Index].ID != f.ID {
+						errs <- fmt.Errorf("failure %d: got %v (id %s), want ErrNotFound for id %s", f.Index, f.Err, f.ID, msgs[f.Index].ID)
+					}
+				}
+				if want := []int{0, 3, 6, 9, 12, 15, 18}; fmt.Sprint(failed) != fmt.Sprint(want) {
+					errs <- fmt.Errorf("got failures at %v, want %v", failed, want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	c := newCollector()
+	subscribe(t, b, topic, c.handler, mq.Group("g"), mq.Concurrency(8))
+	want := publishers * batches * (size - 7)
+	c.wait(t, want)
+	for _, m := range c.wait(t, want) {
+		if m.Key != "" {
+			t.Fatalf("got a message with Key %q, want only unkeyed ones routed", m.Key)
+		}
+	}
+}

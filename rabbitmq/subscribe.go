@@ -219,8 +219,10 @@ func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx contex
 			if !ok {
 				return true
 			}
-			m := decode(&d, s.topic, s.cfg.Group, s.queue)
-			del := &dispatch.Delivery{Msg: m, Settle: s.settler(ch, chCtx, d)}
+			// One boxed copy of the delivery serves Message.As and Settle.
+			var raw any = d
+			m := decode(&d, s.topic, s.cfg.Group, s.queue, raw)
+			del := &dispatch.Delivery{Msg: m, Settle: s.settler(ch, chCtx, raw)}
 			if err := s.d.Submit(stop, del); err != nil {
 				// Not taken: leave it unacknowledged; closing the channel
 				// requeues it.
@@ -260,8 +262,9 @@ func (s *subscription) closeChannel(ch *amqp.Channel) {
 }
 
 // settler returns the Settle function of delivery d received on ch.
-func (s *subscription) settler(ch *amqp.Channel, chCtx context.Context, d amqp.Delivery) func(context.Context, error) (time.Duration, bool) {
+func (s *subscription) settler(ch *amqp.Channel, chCtx context.Context, raw any) func(context.Context, error) (time.Duration, bool) {
 	return func(ctx context.Context, herr error) (time.Duration, bool) {
+		d := raw.(amqp.Delivery)
 		var err error
 		switch {
 		case herr == nil:
