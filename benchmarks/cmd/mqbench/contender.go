@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"time"
+)
+
+// sentHeader carries the send time (Unix nanoseconds) in latency runs.
+const sentHeader = "bench-sent"
+
+// cell is one configuration a contender is measured in.
+type cell struct {
+	Size  int // body bytes
+	Conc  int // publisher goroutines, and handler concurrency where the contender has one
+	Batch int // messages per publish call (10 on SQS, whose best practice is SendMessageBatch; else 1)
+}
+
+// contender is one way of publishing and consuming messages on a broker:
+// the raw client, mq, mq with middleware, Watermill...
+type contender struct {
+	// Name identifies the contender in results ("raw", "mq", ...).
+	Name string
+	// Role is "raw" for the reference the mq/raw ratios divide by, "mq"
+	// for the contender they measure, and "" for the others.
+	Role string
+	// Note says how the contender is set up, for BENCHMARKS.md.
+	Note string
+	// NA, when set, says why the contender cannot run: it is reported as
+	// "n/a: NA" and never started.
+	NA string
+	// Start creates a fresh topic and a running consumer that calls
+	// recv for every message it handles (before acknowledging it, with
+	// the send time from sentHeader, or 0), and returns the publishing
+	// side.
+	Start func(ctx context.Context, c cell, recv func(sent int64)) (run, error)
+}
+
+// run is one contender set up on a fresh topic.
+type run interface {
+	// Publish sends len(bodies) messages in one call, stamping each with
+	// sent (Unix nanoseconds) in sentHeader when sent is not 0. It
+	// returns when the broker accepted them (as far as the contender
+	// waits for that). It is safe for concurrent use.
+	Publish(ctx context.Context, bodies [][]byte, sent int64) error
+	// Close stops the consumer and releases everything Start made.
+	Close(ctx context.Context) error
+}
+
+// parseSent reads a sentHeader value; 0 when missing or malformed.
+func parseSent(v string) int64 {
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// formatSent is the sentHeader value for t.
+func formatSent(ns int64) string { return strconv.FormatInt(ns, 10) }
+
+// closeTimeout bounds each contender's Close.
+const closeTimeout = 30 * time.Second

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/kafka"
+)
+
+// Kafka settings shared by the raw and mq contenders.
+const (
+	kafkaBatchSize      = kafka.DefaultBatchSize    // messages per partition per produce request
+	kafkaBatchTimeout   = kafka.DefaultBatchTimeout // 1ms
+	kafkaCommitInterval = kafka.DefaultCommitInterval
+	kafkaCommitBatch    = 100 // raw: messages per CommitMessages call
+)
+
+func kafkaPlan() brokerPlan {
+	p := brokerPlan{Name: "kafka", Msgs: 20000, Batch: 1, LatencyRate: 1000}
+	env := os.Getenv("MQ_TEST_KAFKA_ADDR")
+	if env == "" {
+		p.NA = "MQ_TEST_KAFKA_ADDR is not set (run: eval \"$(scripts/brokers env)\")"
+		return p
+	}
+	addrs := strings.Split(env, ",")
+	url := "kafka://" + env + fmt.Sprintf("?batch_size=%d&batch_timeout=%s&commit_interval=%s", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval)
+	admin := &lazyBroker{url: url}
+	open := func(ctx context.Context, _ cell) (mq.Broker, error) { return mq.Open(ctx, url) }
+	p.Contenders = append(p.Contenders, kafkaRaw(addrs, admin))
+	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("kafka:// with acks=all, batch_size=%d, batch_timeout=%v, commit_interval=%v (the defaults), topics of %d partitions; Subscribe with Concurrency(conc); one message per Publish", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval, kafka.DefaultPartitions), open)...)
+	p.Contenders = append(p.Contenders,
+		watermillKafka("watermill-default", addrs, admin, false),
+		watermillKafka("watermill-tuned", addrs, admin, true))
+	return p
+}
+
+// lazyBroker is an mq broker opened on first use, for creating topics
+// outside the measured time.
+type lazyBroker struct {
+	url  string
+	once sync.Once
+	b    mq.Broker
+	err  error
+}
+
+func (l *lazyBroker) provision(ctx context.Context, topic string, groups ...string) error {
+	l.once.Do(func() { l.b, l.err = mq.Open(ctx, l.url) })
+	if l.err != nil {
+		return l.err
+	}
+	return mq.Provision(ctx, l.b, topic, groups...)
+}
+
+type kafkaRawRun struct {
+	w      *kafkago.Writer
+	r      *kafkago.Reader
+	topic  string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (k *kafkaRawRun) Publish(ctx context.Context, bodies [][]byte, sent int64) error {
+	msgs := make([]kafkago.Message, len(bodies))
+	for i, b := range bodies {
+		msgs[i] = kafkago.Message{Topic: k.topic, Value: b}
+		if sent != 0 {
+			msgs[i].Headers = []kafkago.Header{{Key: sentHeader, Value: []byte(formatSent(sent))}}
+		}
+	}
+	return k.w.WriteMessages(ctx, msgs...)
+}
+
+func (k *kafkaRawRun) Close(ctx context.Context) error {
+	k.cancel()
+	var err error
+	select {
+	case err = <-k.done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if cerr := k.r.Close(); err == nil {
+		err = cerr
+	}
+	if werr := k.w.Close(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// kafkaRaw is kafka-go used directly, the way its documentation advises
+// for throughput with durability: one Writer shared by the publishers
+// (acks=all, a 1ms BatchTimeout instead of the 1s default), a group
+// Reader with FetchMessage and CommitMessages in batches, committed
+// asynchronously every CommitInterval.
+func kafkaRaw(addrs []string, admin *lazyBroker) contender {
+	return contender{Name: "raw", Role: "raw", Note: fmt.Sprintf("kafka-go Writer{RequiredAcks: RequireAll, BatchSize: %d, BatchTimeout: %v} shared by the publishers; Reader{GroupID, CommitInterval: %v} with FetchMessage and CommitMessages every %d messages", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval, kafkaCommitBatch),
+		Start: func(ctx context.Context, c cell, recv func(int64)) (run, error) {
+			topic := freshTopic("raw")
+			if err := admin.provision(ctx, topic); err != nil {
+				return nil, fmt.Errorf("create topic: %w", err)
+			}
+			w := &kafkago.Writer{
+				Addr:         kafkago.TCP(addrs...),
+				BatchSize:    kafkaBatchSize,
+				BatchTimeout: kafkaBatchTimeout,
+				RequiredAcks: kafkago.RequireAll,
+			}
+			r := kafkago.NewReader(kafkago.ReaderConfig{
+				Brokers:           addrs,
+				GroupID:           benchGroup + "-" + topic,
+				Topic:             topic,
+				MinBytes:          1,
+				MaxBytes:          16 << 20,
+				MaxWait:           100 * time.Millisecond,
+				StartOffset:       kafkago.FirstOffset,
+				CommitInterval:    kafkaCommitInterval,
+				HeartbeatInterval: kafka.DefaultHeartbeatInterval,
+				SessionTimeout:    kafka.DefaultSessionTimeout,
+			})
+			rctx, cancel := context.WithCancel(context.Background())
+			k := &kafkaRawRun{w: w, r: r, topic: topic, cancel: cancel, done: make(chan error, 1)}
+			go func() {
+				batch := make([]kafkago.Message, 0, kafkaCommitBatch)
+				for {
+					m, err := r.FetchMessage(rctx)
+					if err != nil {
+						if len(batch) > 0 {
+							cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+							_ = r.CommitMessages(cctx, batch...)
+							ccancel()
+						}
+						if rctx.Err() != nil {
+							err = nil
+						}
+						k.done <- err
+						return
+					}
+					var sent int64
+					for _, h := range m.Headers {
+						if h.Key == sentHeader {
+							sent = parseSent(string(h.Value))
+						}
+					}
+					recv(sent)
+					batch = append(batch, m)
+					if len(batch) == kafkaCommitBatch {
+						if err := r.CommitMessages(rctx, batch...); err != nil && rctx.Err() == nil {
+							k.done <- err
+							return
+						}
+						batch = batch[:0]
+					}
+				}
+			}()
+			return k, nil
+		}}
+}
+
+type watermillRun struct {
+	pub    message.Publisher
+	subs   []message.Subscriber
+	topic  string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (w *watermillRun) Publish(_ context.Context, bodies [][]byte, sent int64) error {
+	msgs := make([]*message.Message, len(bodies))
+	for i, b := range bodies {
+		m := message.NewMessage(watermill.NewUUID(), b)
+		if sent != 0 {
+			m.Metadata.Set(sentHeader, formatSent(sent))
+		}
+		msgs[i] = m
+	}
+	return w.pub.Publish(w.topic, msgs...)
+}
+
+func (w *watermillRun) Close(context.Context) error {
+	w.cancel()
+	var errs []error
+	for _, s := range w.subs {
+		errs = append(errs, s.Close())
+	}
+	w.wg.Wait()
+	errs = append(errs, w.pub.Close())
+	return errors.Join(errs...)
+}
+
+// consume starts a goroutine handling a Watermill subscription's messages.
+func (w *watermillRun) consume(msgs <-chan *message.Message, recv func(int64)) {
+	w.wg.Go(func() {
+		for m := range msgs {
+			recv(parseSent(m.Metadata.Get(sentHeader)))
+			m.Ack()
+		}
+	})
+}
+
+// watermillKafka is watermill-kafka (Sarama underneath). Defaults: its
+// default Sarama configs (acks=1, so a Publish is not durable the way
+// the others are). Tuned: acks=all like the others, a Kafka 2.8 protocol
+// version, 100ms offset auto-commit. Both start new groups at the oldest
+// offset so that the warm-up messages published while the group forms
+// are not skipped.
+func watermillKafka(name string, addrs []string, admin *lazyBroker, tuned bool) contender {
+	note := "watermill-kafka v3 Publisher/Subscriber with DefaultSaramaSyncPublisherConfig (acks=1: not durable) and DefaultSaramaSubscriberConfig; one subscription"
+	if tuned {
+		note = "watermill-kafka v3 with Sarama tuned: acks=all, Version 2.8, Consumer.Offsets.AutoCommit.Interval 100ms, Fetch.Default 1 MiB; one subscription (Watermill handles one message at a time per partition)"
+	}
+	return contender{Name: name, Note: note, Start: func(ctx context.Context, c cell, recv func(int64)) (run, error) {
+		topic := freshTopic("wm")
+		if err := admin.provision(ctx, topic); err != nil {
+			return nil, fmt.Errorf("create topic: %w", err)
+		}
+		pcfg := wkafka.DefaultSaramaSyncPublisherConfig()
+		scfg := wkafka.DefaultSaramaSubscriberConfig()
+		scfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+		if tuned {
+			pcfg.Producer.RequiredAcks = sarama.WaitForAll
+			pcfg.Version = sarama.V2_8_0_0
+			scfg.Version = sarama.V2_8_0_0
+			scfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
+			scfg.Consumer.Fetch.Default = 1 << 20
+		}
+		pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{Brokers: addrs, Marshaler: wkafka.DefaultMarshaler{}, OverwriteSaramaConfig: pcfg}, watermill.NopLogger{})
+		if err != nil {
+			return nil, err
+		}
+		sub, err := wkafka.NewSubscriber(wkafka.SubscriberConfig{Brokers: addrs, Unmarshaler: wkafka.DefaultMarshaler{}, ConsumerGroup: benchGroup + "-" + topic, OverwriteSaramaConfig: scfg}, watermill.NopLogger{})
+		if err != nil {
+			_ = pub.Close()
+			return nil, err
+		}
+		sctx, cancel := context.WithCancel(context.Background())
+		w := &watermillRun{pub: pub, subs: []message.Subscriber{sub}, topic: topic, cancel: cancel}
+		msgs, err := sub.Subscribe(sctx, topic)
+		if err != nil {
+			_ = w.Close(ctx)
+			return nil, err
+		}
+		w.consume(msgs, recv)
+		return w, nil
+	}}
+}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// brokerPlan is what the harness measures on one broker.
+type brokerPlan struct {
+	Name        string
+	Contenders  []contender
+	NA          string  // why the broker cannot be measured (its address is not set)
+	Msgs        int     // messages per throughput run of 16 B and 1 KiB (64 KiB: an eighth)
+	Batch       int     // messages per Publish call
+	LatencyRate float64 // messages per second in the latency run
+}
+
+type options struct {
+	short      bool
+	brokers    []string
+	rounds     int
+	sizes      []int
+	concs      []int
+	latency    bool
+	latencyDur time.Duration
+	scale      float64
+	only       *regexp.Regexp
+	out        string
+	report     string
+	reportFrom string
+	cpuprofile string
+	note       string
+}
+
+func main() {
+	log.SetFlags(log.Ltime)
+	var o options
+	var brokers, sizes, concs, only string
+	flag.BoolVar(&o.short, "short", false, "quick check: 1 KiB, concurrency 4, 2 rounds, short latency runs (under 5 minutes)")
+	flag.StringVar(&brokers, "brokers", "memory,kafka,rabbitmq,sqs", "brokers to measure, comma-separated")
+	flag.IntVar(&o.rounds, "rounds", 0, "paired rounds per cell (default 3, -short 2)")
+	flag.StringVar(&sizes, "sizes", "", "body sizes in bytes, comma-separated (default 16,1024,65536; -short 1024)")
+	flag.StringVar(&concs, "conc", "", "concurrency levels, comma-separated (default 1,4,16; -short 4)")
+	flag.BoolVar(&o.latency, "latency", true, "run the open-loop latency measurement")
+	flag.DurationVar(&o.latencyDur, "latency-duration", 0, "length of each latency run (default 10s, -short 3s)")
+	flag.Float64Var(&o.scale, "scale", 1, "multiply every run's message count by this")
+	flag.StringVar(&only, "contenders", "", "regular expression: measure only matching contenders")
+	flag.StringVar(&o.out, "out", "results", "directory for the JSON lines results")
+	flag.StringVar(&o.report, "report", "../BENCHMARKS.md", "Markdown report to write ('' for none)")
+	flag.StringVar(&o.reportFrom, "report-from", "", "write the report from this results file without measuring")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&o.note, "machine-note", "", "describes the conditions of the run in the report, e.g. \"2-core VM shared with other work\"")
+	flag.Parse()
+
+	if o.reportFrom != "" {
+		if err := writeReport(o.reportFrom, o.report); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	o.brokers = strings.Split(brokers, ",")
+	var err error
+	if o.sizes, err = ints(sizes, o.short, []int{16, 1024, 65536}, []int{1024}); err != nil {
+		log.Fatalf("-sizes: %v", err)
+	}
+	if o.concs, err = ints(concs, o.short, []int{1, 4, 16}, []int{4}); err != nil {
+		log.Fatalf("-conc: %v", err)
+	}
+	if o.rounds == 0 {
+		o.rounds = 3
+		if o.short {
+			o.rounds = 2
+		}
+	}
+	if o.latencyDur == 0 {
+		o.latencyDur = 10 * time.Second
+		if o.short {
+			o.latencyDur = 3 * time.Second
+		}
+	}
+	if only != "" {
+		if o.only, err = regexp.Compile(only); err != nil {
+			log.Fatalf("-contenders: %v", err)
+		}
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	path, err := measure(ctx, o)
+	if err != nil {
+		log.Print(err)
+		if path == "" {
+			pprof.StopCPUProfile()
+			os.Exit(1)
+		}
+	}
+	if o.report != "" {
+		if err := writeReport(path, o.report); err != nil {
+			pprof.StopCPUProfile()
+			log.Fatal(err)
+		}
+		log.Printf("wrote %s", o.report)
+	}
+}
+
+// ints parses a comma-separated list, or returns the default for the mode.
+func ints(s string, short bool, full, quick []int) ([]int, error) {
+	if s == "" {
+		if short {
+			return quick, nil
+		}
+		return full, nil
+	}
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// plans returns the brokers to measure, in the order given.
+func plans(ctx context.Context, names []string) ([]brokerPlan, error) {
+	var out []brokerPlan
+	for _, name := range names {
+		switch strings.TrimSpace(name) {
+		case "memory":
+			out = append(out, brokerPlan{Name: "memory", Contenders: memoryContenders(), Msgs: 100000, Batch: 1, LatencyRate: 5000})
+		case "kafka":
+			out = append(out, kafkaPlan())
+		case "rabbitmq":
+			out = append(out, rabbitPlan())
+		case "sqs":
+			out = append(out, sqsPlan(ctx))
+		default:
+			return nil, fmt.Errorf("unknown broker %q: want memory, kafka, rabbitmq or sqs", name)
+		}
+	}
+	return out, nil
+}
+
+// measure runs every plan and writes the results file, whose path it
+// returns.
+func measure(ctx context.Context, o options) (string, error) {
+	ps, err := plans(ctx, o.brokers)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return "", err
+	}
+	mode := "full"
+	if o.short {
+		mode = "short"
+	}
+	path := filepath.Join(o.out, time.Now().UTC().Format("20060102T150405Z")+"-"+mode+".jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	enc := json.NewEncoder(f)
+	emit := func(v any) {
+		if err := enc.Encode(v); err != nil {
+			log.Printf("write %s: %v", path, err)
+		}
+	}
+	emit(machineInfo(ctx, o, ps))
+	start := time.Now()
+	for _, p := range ps {
+		cs := p.Contenders
+		if o.only != nil {
+			cs = slices.DeleteFunc(slices.Clone(cs), func(c contender) bool { return !o.only.MatchString(c.Name) })
+		}
+		for _, ct := range cs {
+			emit(contenderInfo{Kind: "contender", Broker: p.Name, Contender: ct.Name, Role: ct.Role, Note: ct.Note, NA: ct.NA})
+		}
+		if p.NA != "" {
+			log.Printf("%s: n/a: %s", p.Name, p.NA)
+			emit(result{Kind: "throughput", Broker: p.Name, Error: "n/a: " + p.NA})
+			continue
+		}
+		for _, size := range o.sizes {
+			for _, conc := range o.concs {
+				c := cell{Size: size, Conc: conc, Batch: p.Batch}
+				n := p.Msgs
+				if size > 8192 {
+					n /= 8
+				}
+				if o.short {
+					n /= 5
+				}
+				n = max(int(float64(n)*o.scale), 10*p.Batch)
+				warm := max(n/20, 2*conc*p.Batch)
+				for round := range o.rounds {
+					order := slices.Clone(cs)
+					if round%2 == 1 {
+						slices.Reverse(order) // paired rounds: alternate who goes first
+					}
+					for _, ct := range order {
+						if ctx.Err() != nil {
+							return path, ctx.Err()
+						}
+						res := throughputRun(ctx, p.Name, ct, c, n, warm, round, runLimit(p.Name, n))
+						logResult(res)
+						emit(res)
+					}
+				}
+			}
+		}
+		if o.latency {
+			for _, ct := range cs {
+				if ctx.Err() != nil {
+					return path, ctx.Err()
+				}
+				res := latencyRun(ctx, p.Name, ct, 1024, p.LatencyRate, o.latencyDur, 50, o.latencyDur+2*time.Minute)
+				logResult(res)
+				emit(res)
+			}
+		}
+	}
+	log.Printf("measured in %v; results in %s", time.Since(start).Round(time.Second), path)
+	return path, nil
+}
+
+// runLimit bounds one throughput run, setup and close included.
+func runLimit(broker string, n int) time.Duration {
+	return 2*time.Minute + time.Duration(n)*time.Millisecond
+}
+
+func logResult(r result) {
+	switch {
+	case r.Error != "":
+		log.Printf("%-8s %-22s size=%-5d conc=%-2d round=%d: %s", r.Broker, r.Contender, r.Size, r.Conc, r.Round, r.Error)
+	case r.Kind == "latency":
+		log.Printf("%-8s %-22s latency at %.0f/s: e2e p50=%.0fµs p99=%.0fµs p99.9=%.0fµs; publish p50=%.0fµs p99=%.0fµs", r.Broker, r.Contender, r.Rate, r.E2EP50, r.E2EP99, r.E2EP999, r.PubP50, r.PubP99)
+	default:
+		log.Printf("%-8s %-22s size=%-5d conc=%-2d round=%d: %8.0f msg/s %7.2f µs CPU/msg %6.1f allocs/msg", r.Broker, r.Contender, r.Size, r.Conc, r.Round, r.MsgsPerSec, r.CPUPerMsgUS, r.AllocsPerMsg)
+	}
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/seedmq/mq"
+)
+
+// sqsReceivers is the number of long-poll loops of the raw and mq SQS
+// contenders for a concurrency level.
+func sqsReceivers(conc int) int { return max(1, conc/2) }
+
+// sqsWait is the long-poll time of every SQS contender (SQS's maximum,
+// its documented best practice).
+const sqsWait = 20
+
+func sqsPlan(ctx context.Context) brokerPlan {
+	p := brokerPlan{Name: "sqs", Msgs: 3000, Batch: 10, LatencyRate: 200}
+	endpoint, region := os.Getenv("MQ_TEST_SQS_ENDPOINT"), os.Getenv("MQ_TEST_SQS_REGION")
+	if endpoint == "" {
+		p.NA = "MQ_TEST_SQS_ENDPOINT is not set (run: eval \"$(scripts/brokers env)\")"
+		return p
+	}
+	if region == "" {
+		region = "us-east-1"
+	}
+	open := func(ctx context.Context, c cell) (mq.Broker, error) {
+		q := url.Values{}
+		q.Set("region", region)
+		q.Set("endpoint", endpoint)
+		q.Set("receivers", strconv.Itoa(sqsReceivers(c.Conc)))
+		q.Set("wait", fmt.Sprintf("%ds", sqsWait))
+		return mq.Open(ctx, "sqs://?"+q.Encode())
+	}
+	p.Contenders = append(p.Contenders, sqsRaw(endpoint, region))
+	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("sqs:// with endpoint and region, receivers=max(1, conc/2), wait=%ds, senders=16 (default); ten messages per Publish; Subscribe with Concurrency(conc)", sqsWait), open)...)
+	p.Contenders = append(p.Contenders, contender{Name: "watermill-default", NA: "watermill-aws (Watermill's SQS driver) cannot be downloaded here: the Go module proxy answers 403 for github.com/ThreeDotsLabs/watermill-aws and github.com is not reachable"},
+		contender{Name: "watermill-tuned", NA: "watermill-aws cannot be downloaded (see watermill-default)"})
+	return p
+}
+
+type sqsRawRun struct {
+	client *sqs.Client
+	queue  string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (r *sqsRawRun) Publish(ctx context.Context, bodies [][]byte, sent int64) error {
+	entries := make([]types.SendMessageBatchRequestEntry, len(bodies))
+	for i, b := range bodies {
+		entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(string(b))}
+		if sent != 0 {
+			entries[i].MessageAttributes = map[string]types.MessageAttributeValue{sentHeader: {DataType: aws.String("String"), StringValue: aws.String(formatSent(sent))}}
+		}
+	}
+	out, err := r.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(r.queue), Entries: entries})
+	if err != nil {
+		return err
+	}
+	if len(out.Failed) > 0 {
+		return fmt.Errorf("%d of %d entries failed: %s", len(out.Failed), len(entries), aws.ToString(out.Failed[0].Message))
+	}
+	return nil
+}
+
+func (r *sqsRawRun) Close(context.Context) error {
+	r.cancel()
+	r.wg.Wait()
+	return nil
+}
+
+// sqsRaw is aws-sdk-go-v2 used directly: SendMessageBatch of ten,
+// receivers long-polling ReceiveMessage for ten at a time and deleting
+// each received batch with DeleteMessageBatch.
+func sqsRaw(endpoint, region string) contender {
+	return contender{Name: "raw", Role: "raw", Note: fmt.Sprintf("aws-sdk-go-v2: SendMessageBatch of ten per call; max(1, conc/2) receivers each looping ReceiveMessage(MaxNumberOfMessages 10, WaitTimeSeconds %d) then DeleteMessageBatch", sqsWait),
+		Start: func(ctx context.Context, c cell, recv func(int64)) (run, error) {
+			cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))
+			if err != nil {
+				return nil, err
+			}
+			client := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(endpoint) })
+			out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(freshTopic("raw"))})
+			if err != nil {
+				return nil, fmt.Errorf("create queue: %w", err)
+			}
+			rctx, cancel := context.WithCancel(context.Background())
+			r := &sqsRawRun{client: client, queue: aws.ToString(out.QueueUrl), cancel: cancel}
+			for range sqsReceivers(c.Conc) {
+				r.wg.Go(func() {
+					for rctx.Err() == nil {
+						got, err := client.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{
+							QueueUrl:              aws.String(r.queue),
+							MaxNumberOfMessages:   10,
+							WaitTimeSeconds:       sqsWait,
+							MessageAttributeNames: []string{"All"},
+						})
+						if err != nil {
+							select { // back off before retrying a failed receive
+							case <-rctx.Done():
+							case <-time.After(100 * time.Millisecond):
+							}
+							continue
+						}
+						if len(got.Messages) == 0 {
+							continue
+						}
+						del := make([]types.DeleteMessageBatchRequestEntry, len(got.Messages))
+						for i, m := range got.Messages {
+							recv(parseSent(aws.ToString(m.MessageAttributes[sentHeader].StringValue)))
+							del[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
+						}
+						_, _ = client.DeleteMessageBatch(rctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(r.queue), Entries: del})
+					}
+				})
+			}
+			return r, nil
+		}}
+}
