@@ -127,8 +127,8 @@ func (s *subscription) topology(ctx context.Context, again bool) error {
 	t := s.b.topo
 	if again {
 		t.mu.Lock()
-		delete(t.ok, "e:"+s.topic)
-		delete(t.ok, "q:"+s.queue)
+		delete(t.ok, exchangeKey(s.topic))
+		delete(t.ok, queueKey(s.queue))
 		t.mu.Unlock()
 	}
 	if err := t.exchange(ctx, s.topic); err != nil {
@@ -325,7 +325,7 @@ func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, chCtx co
 			return nil
 		}
 		if errors.Is(err, mq.ErrNotFound) && target != s.queue {
-			s.b.topo.forget("q:" + target) // deleted behind our back: declare it again next time
+			s.b.topo.forget(queueKey(target)) // deleted behind our back: declare it again next time
 		}
 		s.b.s.Logger.Warn("rabbitmq: cannot schedule redelivery; requeueing at once", "queue", s.queue, "error", err)
 		return ch.Nack(d.DeliveryTag, false, true)

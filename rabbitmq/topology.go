@@ -19,18 +19,27 @@ import (
 type topology struct {
 	b  *Broker
 	mu sync.Mutex
-	ok map[string]time.Time // "e:" + exchange, "q:" + queue -> valid until (zero: forever)
+	ok map[entity]time.Time // declared -> valid until (zero: forever)
 }
 
+// entity names an exchange or a queue.
+type entity struct {
+	queue bool
+	name  string
+}
+
+func exchangeKey(name string) entity { return entity{false, name} }
+func queueKey(name string) entity    { return entity{true, name} }
+
 func newTopology(b *Broker) *topology {
-	return &topology{b: b, ok: map[string]time.Time{}}
+	return &topology{b: b, ok: map[entity]time.Time{}}
 }
 
 // queueName is the queue of group on topic. Queue names are global in a
 // vhost, so the topic is part of it.
 func queueName(topic, group string) string { return topic + "." + group }
 
-func (t *topology) known(key string) bool {
+func (t *topology) known(key entity) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	until, ok := t.ok[key]
@@ -38,7 +47,7 @@ func (t *topology) known(key string) bool {
 }
 
 // remember records a declaration, valid for d (0: forever).
-func (t *topology) remember(key string, d time.Duration) {
+func (t *topology) remember(key entity, d time.Duration) {
 	var until time.Time
 	if d > 0 {
 		until = time.Now().Add(d)
@@ -48,9 +57,9 @@ func (t *topology) remember(key string, d time.Duration) {
 	t.mu.Unlock()
 }
 
-func (t *topology) forgetExchange(name string) { t.forget("e:" + name) }
+func (t *topology) forgetExchange(name string) { t.forget(exchangeKey(name)) }
 
-func (t *topology) forget(key string) {
+func (t *topology) forget(key entity) {
 	t.mu.Lock()
 	delete(t.ok, key)
 	t.mu.Unlock()
@@ -58,7 +67,7 @@ func (t *topology) forget(key string) {
 
 // exchange declares topic's exchange, durable, of the configured type.
 func (t *topology) exchange(ctx context.Context, topic string) error {
-	key := "e:" + topic
+	key := exchangeKey(topic)
 	if t.known(key) {
 		return nil
 	}
@@ -80,7 +89,7 @@ func (t *topology) exchange(ctx context.Context, topic string) error {
 // which must have been declared.
 func (t *topology) queue(ctx context.Context, topic, group string) error {
 	name := queueName(topic, group)
-	key := "q:" + name
+	key := queueKey(name)
 	if t.known(key) {
 		return nil
 	}
@@ -120,7 +129,7 @@ func (t *topology) queue(ctx context.Context, topic, group string) error {
 // then dead-lettered back to queue through the default exchange.
 func (t *topology) delayQueue(ctx context.Context, queue string, ms int64) (string, error) {
 	name := queue + ".mq-delay-" + strconv.FormatInt(ms, 10)
-	key := "q:" + name
+	key := queueKey(name)
 	if t.known(key) {
 		return name, nil
 	}
