@@ -35,6 +35,11 @@ type ContainerSpec struct {
 	Addr func(hostPort int) string
 	// Ready returns nil once the broker at addr answers a real request.
 	Ready func(ctx context.Context, addr string) error
+	// BeforeRestart, when set, runs before a container restart; the function
+	// it returns runs after Ready succeeded and waits until the broker has
+	// recovered its state (ElasticMQ restores persisted queues only after it
+	// answers).
+	BeforeRestart func(ctx context.Context, addr string) (settled func(ctx context.Context) error)
 }
 
 var (
@@ -149,6 +154,20 @@ func (rc *runningContainer) waitReady(ctx context.Context) error {
 }
 
 func (rc *runningContainer) restart(ctx context.Context) error {
+	var settled func(context.Context) error
+	if rc.spec.BeforeRestart != nil {
+		settled = rc.spec.BeforeRestart(ctx, rc.addr)
+	}
+	if err := rc.stopStart(ctx); err != nil {
+		return err
+	}
+	if settled != nil {
+		return settled(ctx)
+	}
+	return nil
+}
+
+func (rc *runningContainer) stopStart(ctx context.Context) error {
 	stop := 30 * time.Second
 	if err := rc.ctr.Stop(ctx, &stop); err != nil {
 		return fmt.Errorf("stop: %w", err)

@@ -34,6 +34,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,8 +67,44 @@ var broker = brokertest.New(brokertest.Spec{
 		},
 		Addr:  func(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port) },
 		Ready: Ready,
+		BeforeRestart: func(ctx context.Context, endpoint string) func(context.Context) error {
+			want, err := queueCount(ctx, endpoint)
+			return func(ctx context.Context) error {
+				if err != nil {
+					return nil
+				}
+				return waitQueues(ctx, endpoint, want)
+			}
+		},
 	},
 })
+
+// queueCount returns how many queues ListQueues names (first page).
+func queueCount(ctx context.Context, endpoint string) (int, error) {
+	body, err := listQueues(ctx, endpoint)
+	if err != nil {
+		return 0, err
+	}
+	return strings.Count(string(body), `"http`), nil
+}
+
+// waitQueues waits (at most a minute) until at least want queues are back
+// after a restart: ElasticMQ answers before it has restored persisted queues.
+func waitQueues(ctx context.Context, endpoint string, want int) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		n, err := queueCount(ctx, endpoint)
+		if err == nil && n >= want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("elasticmq: %d of %d queues restored after restart: %w", n, want, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
 
 func imageFromEnv() string {
 	if v := os.Getenv("MQ_TEST_ELASTICMQ_IMAGE"); v != "" {
@@ -132,20 +169,28 @@ func Restart(t testing.TB) {
 // Ready returns nil when the server at endpoint answers a ListQueues call in
 // the AWS JSON protocol.
 func Ready(ctx context.Context, endpoint string) error {
+	_, err := listQueues(ctx, endpoint)
+	return err
+}
+
+func listQueues(ctx context.Context, endpoint string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/", bytes.NewReader([]byte("{}")))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("X-Amz-Target", "AmazonSQS.ListQueues")
 	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("ListQueues: %s: %s", resp.Status, body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("ListQueues: %s: %.300s", resp.Status, body)
+	}
+	return body, nil
 }
