@@ -19,12 +19,19 @@ import (
 // killer dials TCP connections for amqp091-go and can cut them all, as a
 // network failure would.
 type killer struct {
-	mu    sync.Mutex
-	conns []net.Conn
-	dials int
+	mu     sync.Mutex
+	conns  []net.Conn
+	dials  int
+	refuse bool // fail dials, as an unreachable broker would
 }
 
 func (k *killer) dial(network, addr string) (net.Conn, error) {
+	k.mu.Lock()
+	refuse := k.refuse
+	k.mu.Unlock()
+	if refuse {
+		return nil, errors.New("killer: broker unreachable (test)")
+	}
 	c, err := net.DialTimeout(network, addr, 10*time.Second)
 	if err != nil {
 		return nil, err
@@ -50,6 +57,13 @@ func (k *killer) kill() int {
 		_ = c.Close()
 	}
 	return len(conns)
+}
+
+// setRefuse makes later dials fail (true) or succeed (false).
+func (k *killer) setRefuse(v bool) {
+	k.mu.Lock()
+	k.refuse = v
+	k.mu.Unlock()
 }
 
 func (k *killer) dialCount() int {
@@ -241,5 +255,83 @@ func TestAttemptAfterConnectionLoss(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPublishDuringOutage cuts the connection and keeps the broker
+// unreachable: Publish must wait, fail with the ctx's error (naming the
+// connection failure) when its ctx ends, and succeed once the broker is
+// reachable again; the subscriber resumes and receives the message.
+func TestPublishDuringOutage(t *testing.T) {
+	k := &killer{}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	b, err := rabbitmq.New(ctx, rabbitmq.Options{
+		URL:          rabbitmqtest.URL(t),
+		Config:       amqp.Config{Dial: k.dial},
+		QueueExpires: 10 * time.Minute,
+		ReconnectMax: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		k.setRefuse(false)
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	topic := uniqueTopic(t)
+	if err := b.Provision(ctx, topic, "g"); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	c := newCollector()
+	subscribe(t, b, topic, c.handler, mq.Group("g"))
+	if err := b.Publish(ctx, topic, mq.NewMessage([]byte("before"))); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	c.wait(t, 1)
+
+	k.setRefuse(true)
+	k.kill()
+	short, cancelShort := context.WithTimeout(ctx, 500*time.Millisecond)
+	start := time.Now()
+	err = b.Publish(short, topic, mq.NewMessage([]byte("lost?")))
+	cancelShort()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish while the broker is unreachable: got %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Publish took %v to honour a 500ms ctx", d)
+	}
+	t.Logf("error: %v", err)
+	pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	if err := b.Ping(pctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Ping while the broker is unreachable: got %v, want context.DeadlineExceeded", err)
+	}
+	pcancel()
+
+	// A Publish started during the outage completes after it.
+	done := make(chan error, 1)
+	m := mq.NewMessage([]byte("after"))
+	go func() { done <- b.Publish(ctx, topic, m) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Publish returned %v during the outage, want it to wait", err)
+	case <-time.After(300 * time.Millisecond): // it must still be waiting; nothing to observe but time
+	}
+	k.setRefuse(false)
+	if err := <-done; err != nil {
+		t.Fatalf("Publish across the outage: got %v, want nil", err)
+	}
+	got := c.wait(t, 2)
+	ids := map[string]bool{}
+	for _, g := range c.wait(t, c.count()) {
+		ids[g.ID] = true
+	}
+	if !ids[m.ID] {
+		t.Errorf("the message published across the outage was not delivered; got %d messages", len(got))
 	}
 }
