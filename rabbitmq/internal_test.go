@@ -1,0 +1,114 @@
+package rabbitmq
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/seedmq/mq"
+)
+
+func TestDelayBucket(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want int64
+	}{
+		{time.Nanosecond, 1},
+		{time.Millisecond, 1},
+		{3 * time.Millisecond, 3},
+		{4 * time.Millisecond, 4},
+		{9 * time.Millisecond, 10},
+		{100 * time.Millisecond, 112},
+		{time.Second, 1024},
+		{30 * time.Second, 32768},
+		{100 * 24 * time.Hour, maxTTL},
+	}
+	for _, tt := range tests {
+		if got := delayBucket(tt.d); got != tt.want {
+			t.Errorf("delayBucket(%v) = %d, want %d", tt.d, got, tt.want)
+		}
+	}
+	// Never early, at most 25% late, over a wide range.
+	for ms := int64(1); ms < 1<<22; ms = ms*9/8 + 1 {
+		got := delayBucket(time.Duration(ms) * time.Millisecond)
+		if got < ms || float64(got) > 1.25*float64(ms) {
+			t.Fatalf("delayBucket(%dms) = %d, want within [%d, %d]", ms, got, ms, ms*5/4)
+		}
+	}
+}
+
+func TestChannelLostOutcome(t *testing.T) {
+	pd := &pending{exchange: "orders", size: 2000}
+	tests := []struct {
+		name  string
+		cause *amqp.Error
+		kind  outcome
+		is    error
+	}{
+		{"connection lost", nil, resend, nil},
+		{"our exchange missing", &amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - no exchange 'orders' in vhost '/'"}, finalErr, mq.ErrNotFound},
+		{"another exchange missing", &amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - no exchange 'other' in vhost '/'"}, resend, nil},
+		{"body over the broker limit", &amqp.Error{Code: amqp.PreconditionFailed, Reason: "PRECONDITION_FAILED - message size 2000 is larger than configured max size 1000"}, finalErr, mq.ErrMessageTooLarge},
+		{"another body over the limit", &amqp.Error{Code: amqp.PreconditionFailed, Reason: "PRECONDITION_FAILED - message size 5000 is larger than max size 3000"}, resend, nil},
+		{"forced close", &amqp.Error{Code: amqp.ConnectionForced, Reason: "CONNECTION_FORCED"}, resend, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kind, err := channelLostOutcome(tt.cause, pd)
+			if kind != tt.kind {
+				t.Errorf("got outcome %d, want %d (err %v)", kind, tt.kind, err)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("got %v, want it to wrap %v", err, tt.is)
+			}
+			if kind == resend && !mq.IsRetryable(err) {
+				t.Errorf("IsRetryable(%v) = false for a resent message, want true", err)
+			}
+		})
+	}
+}
+
+func TestAttemptCount(t *testing.T) {
+	tests := []struct {
+		name string
+		d    amqp.Delivery
+		want int
+	}{
+		{"first", amqp.Delivery{}, 1},
+		{"classic redelivery", amqp.Delivery{Redelivered: true}, 2},
+		{"quorum redelivery", amqp.Delivery{Redelivered: true, Headers: amqp.Table{"x-delivery-count": int64(3)}}, 4},
+		{"driver copy", amqp.Delivery{Headers: amqp.Table{hdrAttempt: int64(2), hdrQueue: "t.g"}}, 3},
+		{"driver copy redelivered", amqp.Delivery{Redelivered: true, Headers: amqp.Table{hdrAttempt: int64(2), hdrQueue: "t.g", "x-delivery-count": int64(1)}}, 4},
+		{"copy for another queue", amqp.Delivery{Headers: amqp.Table{hdrAttempt: int64(5), hdrQueue: "t.other"}}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := decode(&tt.d, "t", "g", "t.g", tt.d)
+			if m.Attempt != tt.want {
+				t.Errorf("got Attempt %d, want %d", m.Attempt, tt.want)
+			}
+			for k := range m.Header {
+				t.Errorf("got header %q, want driver and broker headers removed", k)
+			}
+		})
+	}
+}
+
+func TestEncodeDecode(t *testing.T) {
+	in := &mq.Message{ID: "id-1", Key: "k", Body: []byte{0, 0xff}, Header: map[string]string{"a": "ü"}}
+	p := encode(in)
+	if p.DeliveryMode != amqp.Persistent || p.MessageId != "id-1" {
+		t.Errorf("got delivery mode %d, message id %q; want persistent, id-1", p.DeliveryMode, p.MessageId)
+	}
+	d := amqp.Delivery{MessageId: p.MessageId, Headers: p.Headers, Body: p.Body}
+	out := decode(&d, "t", "g", "t.g", d)
+	if out.ID != in.ID || out.Key != in.Key || string(out.Body) != string(in.Body) || len(out.Header) != 1 || out.Header["a"] != "ü" {
+		t.Errorf("round trip: got %+v, want ID, Key, Body and Header of %+v", out, in)
+	}
+	var raw amqp.Delivery
+	if !out.As(&raw) || raw.MessageId != "id-1" {
+		t.Errorf("As(*amqp091.Delivery) = false or wrong delivery")
+	}
+}
