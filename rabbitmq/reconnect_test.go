@@ -10,6 +10,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/goleak"
 
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/rabbitmq"
@@ -76,6 +77,10 @@ func (k *killer) dialCount() int {
 // messages are published and consumed: every Publish must succeed (it
 // waits for the reconnection) and every published message must arrive.
 func TestReconnect(t *testing.T) {
+	// Registered first, so it runs after the broker's Close: every
+	// goroutine the reconnections started must have ended.
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	k := &killer{}
 	ctx := context.Background()
 	octx, cancel := context.WithTimeout(ctx, waitFor)
