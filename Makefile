@@ -26,3 +26,15 @@ vet:
 
 example:
 	$(GO) run ./examples/signup
+
+# Benchmarks (benchmarks/, a module of its own): start the brokers that are not running, measure mq
+# against the raw clients, Watermill and gocloud in paired rounds, write benchmarks/results/*.jsonl
+# and BENCHMARKS.md. bench-short is the quick check (under 5 minutes). Extra flags: MQBENCH_FLAGS.
+.PHONY: bench bench-short
+bench:
+	scripts/brokers up
+	eval "$$(scripts/brokers env)" && cd benchmarks && $(GO) run ./cmd/mqbench $(MQBENCH_FLAGS)
+
+bench-short:
+	scripts/brokers up
+	eval "$$(scripts/brokers env)" && cd benchmarks && $(GO) run ./cmd/mqbench -short $(MQBENCH_FLAGS)

@@ -28,7 +28,7 @@ const (
 )
 
 func kafkaPlan() brokerPlan {
-	p := brokerPlan{Name: "kafka", Msgs: 20000, Batch: 1, LatencyRate: 1000}
+	p := brokerPlan{Name: "kafka", Msgs: 10000, PerConc: true, Batch: 1, LatencyRate: 1000}
 	env := os.Getenv("MQ_TEST_KAFKA_ADDR")
 	if env == "" {
 		p.NA = "MQ_TEST_KAFKA_ADDR is not set (run: eval \"$(scripts/brokers env)\")"
@@ -55,12 +55,38 @@ type lazyBroker struct {
 	err  error
 }
 
-func (l *lazyBroker) provision(ctx context.Context, topic string, groups ...string) error {
+// provision creates topic and waits until a metadata request to the
+// cluster lists every partition with a leader, so clients with their own
+// metadata caches (kafka-go's Transport, Sarama) do not start with a
+// stale "unknown topic".
+func (l *lazyBroker) provision(ctx context.Context, topic string, addrs []string) error {
 	l.once.Do(func() { l.b, l.err = mq.Open(ctx, l.url) })
 	if l.err != nil {
 		return l.err
 	}
-	return mq.Provision(ctx, l.b, topic, groups...)
+	if err := mq.Provision(ctx, l.b, topic); err != nil {
+		return err
+	}
+	client := &kafkago.Client{Addr: kafkago.TCP(addrs...), Timeout: 5 * time.Second}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		resp, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+		if err == nil && len(resp.Topics) == 1 && resp.Topics[0].Error == nil && len(resp.Topics[0].Partitions) == kafka.DefaultPartitions {
+			ready := true
+			for _, p := range resp.Topics[0].Partitions {
+				ready = ready && p.Error == nil && p.Leader.Host != ""
+			}
+			if ready {
+				return nil
+			}
+		}
+		select { // poll the cluster's metadata until the topic is there
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s not ready: %w", topic, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 type kafkaRawRun struct {
@@ -108,7 +134,7 @@ func kafkaRaw(addrs []string, admin *lazyBroker) contender {
 	return contender{Name: "raw", Role: "raw", Note: fmt.Sprintf("kafka-go Writer{RequiredAcks: RequireAll, BatchSize: %d, BatchTimeout: %v} shared by the publishers; Reader{GroupID, CommitInterval: %v} with FetchMessage and CommitMessages every %d messages", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval, kafkaCommitBatch),
 		Start: func(ctx context.Context, c cell, recv func(int64)) (run, error) {
 			topic := freshTopic("raw")
-			if err := admin.provision(ctx, topic); err != nil {
+			if err := admin.provision(ctx, topic, addrs); err != nil {
 				return nil, fmt.Errorf("create topic: %w", err)
 			}
 			w := &kafkago.Writer{
@@ -222,7 +248,7 @@ func watermillKafka(name string, addrs []string, admin *lazyBroker, tuned bool) 
 	}
 	return contender{Name: name, Note: note, Start: func(ctx context.Context, c cell, recv func(int64)) (run, error) {
 		topic := freshTopic("wm")
-		if err := admin.provision(ctx, topic); err != nil {
+		if err := admin.provision(ctx, topic, addrs); err != nil {
 			return nil, fmt.Errorf("create topic: %w", err)
 		}
 		pcfg := wkafka.DefaultSaramaSyncPublisherConfig()

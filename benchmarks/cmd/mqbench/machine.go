@@ -30,6 +30,7 @@ type machineHeader struct {
 	Concs       []int             `json:"concs"`
 	LatencySecs float64           `json:"latency_seconds"`
 	Msgs        map[string]int    `json:"msgs"`
+	PerConc     map[string]bool   `json:"msgs_per_conc"`
 	Batch       map[string]int    `json:"batch"`
 	Rates       map[string]int    `json:"latency_rates"`
 	Scale       float64           `json:"scale"`
@@ -71,7 +72,7 @@ func machineInfo(ctx context.Context, o options, ps []brokerPlan) machineHeader 
 		Go: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		Brokers: map[string]string{}, Modules: map[string]string{},
 		Rounds: o.rounds, Sizes: o.sizes, Concs: o.concs, LatencySecs: o.latencyDur.Seconds(),
-		Msgs: map[string]int{}, Batch: map[string]int{}, Rates: map[string]int{}, Scale: o.scale, Args: os.Args[1:],
+		Msgs: map[string]int{}, PerConc: map[string]bool{}, Batch: map[string]int{}, Rates: map[string]int{}, Scale: o.scale, Args: os.Args[1:],
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
@@ -89,6 +90,7 @@ func machineInfo(ctx context.Context, o options, ps []brokerPlan) machineHeader 
 	script := scriptVersions()
 	for _, p := range ps {
 		h.Msgs[p.Name] = p.Msgs
+		h.PerConc[p.Name] = p.PerConc
 		h.Batch[p.Name] = p.Batch
 		h.Rates[p.Name] = int(p.LatencyRate)
 		switch p.Name {

@@ -22,7 +22,8 @@ type brokerPlan struct {
 	Name        string
 	Contenders  []contender
 	NA          string  // why the broker cannot be measured (its address is not set)
-	Msgs        int     // messages per throughput run of 16 B and 1 KiB (64 KiB: an eighth)
+	Msgs        int     // messages per throughput run of 16 B and 1 KiB at concurrency 16 (64 KiB: an eighth)
+	PerConc     bool    // scale Msgs by conc/16: synchronous publishers' throughput grows with their number
 	Batch       int     // messages per Publish call
 	LatencyRate float64 // messages per second in the latency run
 }
@@ -208,14 +209,7 @@ func measure(ctx context.Context, o options) (string, error) {
 		for _, size := range o.sizes {
 			for _, conc := range o.concs {
 				c := cell{Size: size, Conc: conc, Batch: p.Batch}
-				n := p.Msgs
-				if size > 8192 {
-					n /= 8
-				}
-				if o.short {
-					n /= 5
-				}
-				n = max(int(float64(n)*o.scale), 10*p.Batch)
+				n := runMsgs(p, c, o.short, o.scale)
 				warm := max(n/20, 2*conc*p.Batch)
 				for round := range o.rounds {
 					order := slices.Clone(cs)
@@ -246,6 +240,24 @@ func measure(ctx context.Context, o options) (string, error) {
 	}
 	log.Printf("measured in %v; results in %s", time.Since(start).Round(time.Second), path)
 	return path, nil
+}
+
+// runMsgs is the number of messages of one throughput run: enough for a
+// few seconds on a small machine, so that setup costs and timer
+// granularity do not matter, and no more, so that the full matrix fits
+// in about half an hour.
+func runMsgs(p brokerPlan, c cell, short bool, scale float64) int {
+	n := p.Msgs
+	if p.PerConc {
+		n = n * c.Conc / 16
+	}
+	if c.Size > 8192 {
+		n /= 8
+	}
+	if short {
+		n /= 5
+	}
+	return max(int(float64(max(n, 200))*scale), 10*c.Batch)
 }
 
 // runLimit bounds one throughput run, setup and close included.

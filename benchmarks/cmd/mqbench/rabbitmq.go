@@ -13,6 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/seedmq/mq"
+	_ "github.com/seedmq/mq/rabbitmq" // registers amqp://
 )
 
 // rabbitPrefetch is the consumer prefetch of every RabbitMQ contender
@@ -20,7 +21,7 @@ import (
 func rabbitPrefetch(conc int) int { return max(100, 2*conc) }
 
 func rabbitPlan() brokerPlan {
-	p := brokerPlan{Name: "rabbitmq", Msgs: 10000, Batch: 1, LatencyRate: 1000}
+	p := brokerPlan{Name: "rabbitmq", Msgs: 10000, PerConc: true, Batch: 1, LatencyRate: 1000}
 	base := os.Getenv("MQ_TEST_AMQP_URL")
 	if base == "" {
 		p.NA = "MQ_TEST_AMQP_URL is not set (run: eval \"$(scripts/brokers env)\")"

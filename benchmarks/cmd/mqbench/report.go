@@ -107,7 +107,18 @@ func writeReport(in, out string) error {
 	fmt.Fprintf(&w, "| Concurrency | %s |\n", joinInts(m.Concs))
 	for _, b := range rs.brokers {
 		if n, ok := m.Msgs[b]; ok {
-			fmt.Fprintf(&w, "| Messages per run, %s | %d (64 KiB: %d), scaled by %g%s; %d per Publish call; latency at %d msg/s |\n", b, n, n/8, m.Scale, map[bool]string{true: ", divided by 5 in short mode", false: ""}[m.Mode == "short"], m.Batch[b], m.Rates[b])
+			formula := fmt.Sprint(n)
+			if m.PerConc[b] {
+				formula += " × conc/16"
+			}
+			formula += " (64 KiB: an eighth; at least 200)"
+			if m.Mode == "short" {
+				formula += " ÷ 5 (short mode)"
+			}
+			if m.Scale != 1 {
+				formula += fmt.Sprintf(" × %g (-scale)", m.Scale)
+			}
+			fmt.Fprintf(&w, "| Messages per run, %s | %s; %d per Publish call; latency at %d msg/s |\n", b, formula, m.Batch[b], m.Rates[b])
 		}
 	}
 	fmt.Fprintf(&w, "\n")

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/seedmq/mq"
+	_ "github.com/seedmq/mq/sqs" // registers sqs://
 )
 
 // sqsReceivers is the number of long-poll loops of the raw and mq SQS
@@ -26,7 +27,7 @@ func sqsReceivers(conc int) int { return max(1, conc/2) }
 const sqsWait = 20
 
 func sqsPlan(ctx context.Context) brokerPlan {
-	p := brokerPlan{Name: "sqs", Msgs: 3000, Batch: 10, LatencyRate: 200}
+	p := brokerPlan{Name: "sqs", Msgs: 3000, PerConc: true, Batch: 10, LatencyRate: 200}
 	endpoint, region := os.Getenv("MQ_TEST_SQS_ENDPOINT"), os.Getenv("MQ_TEST_SQS_REGION")
 	if endpoint == "" {
 		p.NA = "MQ_TEST_SQS_ENDPOINT is not set (run: eval \"$(scripts/brokers env)\")"
