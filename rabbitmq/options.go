@@ -154,9 +154,7 @@ func parseURL(u *url.URL, o *Options) error {
 	set(&o.Group, p.String("group", ""))
 	set(&o.QueueType, p.Enum("queue_type", "", QueueQuorum, QueueClassic))
 	set(&o.ExchangeType, p.Enum("exchange_type", "", "fanout", "topic", "direct"))
-	if bk := p.String("binding_key", "\x00"); bk != "\x00" && o.BindingKey == "" {
-		o.BindingKey = bk
-	}
+	set(&o.BindingKey, p.String("binding_key", ""))
 	if o.Prefetch == 0 {
 		o.Prefetch = p.Int("prefetch", 0, 0, 65535)
 	} else {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,8 +88,7 @@ type pubChan struct {
 
 	pmu     sync.Mutex
 	pending map[uint64]*pending
-	dead    bool
-	done    chan struct{} // closed when the channel is gone and pending failed
+	dead    bool // the channel is gone and pending was failed
 }
 
 // publisher is the pool of confirm channels.
@@ -151,7 +151,6 @@ func (p *publisher) open(conn *amqp.Connection, gen uint64) (*pubChan, error) {
 		window:  make(chan struct{}, p.b.s.ConfirmWindow),
 		lock:    make(chan struct{}, 1),
 		pending: map[uint64]*pending{},
-		done:    make(chan struct{}),
 	}
 	// Both are buffered beyond the confirm window, so the connection's
 	// reader never waits for us: amqp091-go drops a notification that it
@@ -214,7 +213,6 @@ func (pc *pubChan) listen(confirms <-chan amqp.Confirmation, returns <-chan amqp
 		k, err := channelLostOutcome(cause, pd)
 		pd.batch.settle(pd.index, k, err)
 	}
-	close(pc.done)
 }
 
 // drainReturns handles the returns already queued, without waiting.
@@ -301,13 +299,7 @@ func channelLostOutcome(cause *amqp.Error, pd *pending) (outcome, error) {
 // containsQuoted reports whether reason names name in single quotes, as
 // RabbitMQ's error texts do ("no exchange 'x' in vhost '/'").
 func containsQuoted(reason, name string) bool {
-	q := "'" + name + "'"
-	for i := 0; i+len(q) <= len(reason); i++ {
-		if reason[i:i+len(q)] == q {
-			return true
-		}
-	}
-	return false
+	return strings.Contains(reason, "'"+name+"'")
 }
 
 // outMsg is one message ready for the wire.
@@ -328,7 +320,7 @@ func (p *publisher) send(ctx context.Context, msgs []outMsg, mandatory bool) ([]
 		todo[i] = i
 	}
 	backoff := 10 * time.Millisecond
-	for round := 0; len(todo) > 0; round++ {
+	for len(todo) > 0 {
 		pc, err := p.channel(ctx)
 		if err != nil {
 			return nil, err

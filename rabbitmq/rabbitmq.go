@@ -123,7 +123,8 @@ func (b *Broker) enter(wg *sync.WaitGroup) error {
 // so a message may be stored twice but is never reported as sent without
 // a confirm. A message that no queue receives (the topic has no group)
 // fails with an error wrapping mq.ErrNotFound unless AllowUnroutable is
-// set. Failures of some messages are reported as *mq.PublishError.
+// set. Failures of some messages are reported as *mq.PublishError. After
+// Close, Publish returns mq.ErrClosed.
 func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message) error {
 	if err := b.enter(&b.calls); err != nil {
 		return err

@@ -49,7 +49,8 @@ type subscription struct {
 //
 // When the connection is lost, Subscribe reconnects with backoff and
 // resumes consuming; messages that were unacknowledged are redelivered by
-// the broker (a quorum queue counts that as an attempt).
+// the broker (a quorum queue counts that as an attempt). Subscribe is safe
+// for concurrent use; after Close it returns mq.ErrClosed.
 func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts ...mq.SubscribeOption) error {
 	if err := b.enter(&b.subs); err != nil {
 		return err
