@@ -1,0 +1,80 @@
+// Command mqbench measures mq against the raw client libraries it is built
+// on, against Watermill and against gocloud.dev/pubsub, on the same brokers
+// in the same run, and writes the results as JSON lines plus the Markdown
+// report BENCHMARKS.md at the repository root.
+//
+// It lives in a Go module of its own (github.com/seedmq/mq/benchmarks), so
+// Watermill, Sarama and gocloud.dev never enter mq's own requirements.
+//
+// # Usage
+//
+// From the repository root, with the brokers of scripts/brokers:
+//
+//	make bench        # the full matrix (about half an hour on 2 cores)
+//	make bench-short  # 1 KiB, concurrency 4, 2 rounds: under 5 minutes
+//
+// or by hand:
+//
+//	eval "$(scripts/brokers env)"
+//	cd benchmarks && go run ./cmd/mqbench [flags]
+//
+// Flags (defaults in parentheses):
+//
+//	-short             quick check: 1 KiB, concurrency 4, 2 rounds, 3 s latency runs (false)
+//	-brokers LIST      brokers to measure (memory,kafka,rabbitmq,sqs)
+//	-rounds N          paired rounds per cell (3; -short 2)
+//	-sizes LIST        body sizes in bytes (16,1024,65536; -short 1024)
+//	-conc LIST         concurrency levels (1,4,16; -short 4)
+//	-latency BOOL      run the open-loop latency measurement (true)
+//	-latency-duration  length of each latency run (10s; -short 3s)
+//	-scale F           multiply every run's message count (1)
+//	-contenders RE     measure only contenders whose name matches RE (all)
+//	-out DIR           directory of the results files (results, git-ignored)
+//	-report FILE       Markdown report to write, "" for none (../BENCHMARKS.md)
+//	-report-from FILE  only regenerate the report from a results file
+//	-machine-note TEXT conditions of the run, printed at the top of the report
+//	-cpuprofile FILE   CPU profile of the whole run, for go tool pprof
+//
+// Brokers are found through the variables scripts/brokers env prints:
+// MQ_TEST_KAFKA_ADDR, MQ_TEST_AMQP_URL, MQ_TEST_SQS_ENDPOINT and
+// MQ_TEST_SQS_REGION (plus AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+// for ElasticMQ). A broker whose variable is unset is reported as "n/a"
+// with the reason, never skipped silently.
+//
+// # Contenders
+//
+// Per broker: "raw", the client library used directly and tuned by its own
+// best practice (kafka-go Writer with a 1ms BatchTimeout and a group Reader
+// with FetchMessage and batched CommitMessages; amqp091-go with one
+// confirm-mode channel per publisher and prefetch of at least 100;
+// aws-sdk-go-v2 with SendMessageBatch, ReceiveMessage of ten and concurrent
+// receivers); "mq" with the same settings; "mq+mw-noop" and "mq+mw-otel",
+// mq wrapped in package middleware's recommended stack with no-op
+// OpenTelemetry providers and with the real SDK; and Watermill's driver
+// for the broker with its defaults and tuned. On the memory broker: a
+// buffered channel (the floor), mq's memory driver, Watermill's GoChannel
+// and gocloud's mempubsub. The report describes each contender's set-up.
+//
+// # Method
+//
+// Throughput runs are grouped in cells (broker, body size, concurrency).
+// Each round runs every contender of the cell once, each on a fresh topic,
+// the order reversed every other round. A run publishes and consumes
+// warm-up messages first, then times N messages from the first publish
+// until the consumer has handled the last one, reading the process's CPU
+// time (getrusage) and allocation count (runtime.MemStats) before and
+// after. The mq/raw ratios are taken per round, then summarized by median
+// and range.
+//
+// Latency runs publish open loop at a fixed rate below saturation, the
+// scheduled send time in a header, and report p50, p99 and p99.9 of the
+// end-to-end latency and of the Publish call.
+//
+// # Output
+//
+// Each run appends to results/<time>-<mode>.jsonl: one "machine" line
+// (machine, versions, configuration), one "contender" line per contender,
+// and one "throughput" or "latency" line per run, with an "error" field
+// when the run failed (or "n/a: reason" when it could not run). The report
+// is generated from that file alone.
+package main
