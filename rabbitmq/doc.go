@@ -100,6 +100,13 @@
 // prefetched but not yet handled when a subscription stops are requeued,
 // which a quorum queue counts as a delivery.
 //
+// Message.PublishTime is zero for messages published through mq:
+// RabbitMQ does not record when it accepted a message. A timestamp
+// property set by another AMQP publisher is reported as it is.
+// Acknowledgements are sent one per message, as each handler returns;
+// they are not batched with the multiple flag, which would hold back the
+// acks of fast handlers behind a slow one.
+//
 // The connection is re-established with exponential backoff and jitter
 // after a failure; subscriptions re-declare their topology (unless
 // provision is false) and resume consuming. Unacknowledged messages of the
