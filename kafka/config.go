@@ -153,7 +153,7 @@ type Config struct {
 
 	// RebalanceTimeout is how long the coordinator waits for members to
 	// rejoin during a rebalance; a member finishing its running handlers
-	// holds the rebalance up to this long. Default 30s.
+	// holds the rebalance up to three quarters of it. Default 30s.
 	RebalanceTimeout time.Duration
 
 	// CommitInterval is how often acknowledged offsets are committed.

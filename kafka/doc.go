@@ -53,8 +53,8 @@
 //   - heartbeat_interval: consumer group heartbeat; also how fast a member
 //     notices a rebalance. Default 500ms.
 //   - rebalance_timeout: how long the coordinator waits for members to
-//     rejoin, and how long a revoked partition waits for its running
-//     handlers. Default 30s.
+//     rejoin; a revoked partition waits three quarters of it for its
+//     running handlers. Default 30s.
 //   - commit_interval: how often acknowledged offsets are committed.
 //     Default 100ms.
 //   - tls (true|false): connect with TLS. Default false. Implied by any
@@ -117,11 +117,11 @@
 // the longest run of fetched messages that are all acknowledged: a
 // handler that finishes early never moves it past one still running or
 // waiting to be retried. Commits are sent every commit_interval, when a
-// partition is revoked in a rebalance (after waiting, up to
-// rebalance_timeout, for its running handlers), and when Subscribe stops.
-// A handler still running when its partition is revoked may therefore
-// see its message redelivered to the new owner only if it outlasts
-// rebalance_timeout. Commits carry the member's generation, so a member
+// partition is revoked in a rebalance (after waiting, up to three quarters
+// of rebalance_timeout, for its running handlers), and when Subscribe
+// stops. A message whose handler is still running when its partition is
+// revoked is therefore redelivered to the new owner only if the handler
+// outlasts that wait. Commits carry the member's generation, so a member
 // that lost a partition cannot move its offset.
 //
 // Redelivery. A handler error is a nack: the message is retried in this

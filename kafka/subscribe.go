@@ -164,7 +164,7 @@ func (s *subscription) run(ctx context.Context) error {
 	}
 	stopFetch()
 	shutdownErr := s.disp.Shutdown(stopCtx)
-	_ = cg.Close()
+	s.leave(cg)
 
 	switch {
 	case ctx.Err() != nil:
@@ -175,6 +175,32 @@ func (s *subscription) run(ctx context.Context) error {
 		return shutdownErr
 	}
 	return fmt.Errorf("kafka: subscribe: %w", mq.ErrClosed)
+}
+
+// leaveTimeout bounds how long Subscribe waits to leave its group once
+// its handlers are done. Ending the generation (which commits) comes
+// first and is itself bounded by commitTimeout; what can take longer is
+// kafka-go finishing a join in progress or reaching an unavailable
+// coordinator.
+const leaveTimeout = 20 * time.Second
+
+// leave closes the consumer group: the current generation ends, its
+// partitions commit what was handled, and the member leaves the group. If
+// that takes longer than leaveTimeout (the cluster is unavailable), it
+// goes on in the background and leave returns.
+func (s *subscription) leave(cg *kafka.ConsumerGroup) {
+	done := make(chan struct{})
+	go func() {
+		_ = cg.Close()
+		close(done)
+	}()
+	t := time.NewTimer(leaveTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("kafka: leaving the consumer group takes long (is the cluster unavailable?); it goes on in the background")
+	}
 }
 
 // fatalGroupError reports errors joining a group that retrying will not
@@ -401,7 +427,8 @@ func (p *partition) run(genCtx context.Context) {
 
 	p.fetch(ctx)
 	<-genCtx.Done()
-	if !p.t.revoke(s.b.cfg.RebalanceTimeout) {
+	// Leave a quarter of the rebalance timeout to commit and rejoin.
+	if !p.t.revoke(s.b.cfg.RebalanceTimeout * 3 / 4) {
 		s.log.Warn("kafka: handlers still running after the rebalance timeout; their messages may be handled again by the partition's new owner", "partition", p.id)
 	}
 }
