@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -221,6 +222,7 @@ func measure(ctx context.Context, o options) (string, error) {
 							return path, ctx.Err()
 						}
 						res := throughputRun(ctx, p.Name, ct, c, n, warm, round, runLimit(p.Name, n))
+						res.Goroutines = runtime.NumGoroutine()
 						logResult(res)
 						emit(res)
 					}
@@ -233,6 +235,7 @@ func measure(ctx context.Context, o options) (string, error) {
 					return path, ctx.Err()
 				}
 				res := latencyRun(ctx, p.Name, ct, 1024, p.LatencyRate, o.latencyDur, 50, o.latencyDur+2*time.Minute)
+				res.Goroutines = runtime.NumGoroutine()
 				logResult(res)
 				emit(res)
 			}
@@ -268,10 +271,10 @@ func runLimit(broker string, n int) time.Duration {
 func logResult(r result) {
 	switch {
 	case r.Error != "":
-		log.Printf("%-8s %-22s size=%-5d conc=%-2d round=%d: %s", r.Broker, r.Contender, r.Size, r.Conc, r.Round, r.Error)
+		log.Printf("%-8s %-20s %s size=%-5d conc=%-2d round=%d: %s", r.Broker, r.Contender, r.Kind, r.Size, r.Conc, r.Round, r.Error)
 	case r.Kind == "latency":
-		log.Printf("%-8s %-22s latency at %.0f/s: e2e p50=%.0fµs p99=%.0fµs p99.9=%.0fµs; publish p50=%.0fµs p99=%.0fµs", r.Broker, r.Contender, r.Rate, r.E2EP50, r.E2EP99, r.E2EP999, r.PubP50, r.PubP99)
+		log.Printf("%-8s %-20s latency at %.0f/s: e2e p50=%.0fµs p99=%.0fµs p99.9=%.0fµs; publish p50=%.0fµs p99=%.0fµs", r.Broker, r.Contender, r.Rate, r.E2EP50, r.E2EP99, r.E2EP999, r.PubP50, r.PubP99)
 	default:
-		log.Printf("%-8s %-22s size=%-5d conc=%-2d round=%d: %8.0f msg/s %7.2f µs CPU/msg %6.1f allocs/msg", r.Broker, r.Contender, r.Size, r.Conc, r.Round, r.MsgsPerSec, r.CPUPerMsgUS, r.AllocsPerMsg)
+		log.Printf("%-8s %-20s size=%-5d conc=%-2d round=%d: %8.0f msg/s %7.2f µs CPU/msg %6.1f allocs/msg (%d goroutines after)", r.Broker, r.Contender, r.Size, r.Conc, r.Round, r.MsgsPerSec, r.CPUPerMsgUS, r.AllocsPerMsg, r.Goroutines)
 	}
 }

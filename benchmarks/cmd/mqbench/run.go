@@ -43,6 +43,10 @@ type result struct {
 	Received   int     `json:"received,omitempty"`
 	Late       int     `json:"late,omitempty"` // sends that started more than 1ms after their slot
 	NotArrived int     `json:"not_arrived,omitempty"`
+
+	// Goroutines is runtime.NumGoroutine after the run was closed: a
+	// number that grows from run to run means a contender leaks.
+	Goroutines int `json:"goroutines_after"`
 }
 
 // counter counts consumed messages and signals when a target is reached.

@@ -27,7 +27,7 @@ func sqsReceivers(conc int) int { return max(1, conc/2) }
 const sqsWait = 20
 
 func sqsPlan(ctx context.Context) brokerPlan {
-	p := brokerPlan{Name: "sqs", Msgs: 3000, PerConc: true, Batch: 10, LatencyRate: 200}
+	p := brokerPlan{Name: "sqs", Msgs: 1000, PerConc: true, Batch: 10, LatencyRate: 50}
 	endpoint, region := os.Getenv("MQ_TEST_SQS_ENDPOINT"), os.Getenv("MQ_TEST_SQS_REGION")
 	if endpoint == "" {
 		p.NA = "MQ_TEST_SQS_ENDPOINT is not set (run: eval \"$(scripts/brokers env)\")"
