@@ -1,9 +1,11 @@
 package main
 
 import (
+	"maps"
 	"math"
 	"runtime"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -14,6 +16,42 @@ type sample struct {
 	cpu    time.Duration // user + system CPU time of the whole process
 	allocs uint64        // heap objects allocated so far
 	bytes  uint64        // heap bytes allocated so far
+	calls  map[string]int64
+}
+
+// callCounter counts broker API calls by operation name (only SQS clients
+// report them).
+type callCounter struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+var apiCalls = &callCounter{n: map[string]int64{}}
+
+func (c *callCounter) add(op string) {
+	c.mu.Lock()
+	c.n[op]++
+	c.mu.Unlock()
+}
+
+func (c *callCounter) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
+}
+
+// callsPerMsg returns the calls made between two snapshots, per message.
+func callsPerMsg(before, after map[string]int64, n int) map[string]float64 {
+	var out map[string]float64
+	for op, v := range after {
+		if d := v - before[op]; d > 0 {
+			if out == nil {
+				out = map[string]float64{}
+			}
+			out[op] = float64(d) / float64(n)
+		}
+	}
+	return out
 }
 
 // takeSample reads the counters. It calls runtime.ReadMemStats, which
@@ -28,6 +66,7 @@ func takeSample() sample {
 		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
 		allocs: ms.Mallocs,
 		bytes:  ms.TotalAlloc,
+		calls:  apiCalls.snapshot(),
 	}
 }
 

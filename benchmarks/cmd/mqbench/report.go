@@ -411,6 +411,7 @@ func writeBroker(w *bytes.Buffer, rs *results, b string) {
 		}
 		fmt.Fprintf(w, "\n")
 	}
+	writeCalls(w, rs, b, cs, ks)
 	fmt.Fprintf(w, "\n### mq/raw, per round: median [min–max]\n\n| size | conc | throughput | CPU per message |\n|---|---|---|---|\n")
 	for _, k := range ks {
 		t, c := ratios(rs.runs, b, k)
@@ -458,4 +459,51 @@ func writeBroker(w *bytes.Buffer, rs *results, b string) {
 		fmt.Fprintf(w, "- **%s**%s: %s.\n", c.Contender, role, strings.TrimSuffix(text, "."))
 	}
 	fmt.Fprintf(w, "\n")
+}
+
+// writeCalls writes the API calls per message of the contenders that
+// report them (SQS), medians over the rounds.
+func writeCalls(w *bytes.Buffer, rs *results, b string, cs []contenderInfo, ks []key) {
+	any := false
+	for _, r := range rs.runs {
+		if r.Broker == b && len(r.APICallsPerMsg) > 0 {
+			any = true
+		}
+	}
+	if !any {
+		return
+	}
+	fmt.Fprintf(w, "\n### API calls per message (medians; each is an HTTP request)\n\n| size | conc |")
+	for _, c := range cs {
+		fmt.Fprintf(w, " %s |", c.Contender)
+	}
+	fmt.Fprintf(w, "\n|---|---|%s\n", strings.Repeat("---|", len(cs)))
+	for _, k := range ks {
+		fmt.Fprintf(w, "| %s | %d |", sizeName(k.size), k.conc)
+		for _, c := range cs {
+			per := map[string][]float64{}
+			for _, r := range rs.runs {
+				if r.Kind == "throughput" && r.Broker == b && r.Contender == c.Contender && r.Size == k.size && r.Conc == k.conc && r.Error == "" {
+					for op, v := range r.APICallsPerMsg {
+						per[op] = append(per[op], v)
+					}
+				}
+			}
+			if len(per) == 0 {
+				fmt.Fprintf(w, " n/a |")
+				continue
+			}
+			ops := make([]string, 0, len(per))
+			for op := range per {
+				ops = append(ops, op)
+			}
+			sort.Strings(ops)
+			parts := make([]string, len(ops))
+			for i, op := range ops {
+				parts[i] = fmt.Sprintf("%s %.3f", op, median(per[op]))
+			}
+			fmt.Fprintf(w, " %s |", strings.Join(parts, "<br>"))
+		}
+		fmt.Fprintf(w, "\n")
+	}
 }

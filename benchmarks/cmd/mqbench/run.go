@@ -31,6 +31,9 @@ type result struct {
 	AllocsPerMsg  float64 `json:"allocs_per_msg,omitempty"`
 	BytesPerMsg   float64 `json:"bytes_per_msg,omitempty"`
 	PublishPerSec float64 `json:"publish_msgs_per_s,omitempty"`
+	// APICallsPerMsg counts broker API calls per message by operation
+	// (SQS only, where each call is an HTTP request).
+	APICallsPerMsg map[string]float64 `json:"api_calls_per_msg,omitempty"`
 
 	// Latency runs: microseconds.
 	Rate       float64 `json:"rate,omitempty"`
@@ -189,6 +192,7 @@ func throughputRun(ctx context.Context, broker string, ct contender, c cell, n, 
 	res.CPUPerMsgUS = res.CPUSeconds / float64(n) * 1e6
 	res.AllocsPerMsg = float64(after.allocs-before.allocs) / float64(n)
 	res.BytesPerMsg = float64(after.bytes-before.bytes) / float64(n)
+	res.APICallsPerMsg = callsPerMsg(before.calls, after.calls, n)
 	return res
 }
 

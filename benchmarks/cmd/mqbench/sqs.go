@@ -3,19 +3,24 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmw "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	smithymw "github.com/aws/smithy-go/middleware"
 
 	"github.com/seedmq/mq"
-	_ "github.com/seedmq/mq/sqs" // registers sqs://
+	mqsqs "github.com/seedmq/mq/sqs"
 )
 
 // sqsReceivers is the number of long-poll loops of the raw and mq SQS
@@ -37,25 +42,29 @@ func sqsPlan(ctx context.Context) brokerPlan {
 		region = "us-east-1"
 	}
 	open := func(ctx context.Context, c cell) (mq.Broker, error) {
-		q := url.Values{}
-		q.Set("region", region)
-		q.Set("endpoint", endpoint)
-		q.Set("receivers", strconv.Itoa(sqsReceivers(c.Conc)))
-		q.Set("wait", fmt.Sprintf("%ds", sqsWait))
-		return mq.Open(ctx, "sqs://?"+q.Encode())
+		client, transport, err := sqsClient(ctx, endpoint, region)
+		if err != nil {
+			return nil, err
+		}
+		b, err := mqsqs.New(client, mqsqs.Options{Receivers: sqsReceivers(c.Conc), WaitTime: sqsWait * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		return &closeIdle{Broker: b, t: transport}, nil
 	}
 	p.Contenders = append(p.Contenders, sqsRaw(endpoint, region))
-	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("sqs:// with endpoint and region, receivers=max(1, conc/2), wait=%ds, senders=16 (default); ten messages per Publish; Subscribe with Concurrency(conc)", sqsWait), open)...)
+	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("sqs.New over the same client as raw (what sqs:// builds: standard retryer without rate limit, 128 idle connections per host), Receivers max(1, conc/2), WaitTime %ds, Senders 16 (default); ten messages per Publish; Subscribe with Concurrency(conc)", sqsWait), open)...)
 	p.Contenders = append(p.Contenders, contender{Name: "watermill-default", NA: "watermill-aws (Watermill's SQS driver) cannot be downloaded here: the Go module proxy answers 403 for github.com/ThreeDotsLabs/watermill-aws and github.com is not reachable"},
 		contender{Name: "watermill-tuned", NA: "watermill-aws cannot be downloaded (see watermill-default)"})
 	return p
 }
 
 type sqsRawRun struct {
-	client *sqs.Client
-	queue  string
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	client    *sqs.Client
+	transport *http.Transport
+	queue     string
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 func (r *sqsRawRun) Publish(ctx context.Context, bodies [][]byte, sent int64) error {
@@ -79,8 +88,64 @@ func (r *sqsRawRun) Publish(ctx context.Context, bodies [][]byte, sent int64) er
 func (r *sqsRawRun) Close(context.Context) error {
 	r.cancel()
 	r.wg.Wait()
+	r.transport.CloseIdleConnections()
 	return nil
 }
+
+// sqsClient returns an SQS client for the local server, configured the way
+// the driver configures its own for sqs:// URLs: the standard retryer
+// without its client-side rate limit, and an HTTP transport keeping up to
+// 128 idle connections per host (the SDK's default of 10 would make
+// concurrent senders and receivers open new connections all the time).
+// Every API call is counted in apiCalls.
+func sqsClient(ctx context.Context, endpoint, region string) (*sqs.Client, *http.Transport, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
+		}))
+	if err != nil {
+		return nil, nil, err
+	}
+	// Keep what the AWS config set on the SDK's transport (a CA bundle...).
+	var transport *http.Transport
+	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		transport = bc.GetTransport()
+	} else {
+		transport = awshttp.NewBuildableClient().GetTransport()
+	}
+	transport.MaxIdleConnsPerHost = 128
+	cfg.HTTPClient = &http.Client{Transport: transport}
+	client := sqs.NewFromConfig(cfg, func(o *sqs.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.APIOptions = append(o.APIOptions, countCalls)
+	})
+	return client, transport, nil
+}
+
+// countCalls is SDK middleware counting each operation in apiCalls.
+func countCalls(stack *smithymw.Stack) error {
+	return stack.Initialize.Add(smithymw.InitializeMiddlewareFunc("mqbench-count", func(ctx context.Context, in smithymw.InitializeInput, next smithymw.InitializeHandler) (smithymw.InitializeOutput, smithymw.Metadata, error) {
+		apiCalls.add(awsmw.GetOperationName(ctx))
+		return next.HandleInitialize(ctx, in)
+	}), smithymw.Before)
+}
+
+// closeIdle is an mq broker whose Close also closes the idle connections
+// of the HTTP transport it was given, as the driver does for the clients
+// it builds itself.
+type closeIdle struct {
+	mq.Broker
+	t *http.Transport
+}
+
+func (c *closeIdle) Close(ctx context.Context) error {
+	err := c.Broker.Close(ctx)
+	c.t.CloseIdleConnections()
+	return err
+}
+
+// Unwrap returns the driver's broker, for mq.Provision and mq.As.
+func (c *closeIdle) Unwrap() any { return c.Broker }
 
 // sqsRaw is aws-sdk-go-v2 used directly: SendMessageBatch of ten,
 // receivers long-polling ReceiveMessage for ten at a time and deleting
@@ -88,17 +153,16 @@ func (r *sqsRawRun) Close(context.Context) error {
 func sqsRaw(endpoint, region string) contender {
 	return contender{Name: "raw", Role: "raw", Note: fmt.Sprintf("aws-sdk-go-v2: SendMessageBatch of ten per call; max(1, conc/2) receivers each looping ReceiveMessage(MaxNumberOfMessages 10, WaitTimeSeconds %d) then DeleteMessageBatch", sqsWait),
 		Start: func(ctx context.Context, c cell, recv func(int64)) (run, error) {
-			cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))
+			client, transport, err := sqsClient(ctx, endpoint, region)
 			if err != nil {
 				return nil, err
 			}
-			client := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(endpoint) })
 			out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(freshTopic("raw"))})
 			if err != nil {
 				return nil, fmt.Errorf("create queue: %w", err)
 			}
 			rctx, cancel := context.WithCancel(context.Background())
-			r := &sqsRawRun{client: client, queue: aws.ToString(out.QueueUrl), cancel: cancel}
+			r := &sqsRawRun{client: client, transport: transport, queue: aws.ToString(out.QueueUrl), cancel: cancel}
 			for range sqsReceivers(c.Conc) {
 				r.wg.Go(func() {
 					for rctx.Err() == nil {
