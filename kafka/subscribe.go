@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -88,6 +89,29 @@ type subscription struct {
 	disp    *dispatch.Dispatcher
 	fetch   context.Context // canceled when the subscription stops fetching
 	recs    sync.Map        // *mq.Message → *delivery, for the handler wrapper
+
+	member atomic.Pointer[string] // the member ID the coordinator last gave us
+}
+
+// joinedFormat is the message kafka-go's ConsumerGroup logs when a
+// JoinGroup response assigns it a member ID (args: group, member,
+// generation).
+const joinedFormat = "joined group %s as member %s in generation %d"
+
+// groupLogger logs kafka-go's consumer group messages at debug level and
+// notes the member ID from them. kafka-go does not expose the member ID
+// until a generation is complete, and does not leave the group when it is
+// closed just after a failed sync; leave uses the ID to do so.
+func (s *subscription) groupLogger() kafka.LoggerFunc {
+	log := kafkaLogger(s.log, slog.LevelDebug-4, "kafka: group")
+	return func(format string, args ...any) {
+		if format == joinedFormat && len(args) == 3 {
+			if id, ok := args[1].(string); ok {
+				s.member.Store(&id)
+			}
+		}
+		log(format, args...)
+	}
 }
 
 func (s *subscription) run(ctx context.Context) error {
@@ -123,7 +147,7 @@ func (s *subscription) run(ctx context.Context) error {
 		WatchPartitionChanges:  true,
 		PartitionWatchInterval: 5 * time.Second,
 		StartOffset:            startOffset,
-		Logger:                 kafkaLogger(s.log, slog.LevelDebug-4, "kafka: group"),
+		Logger:                 s.groupLogger(),
 		ErrorLogger:            kafkaLogger(s.log, slog.LevelDebug, "kafka: group"),
 	})
 	if err != nil {
@@ -200,6 +224,22 @@ func (s *subscription) leave(cg *kafka.ConsumerGroup) {
 	case <-done:
 	case <-t.C:
 		s.log.Warn("kafka: leaving the consumer group takes long (is the cluster unavailable?); it goes on in the background")
+		return
+	}
+	// kafka-go skips LeaveGroup when closed right after a sync failed
+	// with RebalanceInProgress; the coordinator would then wait a whole
+	// session timeout for this member before the group can rebalance.
+	// Leaving again is harmless (the coordinator answers UnknownMemberId).
+	if id := s.member.Load(); id != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if coord, err := s.b.coordinator(ctx, s.groupID); err == nil {
+			_, _ = s.b.client.LeaveGroup(ctx, &kafka.LeaveGroupRequest{
+				Addr:    coord,
+				GroupID: s.groupID,
+				Members: []kafka.LeaveGroupRequestMember{{ID: *id}},
+			})
+		}
 	}
 }
 
