@@ -33,6 +33,7 @@
 //	-report FILE       Markdown report to write, "" for none (../BENCHMARKS.md)
 //	-report-from FILE  only regenerate the report from a results file
 //	-machine-note TEXT conditions of the run, printed at the top of the report
+//	-notes FILE        Markdown included after the targets, if the file exists (notes.md)
 //	-cpuprofile FILE   CPU profile of the whole run, for go tool pprof
 //
 // Brokers are found through the variables scripts/brokers env prints:

@@ -44,6 +44,7 @@ type options struct {
 	reportFrom string
 	cpuprofile string
 	note       string
+	notes      string
 }
 
 func main() {
@@ -64,10 +65,11 @@ func main() {
 	flag.StringVar(&o.reportFrom, "report-from", "", "write the report from this results file without measuring")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.note, "machine-note", "", "describes the conditions of the run in the report, e.g. \"2-core VM shared with other work\"")
+	flag.StringVar(&o.notes, "notes", "notes.md", "Markdown file included in the report after the targets, if it exists")
 	flag.Parse()
 
 	if o.reportFrom != "" {
-		if err := writeReport(o.reportFrom, o.report); err != nil {
+		if err := writeReport(o.reportFrom, o.report, o.notes); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -119,7 +121,7 @@ func main() {
 		}
 	}
 	if o.report != "" {
-		if err := writeReport(path, o.report); err != nil {
+		if err := writeReport(path, o.report, o.notes); err != nil {
 			pprof.StopCPUProfile()
 			log.Fatal(err)
 		}
@@ -152,7 +154,7 @@ func plans(ctx context.Context, names []string) ([]brokerPlan, error) {
 	for _, name := range names {
 		switch strings.TrimSpace(name) {
 		case "memory":
-			out = append(out, brokerPlan{Name: "memory", Contenders: memoryContenders(), Msgs: 100000, Batch: 1, LatencyRate: 5000})
+			out = append(out, brokerPlan{Name: "memory", Contenders: memoryContenders(), Msgs: 30000, Batch: 1, LatencyRate: 5000})
 		case "kafka":
 			out = append(out, kafkaPlan())
 		case "rabbitmq":

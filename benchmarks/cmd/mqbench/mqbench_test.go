@@ -121,7 +121,7 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "BENCHMARKS.md")
-	if err := writeReport(in, out); err != nil {
+	if err := writeReport(in, out, filepath.Join(dir, "no-notes.md")); err != nil {
 		t.Fatalf("writeReport: %v", err)
 	}
 	data, err := os.ReadFile(out)

@@ -68,8 +68,10 @@ type key struct {
 	size, conc int
 }
 
-// writeReport turns a results file into the Markdown report at out.
-func writeReport(in, out string) error {
+// writeReport turns a results file into the Markdown report at out,
+// with the Markdown file notes (if it exists) after the targets: the
+// analysis written by hand for the run the report shows.
+func writeReport(in, out, notes string) error {
 	rs, err := readResults(in)
 	if err != nil {
 		return err
@@ -125,6 +127,14 @@ func writeReport(in, out string) error {
 	fmt.Fprintf(&w, "\n")
 	writeMethod(&w, m)
 	writeTargets(&w, rs)
+	if notes != "" {
+		if text, err := os.ReadFile(notes); err == nil {
+			w.Write(bytes.TrimSpace(text))
+			w.WriteString("\n\n")
+		} else if !os.IsNotExist(err) {
+			return err
+		}
+	}
 	for _, b := range rs.brokers {
 		writeBroker(&w, rs, b)
 	}
