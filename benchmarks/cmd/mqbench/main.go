@@ -62,7 +62,7 @@ func main() {
 	flag.StringVar(&only, "contenders", "", "regular expression: measure only matching contenders")
 	flag.StringVar(&o.out, "out", "results", "directory for the JSON lines results")
 	flag.StringVar(&o.report, "report", "../BENCHMARKS.md", "Markdown report to write ('' for none)")
-	flag.StringVar(&o.reportFrom, "report-from", "", "write the report from this results file without measuring")
+	flag.StringVar(&o.reportFrom, "report-from", "", "write the report from these results files (comma-separated, merged) without measuring")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.note, "machine-note", "", "describes the conditions of the run in the report, e.g. \"2-core VM shared with other work\"")
 	flag.StringVar(&o.notes, "notes", "notes.md", "Markdown file included in the report after the targets, if it exists")
