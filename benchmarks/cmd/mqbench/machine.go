@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"os"
 	"regexp"
 	"runtime"
@@ -61,7 +60,7 @@ var modulesOfInterest = []string{
 	"go.opentelemetry.io/otel/sdk",
 }
 
-func machineInfo(ctx context.Context, o options, ps []brokerPlan) machineHeader {
+func machineInfo(o options, ps []brokerPlan) machineHeader {
 	mode := "full"
 	if o.short {
 		mode = "short"
@@ -99,7 +98,7 @@ func machineInfo(ctx context.Context, o options, ps []brokerPlan) machineHeader 
 		case "kafka":
 			h.Brokers[p.Name] = "Apache Kafka " + orUnknown(script["KAFKA_VERSION"]) + " (KRaft, single node, scripts/brokers)"
 		case "rabbitmq":
-			h.Brokers[p.Name] = "RabbitMQ " + orUnknown(rabbitVersion(ctx)) + " (single node, scripts/brokers)"
+			h.Brokers[p.Name] = "RabbitMQ " + orUnknown(rabbitVersion()) + " (single node, scripts/brokers)"
 		case "sqs":
 			h.Brokers[p.Name] = "ElasticMQ " + orUnknown(script["ELASTICMQ_VERSION"]) + " (scripts/brokers)"
 		}

@@ -194,7 +194,7 @@ func measure(ctx context.Context, o options) (string, error) {
 			log.Printf("write %s: %v", path, err)
 		}
 	}
-	emit(machineInfo(ctx, o, ps))
+	emit(machineInfo(o, ps))
 	start := time.Now()
 	for _, p := range ps {
 		cs := p.Contenders

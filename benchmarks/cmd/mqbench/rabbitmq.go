@@ -209,7 +209,7 @@ func watermillAMQP(name, base string, tuned bool) contender {
 
 // rabbitVersion asks the RabbitMQ server for its version ("" if it
 // cannot).
-func rabbitVersion(ctx context.Context) string {
+func rabbitVersion() string {
 	base := os.Getenv("MQ_TEST_AMQP_URL")
 	if base == "" {
 		return ""
