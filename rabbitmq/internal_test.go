@@ -1,7 +1,18 @@
 package rabbitmq
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +122,71 @@ func TestEncodeDecode(t *testing.T) {
 	if !out.As(&raw) || raw.MessageId != "id-1" {
 		t.Errorf("As(*amqp091.Delivery) = false or wrong delivery")
 	}
+}
+
+// writeCert writes a self-signed certificate and its key as PEM files and
+// returns their paths.
+func writeCert(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "mq-test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatalf("create certificate: %v", err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatalf("marshal key: %v", err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func TestTLSParameters(t *testing.T) {
+	cert, key := writeCert(t)
+	s, err := resolve(Options{URL: "amqps://u:secret@rabbit.example:5671/vh?cacertfile=" + cert + "&certfile=" + cert + "&keyfile=" + key + "&server_name=broker.internal"})
+	if err != nil {
+		t.Fatalf("resolve: %v", err)
+	}
+	tc := s.Config.TLSClientConfig
+	if tc == nil || tc.RootCAs == nil || len(tc.Certificates) != 1 || tc.ServerName != "broker.internal" || tc.MinVersion < tls.VersionTLS12 {
+		t.Fatalf("got TLS config %+v, want roots, one client certificate, server name broker.internal, TLS 1.2+", tc)
+	}
+	if strings.Contains(s.dialURL, "cacertfile") || strings.Contains(s.redacted, "secret") {
+		t.Errorf("got dial URL %q and redacted %q, want no driver parameters in the first and no password in the second", s.dialURL, s.redacted)
+	}
+	t.Run("own TLS config wins", func(t *testing.T) {
+		own := &tls.Config{ServerName: "mine", MinVersion: tls.VersionTLS13}
+		s, err := resolve(Options{URL: "amqps://rabbit.example/?cacertfile=" + cert, Config: amqp.Config{TLSClientConfig: own}})
+		if err != nil {
+			t.Fatalf("resolve: %v", err)
+		}
+		if s.Config.TLSClientConfig != own {
+			t.Errorf("the URL's TLS files replaced Options.Config.TLSClientConfig, want it kept")
+		}
+	})
+	t.Run("not a PEM file", func(t *testing.T) {
+		_, err := resolve(Options{URL: "amqps://rabbit.example/?cacertfile=" + key})
+		if !errors.Is(err, mq.ErrInvalidURL) {
+			t.Errorf("got %v, want ErrInvalidURL", err)
+		}
+	})
 }
