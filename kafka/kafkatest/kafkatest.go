@@ -111,14 +111,18 @@ func Restart(t testing.TB) {
 }
 
 // Ready returns nil when one of addrs answers a metadata request that names
-// at least one broker and a controller.
+// at least one broker, a controller and a leader for every partition (after a
+// restart the broker answers before it leads its partitions again).
 func Ready(ctx context.Context, addrs []string) error {
 	var errs []error
 	for _, a := range addrs {
 		c := &kafka.Client{Addr: kafka.TCP(a), Timeout: 5 * time.Second}
 		md, err := c.Metadata(ctx, &kafka.MetadataRequest{})
-		if err == nil && (len(md.Brokers) == 0 || md.Controller.ID < 0) {
+		if err == nil && (len(md.Brokers) == 0 || md.Controller.Host == "") {
 			err = errors.New("no broker or controller in metadata yet")
+		}
+		if err == nil {
+			err = leaderless(md)
 		}
 		if err == nil {
 			return nil
@@ -126,4 +130,18 @@ func Ready(ctx context.Context, addrs []string) error {
 		errs = append(errs, fmt.Errorf("%s: %w", a, err))
 	}
 	return errors.Join(errs...)
+}
+
+func leaderless(md *kafka.MetadataResponse) error {
+	for _, tp := range md.Topics {
+		if tp.Error != nil {
+			return fmt.Errorf("topic %s: %w", tp.Name, tp.Error)
+		}
+		for _, p := range tp.Partitions {
+			if p.Error != nil || p.Leader.Host == "" {
+				return fmt.Errorf("topic %s partition %d has no leader yet (%v)", tp.Name, p.ID, p.Error)
+			}
+		}
+	}
+	return nil
 }

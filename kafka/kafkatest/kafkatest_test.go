@@ -65,12 +65,13 @@ func newWriter(addrs []string, topic string) *kafka.Writer {
 	}
 }
 
-// write retries while a just-created topic is not yet served (kafka-go does
-// not retry "Unknown Topic Or Partition" by itself).
+// write retries until ctx ends: a just-created topic is not served at once
+// (kafka-go does not retry "Unknown Topic Or Partition" by itself), and a
+// writer's connections die with a broker restart.
 func write(ctx context.Context, w *kafka.Writer, msgs ...kafka.Message) error {
 	for {
 		err := w.WriteMessages(ctx, msgs...)
-		if !errors.Is(err, kafka.UnknownTopicOrPartition) && !errors.Is(err, kafka.LeaderNotAvailable) {
+		if err == nil || errors.Is(err, context.Canceled) {
 			return err
 		}
 		select {
