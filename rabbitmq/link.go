@@ -50,7 +50,7 @@ func (l *link) get(ctx context.Context) (*amqp.Connection, uint64, error) {
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
-			return nil, 0, mq.ErrClosed
+			return nil, 0, errClosed
 		}
 		if l.conn != nil && !l.conn.IsClosed() {
 			c, g := l.conn, l.gen
@@ -72,7 +72,7 @@ func (l *link) get(ctx context.Context) (*amqp.Connection, uint64, error) {
 			}
 			return nil, 0, ctx.Err()
 		case <-l.stop.Done():
-			return nil, 0, mq.ErrClosed
+			return nil, 0, errClosed
 		}
 	}
 }

@@ -127,6 +127,9 @@ func (p *publisher) channel(ctx context.Context) (*pubChan, error) {
 		if err == nil {
 			return pc, nil
 		}
+		if errors.Is(err, mq.ErrClosed) {
+			return nil, err
+		}
 		// Most likely the connection is closing and the link has not
 		// noticed yet; get waits for the next one.
 		if serr := sleepCtx(ctx, backoff); serr != nil {
@@ -158,8 +161,10 @@ func (p *publisher) open(conn *amqp.Connection, gen uint64) (*pubChan, error) {
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, p.b.s.ConfirmWindow+1))
 	returns := ch.NotifyReturn(make(chan amqp.Return, p.b.s.ConfirmWindow+1))
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	p.b.wg.Add(1)
-	go pc.listen(confirms, returns, closed, &p.b.wg)
+	if !p.b.spawn(func() { pc.listen(confirms, returns, closed) }) {
+		_ = ch.Close()
+		return nil, errClosed
+	}
 	return pc, nil
 }
 
@@ -171,8 +176,7 @@ func (pc *pubChan) isDead() bool {
 
 // listen settles pending messages from the channel's confirms and
 // returns until the channel closes, then fails what is left.
-func (pc *pubChan) listen(confirms <-chan amqp.Confirmation, returns <-chan amqp.Return, closed <-chan *amqp.Error, wg *sync.WaitGroup) {
-	defer wg.Done()
+func (pc *pubChan) listen(confirms <-chan amqp.Confirmation, returns <-chan amqp.Return, closed <-chan *amqp.Error) {
 	var cause *amqp.Error
 	for confirms != nil || returns != nil {
 		select {

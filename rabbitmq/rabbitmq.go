@@ -34,6 +34,8 @@ type Broker struct {
 	stop     context.Context // canceled when shutdown releases the links
 	stopLink context.CancelFunc
 	wg       sync.WaitGroup // background goroutines
+	bgMu     sync.Mutex
+	bgDone   bool // set before wg.Wait: spawn starts nothing more
 
 	closingCtx context.Context    // canceled when Close begins
 	closeNow   context.CancelFunc // cancels closingCtx
@@ -99,7 +101,7 @@ func (b *Broker) Capabilities() mq.Capabilities {
 // isClosed returns ErrClosed once Close has begun.
 func (b *Broker) isClosed() error {
 	if b.closingCtx.Err() != nil {
-		return fmt.Errorf("rabbitmq: %w", mq.ErrClosed)
+		return errClosed
 	}
 	return nil
 }
@@ -109,7 +111,7 @@ func (b *Broker) enter(wg *sync.WaitGroup) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return fmt.Errorf("rabbitmq: %w", mq.ErrClosed)
+		return errClosed
 	}
 	wg.Add(1)
 	return nil
@@ -152,7 +154,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 	errs, err := b.pubs.send(ctx, out, !b.s.AllowUnroutable)
 	if err != nil {
 		if errors.Is(err, mq.ErrClosed) {
-			return fmt.Errorf("rabbitmq: %w", mq.ErrClosed)
+			return errClosed
 		}
 		return err
 	}
@@ -290,20 +292,41 @@ func (b *Broker) Close(ctx context.Context) error {
 		err = e
 		b.subs.Wait() // handlers were canceled; they must return
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	if ctx.Err() == nil {
-		cancel()
-		pctx, cancel = ctx, func() {}
+	// Publish calls in progress finish, bounded by ctx; if ctx has ended
+	// already, they get 5 more seconds to collect their confirms.
+	pctx := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
 	}
 	if e := waitGroup(pctx, &b.calls); e != nil && err == nil {
 		err = e
 	}
-	cancel()
 	b.stopLink()
 	b.pub.shutdown(ctx) // closing a connection closes its channels
 	b.sub.shutdown(ctx)
+	b.bgMu.Lock()
+	b.bgDone = true
+	b.bgMu.Unlock()
 	b.wg.Wait()
 	return err
+}
+
+// spawn runs f in a goroutine that Close waits for, unless Close is
+// already waiting; it reports whether it started f.
+func (b *Broker) spawn(f func()) bool {
+	b.bgMu.Lock()
+	defer b.bgMu.Unlock()
+	if b.bgDone {
+		return false
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // closeContext returns the ctx given to Close.
@@ -330,3 +353,6 @@ func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
 		return ctx.Err()
 	}
 }
+
+// errClosed is mq.ErrClosed with the package prefix.
+var errClosed = fmt.Errorf("rabbitmq: %w", mq.ErrClosed)

@@ -116,7 +116,7 @@ func (s *subscription) stopReason(ctx context.Context, err error) error {
 		return ctx.Err()
 	}
 	if s.b.isClosed() != nil {
-		return fmt.Errorf("rabbitmq: %w", mq.ErrClosed)
+		return errClosed
 	}
 	return err
 }

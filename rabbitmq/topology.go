@@ -175,9 +175,7 @@ func (t *topology) do(ctx context.Context, f func(ch *amqp.Channel) error) error
 			return err
 		}
 		done := make(chan error, 1)
-		t.b.wg.Add(1)
-		go func() {
-			defer t.b.wg.Done()
+		started := t.b.spawn(func() {
 			ch, err := conn.Channel()
 			if err != nil {
 				done <- err
@@ -188,7 +186,10 @@ func (t *topology) do(ctx context.Context, f func(ch *amqp.Channel) error) error
 				_ = ch.Close()
 			}
 			done <- err
-		}()
+		})
+		if !started {
+			return errClosed
+		}
 		select {
 		case err = <-done:
 		case <-ctx.Done():
