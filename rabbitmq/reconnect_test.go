@@ -20,15 +20,19 @@ import (
 // killer dials TCP connections for amqp091-go and can cut them all, as a
 // network failure would.
 type killer struct {
-	mu     sync.Mutex
-	conns  []net.Conn
-	dials  int
-	refuse bool // fail dials, as an unreachable broker would
+	mu      sync.Mutex
+	conns   []net.Conn
+	dials   int
+	refuse  bool // fail dials, as an unreachable broker would
+	refused int
 }
 
 func (k *killer) dial(network, addr string) (net.Conn, error) {
 	k.mu.Lock()
 	refuse := k.refuse
+	if refuse {
+		k.refused++
+	}
 	k.mu.Unlock()
 	if refuse {
 		return nil, errors.New("killer: broker unreachable (test)")
@@ -339,4 +343,59 @@ func TestPublishDuringOutage(t *testing.T) {
 	if !ids[m.ID] {
 		t.Errorf("the message published across the outage was not delivered; got %d messages", len(got))
 	}
+}
+
+// TestCloseDuringOutage closes the broker, with a short ctx, while a
+// Publish without deadline waits for an unreachable broker: Close returns
+// the ctx's error, the Publish returns ErrClosed, and no goroutine is left.
+func TestCloseDuringOutage(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	k := &killer{}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	b, err := rabbitmq.New(ctx, rabbitmq.Options{
+		URL:          rabbitmqtest.URL(t),
+		Config:       amqp.Config{Dial: k.dial},
+		QueueExpires: 10 * time.Minute,
+		ReconnectMax: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	topic := uniqueTopic(t)
+	if err := b.Provision(ctx, topic, "g"); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	k.setRefuse(true)
+	k.kill()
+	published := make(chan error, 1)
+	go func() { published <- b.Publish(context.Background(), topic, mq.NewMessage([]byte("x"))) }()
+	// The Publish waits once it has made the driver dial (and fail).
+	for deadline := time.Now().Add(waitFor); ; {
+		k.mu.Lock()
+		refused := k.refused
+		k.mu.Unlock()
+		if refused > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Publish did not try to reconnect within %v", waitFor)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a counter the dialer bumps
+	}
+
+	cctx, ccancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer ccancel()
+	if err := b.Close(cctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close while a Publish waits: got %v, want context.DeadlineExceeded", err)
+	}
+	select {
+	case err := <-published:
+		if !errors.Is(err, mq.ErrClosed) {
+			t.Errorf("the waiting Publish: got %v, want ErrClosed", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatalf("the waiting Publish did not return within %v of Close", waitFor)
+	}
+	goleak.VerifyNone(t, leaks)
 }
