@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +17,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/sqs"
@@ -43,13 +46,41 @@ func BenchmarkPublishConsume(b *testing.B) {
 	b.Run("raw", benchRaw)
 }
 
-func newRawClient(b *testing.B) *awssqs.Client {
+// callCounter counts SQS API calls by operation.
+type callCounter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *callCounter) add(op string) {
+	c.mu.Lock()
+	c.calls[op]++
+	c.mu.Unlock()
+}
+
+// report adds a calls-per-message metric for each operation.
+func (c *callCounter) report(b *testing.B) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for op, n := range c.calls {
+		b.ReportMetric(float64(n)/float64(b.N), op+"/msg")
+	}
+}
+
+func newRawClient(b *testing.B) (*awssqs.Client, *callCounter) {
 	cfg := sqstest.Config(b)
 	tr := awshttp.NewBuildableClient().GetTransport()
 	tr.MaxIdleConnsPerHost = 128 // as the driver's Open does
 	cfg.HTTPClient = &http.Client{Transport: tr}
 	b.Cleanup(tr.CloseIdleConnections)
-	return awssqs.NewFromConfig(cfg)
+	counter := &callCounter{calls: map[string]int{}}
+	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("count", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			counter.add(middleware.GetOperationName(ctx))
+			return next.HandleInitialize(ctx, in)
+		}), middleware.After)
+	})
+	return awssqs.NewFromConfig(cfg), counter
 }
 
 func benchQueue(b *testing.B, c *awssqs.Client) (name, url string) {
@@ -88,8 +119,9 @@ func batches(n int) chan int {
 }
 
 func benchMQ(b *testing.B) {
-	client := newRawClient(b)
+	client, counter := newRawClient(b)
 	topic, _ := benchQueue(b, client)
+	counter.calls = map[string]int{}
 	br, err := sqs.New(client, sqs.Options{Receivers: benchReceivers, WaitTime: time.Second})
 	if err != nil {
 		b.Fatal(err)
@@ -143,13 +175,15 @@ func benchMQ(b *testing.B) {
 	}
 	report(b, start, cpu0)
 	b.StopTimer()
+	counter.report(b)
 	cancel()
 	<-subDone
 }
 
 func benchRaw(b *testing.B) {
-	client := newRawClient(b)
+	client, counter := newRawClient(b)
 	_, url := benchQueue(b, client)
+	counter.calls = map[string]int{} // not the queue's creation
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	body := make([]byte, benchBodySize)
@@ -160,6 +194,7 @@ func benchRaw(b *testing.B) {
 
 	var handled atomic.Int64
 	done := make(chan struct{})
+	var once sync.Once
 	target := int64(b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -169,30 +204,11 @@ func benchRaw(b *testing.B) {
 		rwg.Add(1)
 		go func() {
 			defer rwg.Done()
-			for ctx.Err() == nil {
-				out, err := client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
-					QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
-					MessageAttributeNames:       []string{"All"},
-					MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
-				})
-				if err != nil || len(out.Messages) == 0 {
-					continue
+			rawConsume(ctx, client, url, func(n int) {
+				if handled.Add(int64(n)) >= target {
+					once.Do(func() { close(done) })
 				}
-				entries := make([]types.DeleteMessageBatchRequestEntry, len(out.Messages))
-				for i, m := range out.Messages {
-					entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
-				}
-				if _, err := client.DeleteMessageBatch(ctx, &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: entries}); err != nil {
-					continue
-				}
-				if handled.Add(int64(len(out.Messages))) >= target {
-					select {
-					case <-done:
-					default:
-						close(done)
-					}
-				}
-			}
+			})
 		}()
 	}
 	work := batches(b.N)
@@ -228,6 +244,132 @@ func benchRaw(b *testing.B) {
 	}
 	report(b, start, cpu0)
 	b.StopTimer()
+	counter.report(b)
 	cancel()
 	rwg.Wait()
+}
+
+// BenchmarkConsume measures the consuming side alone: the queue is filled
+// before the timer starts (ten messages per SendMessageBatch), then
+// receivers drain it. Both sides receive full batches here, unlike in
+// BenchmarkPublishConsume, where a consumer that keeps up with the
+// publishers receives what has arrived since its last call.
+func BenchmarkConsume(b *testing.B) {
+	b.Run("mq", func(b *testing.B) {
+		client, counter := newRawClient(b)
+		topic, url := benchQueue(b, client)
+		fill(b, client, url)
+		br, err := sqs.New(client, sqs.Options{Receivers: benchReceivers, WaitTime: time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer br.Close(context.Background())
+		counter.calls = map[string]int{}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var handled atomic.Int64
+		done := make(chan struct{})
+		b.ReportAllocs()
+		b.ResetTimer()
+		start, cpu0 := time.Now(), cpuTime()
+		subDone := make(chan error, 1)
+		go func() {
+			subDone <- br.Subscribe(ctx, topic, func(context.Context, *mq.Message) error {
+				if handled.Add(1) == int64(b.N) {
+					close(done)
+				}
+				return nil
+			}, mq.Concurrency(benchHandlers))
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Minute):
+			b.Fatalf("handled %d of %d messages within 5 minutes", handled.Load(), b.N)
+		}
+		report(b, start, cpu0)
+		b.StopTimer()
+		cancel()
+		<-subDone
+		counter.report(b)
+	})
+	b.Run("raw", func(b *testing.B) {
+		client, counter := newRawClient(b)
+		_, url := benchQueue(b, client)
+		fill(b, client, url)
+		counter.calls = map[string]int{}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var handled atomic.Int64
+		done := make(chan struct{})
+		var once sync.Once
+		b.ReportAllocs()
+		b.ResetTimer()
+		start, cpu0 := time.Now(), cpuTime()
+		var wg sync.WaitGroup
+		for range benchReceivers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rawConsume(ctx, client, url, func(n int) {
+					if handled.Add(int64(n)) >= int64(b.N) {
+						once.Do(func() { close(done) })
+					}
+				})
+			}()
+		}
+		select {
+		case <-done:
+		case <-time.After(5 * time.Minute):
+			b.Fatalf("handled %d of %d messages within 5 minutes", handled.Load(), b.N)
+		}
+		report(b, start, cpu0)
+		b.StopTimer()
+		cancel()
+		wg.Wait()
+		counter.report(b)
+	})
+}
+
+// fill sends b.N messages to url in batches of ten, as mq publishes them.
+func fill(b *testing.B, client *awssqs.Client, url string) {
+	body := strings.Repeat("x", benchBodySize)
+	for left := b.N; left > 0; left -= 10 {
+		n := min(10, left)
+		entries := make([]types.SendMessageBatchRequestEntry, n)
+		for i := range entries {
+			entries[i] = types.SendMessageBatchRequestEntry{
+				Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(body),
+				MessageAttributes: map[string]types.MessageAttributeValue{
+					"mq-id": {DataType: aws.String("String"), StringValue: aws.String(mq.NewID())},
+				},
+			}
+		}
+		out, err := client.SendMessageBatch(context.Background(), &awssqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
+		if err != nil || len(out.Failed) > 0 {
+			b.Fatal(err, out)
+		}
+	}
+}
+
+// rawConsume is a receiver written against the SDK directly: receive up
+// to ten, handle, delete the batch.
+func rawConsume(ctx context.Context, client *awssqs.Client, url string, handled func(n int)) {
+	for ctx.Err() == nil {
+		out, err := client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
+			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+			MessageAttributeNames:       []string{"All"},
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
+		})
+		if err != nil || len(out.Messages) == 0 {
+			continue
+		}
+		entries := make([]types.DeleteMessageBatchRequestEntry, len(out.Messages))
+		for i, m := range out.Messages {
+			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
+		}
+		if _, err := client.DeleteMessageBatch(ctx, &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: entries}); err != nil {
+			continue
+		}
+		handled(len(out.Messages))
+	}
 }

@@ -33,8 +33,9 @@ type Broker struct {
 	base       context.Context
 	cancelBase context.CancelFunc
 
-	queuesMu sync.Mutex
-	queues   map[string]*queue // by topic
+	queuesMu  sync.Mutex
+	queues    map[string]*queue // by topic
+	resolving chan struct{}     // a one-slot semaphore: one queue lookup at a time
 
 	mu     sync.Mutex
 	closed bool
@@ -61,6 +62,7 @@ func New(client *sqs.Client, o Options) (*Broker, error) {
 		base:       base,
 		cancelBase: cancel,
 		queues:     map[string]*queue{},
+		resolving:  make(chan struct{}, 1),
 		subs:       map[*subscription]struct{}{},
 	}
 	b.caps = mq.Capabilities{

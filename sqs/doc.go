@@ -84,7 +84,8 @@
 //
 //   - Handler returns nil: the message is deleted. Deletes are batched (up
 //     to ten per DeleteMessageBatch, taking what accumulated while the
-//     previous call ran) and retried through transient failures; a
+//     previous call ran, and waiting up to 2 ms for a batch to fill while
+//     other handlers run) and retried through transient failures; a
 //     subscription's deletes reach SQS before Subscribe returns.
 //   - Handler returns an error: the message's visibility timeout is set to
 //     the subscription's Backoff (or mq.RetryAfter) delay, rounded up to

@@ -93,6 +93,19 @@ func (b *Broker) queue(ctx context.Context, topic string, create bool) (*queue, 
 	if err != nil {
 		return nil, err
 	}
+	// One lookup per topic, however many calls arrive at once.
+	select {
+	case b.resolving <- struct{}{}:
+		defer func() { <-b.resolving }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("sqs: queue %s: %w", name, ctx.Err())
+	}
+	b.queuesMu.Lock()
+	q = b.queues[topic]
+	b.queuesMu.Unlock()
+	if q != nil {
+		return q, nil
+	}
 	url, err := b.queueURL(ctx, name)
 	if err != nil && create && isQueueMissing(err) {
 		url, err = b.createQueue(ctx, topic, name)

@@ -39,7 +39,9 @@ const callTimeout = 30 * time.Second
 // mid-work. A nil result deletes the message (deletes are batched); an
 // error makes it visible again after the Backoff or mq.RetryAfter delay
 // (ChangeMessageVisibility, rounded up to whole seconds, at most 12
-// hours), and Attempt is SQS's ApproximateReceiveCount. A mq.Permanent
+// hours; on a FIFO queue a message with a Key is retried in place instead,
+// see the package documentation), and Attempt is SQS's
+// ApproximateReceiveCount. A mq.Permanent
 // error moves the message to the queue's dead-letter queue if its redrive
 // policy names one, else logs it at error level and deletes it.
 //
@@ -97,6 +99,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 		credits:   make(chan struct{}, cfg.Concurrency+maxBatch*receivers),
 		held:      map[*mq.Message]*held{},
 		lanes:     map[string][]*held{},
+		delFull:   make(chan struct{}, 1),
 	}
 	if err := b.track(s); err != nil {
 		return fmt.Errorf("sqs: Subscribe: %w", mq.ErrClosed)
@@ -135,7 +138,15 @@ type subscription struct {
 	stopping bool                  // no more retries or lane successors
 	retries  sync.WaitGroup        // pending in-place retries
 
-	deletes chan *held
+	// Acknowledged messages waiting for DeleteMessageBatch. Delete loops
+	// start on demand, up to the number of receivers (at least two), and
+	// end when nothing is pending: while they are busy, deletes accumulate
+	// into the next batch.
+	delMu      sync.Mutex
+	delPending []*held
+	delActive  int
+	delWG      sync.WaitGroup
+	delFull    chan struct{} // signaled when a full batch is pending
 }
 
 // held is one received message the subscription is responsible for.
@@ -161,24 +172,16 @@ func (s *subscription) stop(ctx context.Context, err error) {
 func (s *subscription) run(ctx context.Context) error {
 	b := s.b
 	maxPending := cap(s.credits)
-	s.deletes = make(chan *held, maxPending)
 	s.d = dispatch.New(ctx, s.h, dispatch.Config{Concurrency: s.cfg.Concurrency, MaxPending: maxPending, Logger: b.log})
 
 	recvCtx, stopReceiving := context.WithCancel(ctx)
 	defer stopReceiving()
-	var recvWG, delWG, hbWG sync.WaitGroup
+	var recvWG, hbWG sync.WaitGroup
 	for range s.receivers {
 		recvWG.Add(1)
 		go func() {
 			defer recvWG.Done()
 			s.receive(recvCtx)
-		}()
-	}
-	for range s.receivers {
-		delWG.Add(1)
-		go func() {
-			defer delWG.Done()
-			s.deleteLoop()
 		}()
 	}
 	hbStop := make(chan struct{})
@@ -202,8 +205,7 @@ func (s *subscription) run(ctx context.Context) error {
 	recvWG.Wait()
 	s.stopRetries()
 	s.d.Shutdown(drainCtx) // every delivery is settled when it returns
-	close(s.deletes)
-	delWG.Wait()
+	s.delWG.Wait()         // deletes reached SQS (or failed)
 	close(hbStop)
 	hbWG.Wait()
 	s.releaseAll() // messages whose delete failed: let them come back now
@@ -337,11 +339,16 @@ func (s *subscription) submit(ctx context.Context, h *held) {
 func (s *subscription) settle(h *held, err error) {
 	switch {
 	case err == nil:
-		s.deletes <- h
+		s.ack(h)
+		s.next(h)
+		return
 	case errors.Is(err, dispatch.ErrNotHandled):
 		s.release(h, 0)
 	case mq.IsPermanent(err):
-		s.reject(h, err)
+		if s.reject(h, err) {
+			s.next(h)
+			return
+		}
 	case h.lane != "":
 		s.retryLater(h, s.cfg.RedeliveryDelay(h.msg.Attempt, err))
 		return
@@ -389,10 +396,15 @@ func (s *subscription) stopRetries() {
 	s.retries.Wait()
 }
 
-// done returns h's credit and, on a FIFO queue, submits the next waiting
-// message of its Key, unless the subscription is stopping.
+// done returns h's credit (h is settled) and calls next.
 func (s *subscription) done(h *held) {
 	<-s.credits
+	s.next(h)
+}
+
+// next submits, on a FIFO queue, the next message waiting behind h in its
+// Key's lane, unless the subscription is stopping.
+func (s *subscription) next(h *held) {
 	if h.lane == "" {
 		return
 	}
@@ -457,13 +469,15 @@ func (s *subscription) releaseAll() {
 }
 
 // reject handles a mq.Permanent failure: the message goes to the queue's
-// dead-letter queue if it has one, else it is logged and deleted.
-func (s *subscription) reject(h *held, cause error) {
+// dead-letter queue if it has one, else it is logged and deleted. It
+// reports whether it queued the message's delete; if not, the message
+// was released to be redelivered.
+func (s *subscription) reject(h *held, cause error) bool {
 	log := s.b.log.With("queue", s.q.name, "id", h.msg.ID, "attempt", h.msg.Attempt, "error", cause)
 	if s.dlq == "" {
 		log.Error("sqs: handler returned a permanent error and the queue has no dead-letter queue; deleting the message")
-		s.deletes <- h
-		return
+		s.ack(h)
+		return true
 	}
 	ctx, cancel := context.WithTimeout(s.b.base, callTimeout)
 	defer cancel()
@@ -484,36 +498,77 @@ func (s *subscription) reject(h *held, cause error) {
 		log.Error("sqs: handler returned a permanent error, but moving the message to the dead-letter queue failed; it will be redelivered",
 			"dead_letter_queue", s.dlq, "send_error", wrapErr(ctx, "SendMessage", err))
 		s.release(h, s.cfg.RedeliveryDelay(h.msg.Attempt, cause))
-		return
+		return false
 	}
 	log.Error("sqs: handler returned a permanent error; moved the message to the dead-letter queue", "dead_letter_queue", s.dlq)
-	s.deletes <- h
+	s.ack(h)
+	return true
 }
 
 func isFIFOURL(u string) bool {
 	return len(u) > len(fifoSuffix) && u[len(u)-len(fifoSuffix):] == fifoSuffix
 }
 
-// deleteLoop deletes acknowledged messages in batches of up to ten: it
-// takes what has accumulated while the previous call ran (group commit).
-// It returns when the deletes channel is closed and drained.
-func (s *subscription) deleteLoop() {
-	batch := make([]*held, 0, maxBatch)
-	for h := range s.deletes {
-		batch = append(batch[:0], h)
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case h, ok := <-s.deletes:
-				if !ok {
-					break more
-				}
-				batch = append(batch, h)
-			default:
-				break more
-			}
+// ack queues h's delete, starting a delete loop if none runs or those
+// running cannot take all that is pending in their next round. The
+// message keeps its credit, and stays held (its visibility extended),
+// until the delete is done.
+func (s *subscription) ack(h *held) {
+	s.delMu.Lock()
+	defer s.delMu.Unlock()
+	s.delPending = append(s.delPending, h)
+	if len(s.delPending) >= maxBatch {
+		select {
+		case s.delFull <- struct{}{}:
+		default:
 		}
+	}
+	if s.delActive < max(2, s.receivers) && (s.delActive == 0 || s.delActive*maxBatch < len(s.delPending)) {
+		s.delActive++
+		s.delWG.Add(1)
+		go s.deleteLoop()
+	}
+}
+
+// deleteLinger is how long a delete loop waits for a partial batch to
+// fill while handlers that will acknowledge more are running. A fuller
+// batch saves a call per message deleted, which is most of the client's
+// cost; the wait is small next to an SQS round trip.
+const deleteLinger = 2 * time.Millisecond
+
+// deleteLoop deletes pending acknowledged messages in batches of up to
+// ten until none is pending, returning each message's credit.
+func (s *subscription) deleteLoop() {
+	defer s.delWG.Done()
+	batch := make([]*held, 0, maxBatch)
+	linger := time.NewTimer(deleteLinger)
+	defer linger.Stop()
+	for {
+		s.delMu.Lock()
+		if len(s.delPending) < maxBatch && s.d.InFlight() > 0 {
+			s.delMu.Unlock()
+			linger.Reset(deleteLinger)
+			select {
+			case <-s.delFull:
+			case <-linger.C:
+			}
+			s.delMu.Lock()
+		}
+		n := min(len(s.delPending), maxBatch)
+		if n == 0 {
+			s.delActive--
+			s.delPending = nil
+			s.delMu.Unlock()
+			return
+		}
+		batch = append(batch[:0], s.delPending[:n]...)
+		clear(s.delPending[:n])
+		s.delPending = s.delPending[n:]
+		s.delMu.Unlock()
 		s.deleteBatch(batch)
+		for range batch {
+			<-s.credits
+		}
 	}
 }
 
