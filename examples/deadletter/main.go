@@ -42,8 +42,10 @@ import (
 	"time"
 
 	"github.com/seedmq/mq"
-	_ "github.com/seedmq/mq/memory" // registers mem://
 	"github.com/seedmq/mq/middleware"
+
+	_ "github.com/seedmq/mq/kafka"    // registers kafka://
+	_ "github.com/seedmq/mq/memory"   // registers mem://
 	_ "github.com/seedmq/mq/rabbitmq" // registers amqp:// and amqps://
 	_ "github.com/seedmq/mq/sqs"      // registers sqs://
 )

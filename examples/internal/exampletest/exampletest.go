@@ -3,6 +3,9 @@
 // packages (kafkatest, rabbitmqtest, sqstest) find. Those skip a broker's
 // subtest with a message when it is not available, or fail it when
 // MQ_TEST_REQUIRE_BROKERS=1.
+//
+// It imports no driver: an example's test passes on a broker only if the
+// example itself registers that broker's URL scheme.
 package exampletest
 
 import (
@@ -16,12 +19,8 @@ import (
 	"time"
 
 	"github.com/seedmq/mq"
-	_ "github.com/seedmq/mq/kafka" // registers kafka://
 	"github.com/seedmq/mq/kafka/kafkatest"
-	_ "github.com/seedmq/mq/memory"   // registers mem://
-	_ "github.com/seedmq/mq/rabbitmq" // registers amqp:// and amqps://
 	"github.com/seedmq/mq/rabbitmq/rabbitmqtest"
-	_ "github.com/seedmq/mq/sqs" // registers sqs://
 	"github.com/seedmq/mq/sqs/sqstest"
 )
 
