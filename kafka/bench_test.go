@@ -73,11 +73,12 @@ func benchMQ(b *testing.B) {
 
 	handled.Store(0)
 	target.Store(int64(b.N))
+	cpu := processCPU()
 	b.ResetTimer()
 	publish(b.N)
 	awaitBench(b, ctx, done)
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	reportBench(b, processCPU()-cpu)
 }
 
 func benchRaw(b *testing.B) {
@@ -167,11 +168,20 @@ func benchRaw(b *testing.B) {
 
 	handled.Store(0)
 	target.Store(int64(b.N))
+	cpu := processCPU()
 	b.ResetTimer()
 	publish(b.N)
 	awaitBench(b, ctx, done)
 	b.StopTimer()
+	reportBench(b, processCPU()-cpu)
+}
+
+// reportBench reports throughput and the client CPU (user and system, of
+// the whole test process, the broker being a separate process) per
+// message.
+func reportBench(b *testing.B, cpu time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/msg")
 }
 
 func awaitBench(b *testing.B, ctx context.Context, done <-chan struct{}) {
