@@ -53,7 +53,7 @@ func main() {
 	cfg := config{
 		Prefix:      "loadleveling-" + strings.ToLower(rand.Text()[:6]) + "-",
 		Orders:      300,
-		Publishers:  10,
+		Publishers:  50,
 		Rate:        100,
 		Concurrency: 2,
 		Every:       250 * time.Millisecond,
