@@ -31,8 +31,8 @@
 //	                 false: a missing queue is mq.ErrNotFound (Provision still
 //	                 creates queues)
 //	wait             long-poll time per ReceiveMessage, 0s to 20s (default 20s)
-//	visibility       visibility timeout of received messages, extended while
-//	                 their handler runs, 1s to 12h (default 30s)
+//	visibility       visibility timeout of held messages, extended while their
+//	                 handler runs, 1s to 12h (default 30s; see Delivery semantics)
 //	receivers        long-poll loops per Subscribe (default: one per ten of
 //	                 its Concurrency, at least one)
 //	senders          most concurrent SendMessageBatch calls per queue (default 16)
@@ -77,10 +77,13 @@
 // Subscribe runs "receivers" long-poll loops, each receiving up to ten
 // messages, as long as the subscription holds fewer than Concurrency plus
 // ten per receiver messages; the handlers run up to Concurrency at once.
-// While a message is held (waiting for or running its handler, or waiting
-// for its delete), the driver extends its visibility timeout every third of
-// "visibility", so a long handler is not redelivered mid-work; if the
-// process dies, SQS redelivers the message when the timeout ends.
+// A message is received with a visibility timeout of 6 seconds (or
+// "visibility" if shorter). While it is held (waiting for or running its
+// handler, or waiting for its delete), the driver extends its visibility
+// timeout to "visibility" once a third of the current one has passed, so
+// a long handler is not redelivered mid-work, while most messages, handled
+// within two seconds, cost no extension call. If the process dies, SQS
+// redelivers a message when its current timeout ends.
 //
 //   - Handler returns nil: the message is deleted. Deletes are batched (up
 //     to ten per DeleteMessageBatch, taking what accumulated while the
@@ -100,9 +103,10 @@
 //     and deletes it; otherwise it logs the message at error level and
 //     deletes it. It is not redelivered either way.
 //   - When a subscription stops, messages it received but did not handle
-//     are made visible again at once. A long poll cut short by the stop may
-//     have been answered with messages the driver never sees; SQS
-//     redelivers those when their visibility timeout ends.
+//     are made visible again at once. A long poll cut short by the stop
+//     stays open on the server until its wait time ends, and may take
+//     messages the driver never sees; SQS redelivers those when their
+//     6-second claim ends.
 //
 // On a FIFO queue, Key is the MessageGroupId and ID the
 // MessageDeduplicationId (either is replaced by its SHA-256 in hex when SQS

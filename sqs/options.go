@@ -89,11 +89,15 @@ type Options struct {
 	// DefaultWaitTime.
 	WaitTime time.Duration
 
-	// VisibilityTimeout is how long a received message stays invisible to
-	// other consumers. While a handler runs, the driver extends it every
-	// third of this time, so a long handler is not redelivered mid-work;
-	// if the process dies, the message is redelivered this long after its
-	// last extension. From 1 second to 12 hours. Default
+	// VisibilityTimeout is how long a held message stays invisible to
+	// other consumers. A message is received with a shorter claim of 6
+	// seconds (or VisibilityTimeout if shorter); once it has been held a
+	// third of that, waiting for or running its handler, the driver
+	// extends it to VisibilityTimeout, and again every third of
+	// VisibilityTimeout, so a long handler is not redelivered mid-work. If
+	// the process dies, SQS redelivers the message when its current
+	// timeout ends: within 6 seconds of its receipt, or VisibilityTimeout
+	// after the last extension. From 1 second to 12 hours. Default
 	// DefaultVisibilityTimeout.
 	VisibilityTimeout time.Duration
 

@@ -155,6 +155,8 @@ type held struct {
 	msg  *mq.Message
 	lane string // the Key on FIFO queues, "" when unordered
 
+	visibleAt time.Time // when SQS makes it visible unless extended; guarded by subscription.mu
+
 	// An in-place retry (FIFO), guarded by subscription.mu.
 	retry   *time.Timer
 	retryAt time.Time
@@ -238,11 +240,12 @@ func (s *subscription) receive(ctx context.Context) {
 				break more
 			}
 		}
+		sent := time.Now()
 		out, err := b.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl:              aws.String(s.q.url),
 			MaxNumberOfMessages:   int32(n),
 			WaitTimeSeconds:       int32(b.opts.WaitTime / time.Second),
-			VisibilityTimeout:     int32(b.opts.VisibilityTimeout / time.Second),
+			VisibilityTimeout:     int32(s.claim() / time.Second),
 			MessageAttributeNames: []string{"All"},
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{
 				types.MessageSystemAttributeNameApproximateReceiveCount,
@@ -251,6 +254,7 @@ func (s *subscription) receive(ctx context.Context) {
 			},
 		})
 		var got []types.Message
+		visibleAt := sent.Add(s.claim())
 		if out != nil {
 			got = out.Messages
 		}
@@ -279,7 +283,7 @@ func (s *subscription) receive(ctx context.Context) {
 		}
 		failures = 0
 		for i := range got {
-			s.deliver(ctx, &got[i])
+			s.deliver(ctx, &got[i], visibleAt)
 		}
 	}
 }
@@ -287,13 +291,13 @@ func (s *subscription) receive(ctx context.Context) {
 // deliver takes charge of one received message: on a FIFO queue it waits
 // behind an earlier message of its Key still being handled; otherwise it
 // goes to the dispatcher at once.
-func (s *subscription) deliver(ctx context.Context, sm *types.Message) {
+func (s *subscription) deliver(ctx context.Context, sm *types.Message, visibleAt time.Time) {
 	m := &mq.Message{Topic: s.q.topic, Group: s.group}
 	if err := decode(sm, m); err != nil {
 		s.b.log.Warn("sqs: message has malformed mq attributes; delivering what could be decoded", "queue", s.q.name, "sqs_message_id", aws.ToString(sm.MessageId), "error", err)
 	}
 	hook.SetMessageRaw(m, *sm)
-	h := &held{sm: *sm, msg: m}
+	h := &held{sm: *sm, msg: m, visibleAt: visibleAt}
 	if s.q.fifo {
 		h.lane = m.Key
 	}
@@ -633,30 +637,52 @@ func (s *subscription) deleteBatch(batch []*held) {
 	}
 }
 
-// heartbeat extends the visibility timeout of every held message each
-// third of the timeout, until stop is closed.
+// claimTimeout is the visibility timeout a message gets when it is
+// received (or Options.VisibilityTimeout if shorter). The heartbeat
+// extends it to the full VisibilityTimeout once the message has been held
+// for a third of it, so most messages, handled within that time, cost no
+// extension call; and a message the process never sees (an answer to a
+// long poll canceled when the subscription stopped, or a crash right
+// after receiving) is visible again within seconds.
+const claimTimeout = 6 * time.Second
+
+// claim returns the visibility timeout to receive messages with.
+func (s *subscription) claim() time.Duration {
+	return min(claimTimeout, s.b.opts.VisibilityTimeout)
+}
+
+// heartbeat extends the visibility timeout of held messages about to
+// become visible, until stop is closed.
 func (s *subscription) heartbeat(stop <-chan struct{}) {
-	period := max(s.b.opts.VisibilityTimeout/3, 500*time.Millisecond)
-	t := time.NewTicker(period)
+	tick := max(s.claim()/3, 200*time.Millisecond)
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
-			s.extend()
+			// Extend what would become visible within two ticks: one
+			// tick could pass before the next chance.
+			s.extend(time.Now().Add(2 * tick))
 		}
 	}
 }
 
-func (s *subscription) extend() {
+// extend sets the visibility timeout of every held message that becomes
+// visible before horizon to the full Options.VisibilityTimeout.
+func (s *subscription) extend(horizon time.Time) {
 	b := s.b
 	s.hbMu.Lock()
 	defer s.hbMu.Unlock()
+	start := time.Now()
 	s.mu.Lock()
-	hs := make([]*held, 0, len(s.held))
+	var hs []*held
 	for _, h := range s.held {
-		hs = append(hs, h)
+		if h.visibleAt.Before(horizon) {
+			hs = append(hs, h)
+			h.visibleAt = start.Add(b.opts.VisibilityTimeout)
+		}
 	}
 	s.mu.Unlock()
 	secs := int32(b.opts.VisibilityTimeout / time.Second)
