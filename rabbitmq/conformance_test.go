@@ -27,3 +27,23 @@ func TestConformance(t *testing.T) {
 		Timeout: 30 * time.Second,
 	})
 }
+
+// TestConformanceClassicTopic runs the suite again with classic queues
+// bound to topic exchanges, the other main configuration. The broker
+// restart case runs in TestConformance only (Restart is nil here).
+func TestConformanceClassicTopic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped with -short: TestConformance covers the default configuration")
+	}
+	base := rabbitmqtest.URL(t)
+	const query = "queue_type=classic&exchange_type=topic"
+	conformance.Run(t, conformance.Harness{
+		Open: func(ctx context.Context) (mq.Broker, error) {
+			return mq.Open(ctx, withQuery(t, base, query))
+		},
+		OpenNoProvision: func(ctx context.Context) (mq.Broker, error) {
+			return mq.Open(ctx, withQuery(t, base, query+"&provision=false"))
+		},
+		Timeout: 30 * time.Second,
+	})
+}
