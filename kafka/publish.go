@@ -55,6 +55,10 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, kafka.UnknownTopicOrPartition) {
+		// The topic was deleted: look it up (and create it) again next time.
+		b.topics.Delete(topic)
+	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("kafka: publish to %q: %w", topic, ctxErr)
 	}
