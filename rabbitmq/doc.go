@@ -133,7 +133,9 @@
 // non-zero Message.Delay returns mq.ErrNotSupported). MaxMessageBytes is
 // max_message_bytes; MaxHeaders is 0 (no count limit), but a message's
 // headers, ID and key together may take at most 64 KiB, as they travel in
-// one AMQP frame, and header keys at most 255 bytes.
+// one AMQP frame, and header keys at most 255 bytes. Header keys RabbitMQ sets
+// itself (x-death, x-delivery-count, x-first-death-*, x-last-death-*) are
+// refused with mq.ErrInvalidMessage and removed from received messages.
 //
 // # As
 //
