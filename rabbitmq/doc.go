@@ -95,7 +95,8 @@
 // Message.Attempt is exact on quorum queues: it adds the attempt count the
 // driver carries on redelivered copies to the queue's x-delivery-count,
 // which also counts deliveries lost to a crash, a lost connection or a
-// shutdown. Classic queues only flag a redelivery, so after such a loss
+// shutdown (as RabbitMQ 3.x counts them; tested on 3.10.8). Classic queues
+// only flag a redelivery, so after such a loss
 // Attempt counts one more however many times it happened. Messages
 // prefetched but not yet handled when a subscription stops are requeued,
 // which a quorum queue counts as a delivery.
