@@ -55,10 +55,16 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, kafka.UnknownTopicOrPartition) {
+	err = b.publishError(ctx, topic, msgs, err)
+	if errors.Is(err, mq.ErrNotFound) {
 		// The topic was deleted: look it up (and create it) again next time.
 		b.topics.Delete(topic)
 	}
+	return err
+}
+
+// publishError maps the writer's error for the messages of one Publish.
+func (b *Broker) publishError(ctx context.Context, topic string, msgs []*mq.Message, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("kafka: publish to %q: %w", topic, ctxErr)
 	}
