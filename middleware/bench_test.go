@@ -38,6 +38,8 @@ func benchCases(pub mq.Publisher) []struct {
 		{"logging", middleware.Logging(middleware.LoggingOptions{Logger: quiet})},
 		{"metrics-noop", middleware.Metrics(mopts)},
 		{"tracing-noop", middleware.Tracing(topts)},
+		{"tracing-global-unset", middleware.Tracing(middleware.TracingOptions{})},
+		{"metrics-global-unset", middleware.Metrics(middleware.MetricsOptions{})},
 		{"stack-noop", middleware.Chain(
 			middleware.Tracing(topts),
 			middleware.Metrics(mopts),

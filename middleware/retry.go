@@ -16,9 +16,10 @@ type RetryOptions struct {
 	// case MaxElapsed should be set.
 	MaxAttempts int
 
-	// MaxElapsed bounds the time spent on one delivery, runs and waits
-	// included: no retry starts whose wait would end after it. Default 0,
-	// no bound other than MaxAttempts.
+	// MaxElapsed bounds the time spent retrying one delivery, counted
+	// from its first failure, runs and waits included: no retry starts
+	// whose wait would end after it. Default 0, no bound other than
+	// MaxAttempts.
 	MaxElapsed time.Duration
 
 	// InitialInterval is the wait before the first retry. Default 100ms.
