@@ -96,7 +96,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 		receivers: receivers,
 		stopCh:    make(chan struct{}),
 		fatal:     make(chan error, 1),
-		credits:   make(chan struct{}, cfg.Concurrency+maxBatch*receivers),
+		credits:   newCredits(cfg.Concurrency + maxBatch*receivers),
 		held:      map[*mq.Message]*held{},
 		lanes:     map[string][]*held{},
 		delFull:   make(chan struct{}, 1),
@@ -125,7 +125,7 @@ type subscription struct {
 	fatal    chan error      // a receiver's non-retryable failure
 
 	d       *dispatch.Dispatcher
-	credits chan struct{} // one per message held and not yet settled
+	credits *credits // one per message held and not yet settled
 
 	// hbMu orders visibility changes: heartbeats hold it exclusively, so
 	// that a nack's shorter visibility is never overwritten by an
@@ -173,7 +173,7 @@ func (s *subscription) stop(ctx context.Context, err error) {
 
 func (s *subscription) run(ctx context.Context) error {
 	b := s.b
-	maxPending := cap(s.credits)
+	maxPending := s.credits.total
 	s.d = dispatch.New(ctx, s.h, dispatch.Config{Concurrency: s.cfg.Concurrency, MaxPending: maxPending, Logger: b.log})
 
 	recvCtx, stopReceiving := context.WithCancel(ctx)
@@ -224,21 +224,9 @@ func (s *subscription) receive(ctx context.Context) {
 	backoff := mq.ExponentialBackoff(100*time.Millisecond, 5*time.Second)
 	failures := 0
 	for {
-		// Take credit for at least one message, and up to ten.
-		select {
-		case s.credits <- struct{}{}:
-		case <-ctx.Done():
+		n, ok := s.credits.take(ctx)
+		if !ok {
 			return
-		}
-		n := 1
-	more:
-		for n < maxBatch {
-			select {
-			case s.credits <- struct{}{}:
-				n++
-			default:
-				break more
-			}
 		}
 		sent := time.Now()
 		out, err := b.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
@@ -258,9 +246,7 @@ func (s *subscription) receive(ctx context.Context) {
 		if out != nil {
 			got = out.Messages
 		}
-		for range n - len(got) {
-			<-s.credits
-		}
+		s.credits.give(n - len(got))
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -402,7 +388,7 @@ func (s *subscription) stopRetries() {
 
 // done returns h's credit (h is settled) and calls next.
 func (s *subscription) done(h *held) {
-	<-s.credits
+	s.credits.give(1)
 	s.next(h)
 }
 
@@ -549,7 +535,7 @@ func (s *subscription) deleteLoop() {
 	defer linger.Stop()
 	for {
 		s.delMu.Lock()
-		if len(s.delPending) < maxBatch && s.d.InFlight() > 0 {
+		if len(s.delPending) < maxBatch && s.d.Pending() > 0 {
 			s.delMu.Unlock()
 			linger.Reset(deleteLinger)
 			select {
@@ -570,9 +556,7 @@ func (s *subscription) deleteLoop() {
 		s.delPending = s.delPending[n:]
 		s.delMu.Unlock()
 		s.deleteBatch(batch)
-		for range batch {
-			<-s.credits
-		}
+		s.credits.give(len(batch))
 	}
 }
 
@@ -703,6 +687,65 @@ func (s *subscription) extend(horizon time.Time) {
 				"queue", s.q.name, "count", n, "error", wrapErr(ctx, "ChangeMessageVisibilityBatch", err))
 		}
 		hs = hs[n:]
+	}
+}
+
+// credits bounds the messages a subscription holds: a receiver asks for
+// as many messages as it has credits, and a message's credit comes back
+// when it is settled (for an acknowledged message, when its delete is
+// done).
+type credits struct {
+	total  int
+	mu     sync.Mutex
+	free   int
+	signal chan struct{} // a credit came back
+}
+
+func newCredits(total int) *credits {
+	return &credits{total: total, free: total, signal: make(chan struct{}, 1)}
+}
+
+// take waits until a full batch of credits is free (every subscription
+// has at least that many: Concurrency plus ten per receiver), takes them,
+// and returns how many. Waiting for a full batch rather than taking what
+// is free makes fewer, fuller ReceiveMessage calls: messages still held
+// free their credits soon. It returns false if ctx ends first.
+func (c *credits) take(ctx context.Context) (int, bool) {
+	for {
+		c.mu.Lock()
+		if c.free >= maxBatch {
+			c.free -= maxBatch
+			more := c.free >= maxBatch
+			c.mu.Unlock()
+			if more {
+				c.wake() // another receiver may take the next batch
+			}
+			return maxBatch, true
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.signal:
+		case <-ctx.Done():
+			return 0, false
+		}
+	}
+}
+
+// give returns n credits.
+func (c *credits) give(n int) {
+	if n <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.free += n
+	c.mu.Unlock()
+	c.wake()
+}
+
+func (c *credits) wake() {
+	select {
+	case c.signal <- struct{}{}:
+	default:
 	}
 }
 
