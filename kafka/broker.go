@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -143,9 +144,7 @@ func (b *Broker) reach(ctx context.Context) error {
 		conn, err := b.dialer.DialContext(ctx, "tcp", addr)
 		if err == nil {
 			// Something answers TCP; check that it speaks Kafka.
-			if dl, ok := ctx.Deadline(); ok {
-				_ = conn.SetDeadline(dl)
-			}
+			b.boundConn(ctx, conn)
 			stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 			_, err = conn.ApiVersions()
 			stop()
@@ -165,6 +164,17 @@ func (b *Broker) reach(ctx context.Context) error {
 		err = fmt.Errorf("%w (%v)", ctxErr, err)
 	}
 	return fmt.Errorf("kafka: cannot reach any broker of %s: %w", strings.Join(b.cfg.Brokers, ","), retryable(err))
+}
+
+// boundConn sets a deadline on conn for a request bounded by ctx: ctx's
+// deadline plus a little, so that ctx (which closes conn when it ends)
+// decides and the error is ctx's; without a deadline, DialTimeout.
+func (b *Broker) boundConn(ctx context.Context, conn *kafka.Conn) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl.Add(100 * time.Millisecond))
+		return
+	}
+	_ = conn.SetDeadline(time.Now().Add(b.cfg.DialTimeout))
 }
 
 // brokerMaxMessageBytes asks the cluster for message.max.bytes, falling

@@ -313,7 +313,7 @@ func TestRebalanceUnderLoad(t *testing.T) {
 func TestNewConfig(t *testing.T) {
 	cfg := newConfig(t)
 	cfg.Compression = kafkago.Snappy
-	cfg.Group = "cfg-group"
+	cfg.Group = uniqueName(t, "g")
 	ctx := ctxFor(t, 30*time.Second)
 	b, err := kafka.New(ctx, cfg)
 	if err != nil {
@@ -334,6 +334,30 @@ func TestNewConfig(t *testing.T) {
 	}
 	if err := b.Ping(ctx); err != nil {
 		t.Errorf("Ping: got %v, want nil", err)
+	}
+	// A compressed publish round-trips.
+	topic := uniqueName(t, "snappy")
+	if err := b.Provision(ctx, topic, cfg.Group); err != nil {
+		t.Fatalf("Provision: got %v, want nil", err)
+	}
+	if err := b.Publish(ctx, topic, mq.NewMessage([]byte("compressed"))); err != nil {
+		t.Fatalf("Publish with snappy: got %v, want nil", err)
+	}
+	got := make(chan string, 1)
+	subscribe(t, b, topic, func(ctx context.Context, m *mq.Message) error {
+		select {
+		case got <- string(m.Body):
+		default:
+		}
+		return nil
+	})
+	select {
+	case body := <-got:
+		if body != "compressed" {
+			t.Errorf("body: got %q, want %q", body, "compressed")
+		}
+	case <-ctx.Done():
+		t.Fatal("timed out waiting for the compressed message")
 	}
 	if _, err := kafka.New(ctx, kafka.Config{}); !errors.Is(err, mq.ErrInvalidOption) {
 		t.Errorf("New without brokers: got %v, want ErrInvalidOption", err)

@@ -108,9 +108,7 @@ func (b *Broker) topicExists(ctx context.Context, topic string) (bool, error) {
 			lastErr = err
 			continue
 		}
-		if dl, ok := ctx.Deadline(); ok {
-			_ = conn.SetDeadline(dl)
-		}
+		b.boundConn(ctx, conn)
 		stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 		// With no topic names, ReadPartitions lists every topic and never
 		// triggers auto-creation.
