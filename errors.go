@@ -74,6 +74,9 @@ func Permanent(err error) error {
 // IsPermanent reports whether err or any error it wraps was made by
 // Permanent.
 func IsPermanent(err error) bool {
+	if err == nil {
+		return false // the common case, without errors.As's allocation
+	}
 	var p *permanentError
 	return errors.As(err, &p)
 }

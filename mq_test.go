@@ -266,3 +266,9 @@ func (capsBroker) Subscribe(context.Context, string, mq.Handler, ...mq.Subscribe
 }
 func (capsBroker) Close(context.Context) error     { return nil }
 func (b capsBroker) Capabilities() mq.Capabilities { return b.c }
+
+func TestIsPermanentNilDoesNotAllocate(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { mq.IsPermanent(nil) }); n != 0 {
+		t.Fatalf("IsPermanent(nil) allocates %v times, want 0: it runs once per handled message", n)
+	}
+}
