@@ -114,6 +114,8 @@ func (s *subscription) groupLogger() kafka.LoggerFunc {
 	}
 }
 
+// run joins the group and runs generations until ctx ends, the broker
+// closes or joining fails for good, then drains and leaves.
 func (s *subscription) run(ctx context.Context) error {
 	fetch, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
@@ -169,8 +171,9 @@ func (s *subscription) run(ctx context.Context) error {
 			}
 			// kafka-go retries every JoinGroupBackoff; warn at most every
 			// 10s so that an outage does not flood the log.
+			// A rebalance in progress is routine.
 			level := slog.LevelDebug
-			if time.Since(lastWarn) >= 10*time.Second {
+			if !errors.Is(err, kafka.RebalanceInProgress) && time.Since(lastWarn) >= 10*time.Second {
 				level, lastWarn = slog.LevelWarn, time.Now()
 			}
 			s.log.Log(ctx, level, "kafka: cannot join the consumer group yet; retrying", "error", err)
