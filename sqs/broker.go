@@ -37,10 +37,11 @@ type Broker struct {
 	queues    map[string]*queue // by topic
 	resolving chan struct{}     // a one-slot semaphore: one queue lookup at a time
 
-	mu     sync.Mutex
-	closed bool
-	subs   map[*subscription]struct{}
-	work   sync.WaitGroup // running Subscribe calls and send loops
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{} // closed when Close begins
+	subs    map[*subscription]struct{}
+	work    sync.WaitGroup // running Subscribe calls and send loops
 }
 
 // New returns a Broker that uses client, which the caller configures
@@ -63,6 +64,7 @@ func New(client *sqs.Client, o Options) (*Broker, error) {
 		cancelBase: cancel,
 		queues:     map[string]*queue{},
 		resolving:  make(chan struct{}, 1),
+		closing:    make(chan struct{}),
 		subs:       map[*subscription]struct{}{},
 	}
 	b.caps = mq.Capabilities{
@@ -147,6 +149,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		return nil
 	}
 	b.closed = true
+	close(b.closing)
 	subs := make([]*subscription, 0, len(b.subs))
 	for s := range b.subs {
 		subs = append(subs, s)

@@ -74,9 +74,10 @@
 // resend would overtake later messages); those still failing, or rejected
 // as the sender's fault, are reported in a *mq.PublishError.
 //
-// Subscribe runs "receivers" long-poll loops, each receiving up to ten
-// messages, as long as the subscription holds fewer than Concurrency plus
-// ten per receiver messages; the handlers run up to Concurrency at once.
+// A subscription holds at most Concurrency plus ten per receiver messages
+// (received and not yet settled); each of its "receivers" long-poll loops
+// asks for ten messages whenever that leaves room for ten, and handlers run
+// up to Concurrency at once.
 // A message is received with a visibility timeout of 6 seconds (or
 // "visibility" if shorter). While it is held (waiting for or running its
 // handler, or waiting for its delete), the driver extends its visibility
@@ -88,8 +89,9 @@
 //   - Handler returns nil: the message is deleted. Deletes are batched (up
 //     to ten per DeleteMessageBatch, taking what accumulated while the
 //     previous call ran, and waiting up to 2 ms for a batch to fill while
-//     other handlers run) and retried through transient failures; a
-//     subscription's deletes reach SQS before Subscribe returns.
+//     other deliveries are pending) and retried through transient
+//     failures; a subscription's deletes reach SQS before Subscribe
+//     returns.
 //   - Handler returns an error: the message's visibility timeout is set to
 //     the subscription's Backoff (or mq.RetryAfter) delay, rounded up to
 //     whole seconds and at most 12 hours, so it is redelivered no earlier.

@@ -25,7 +25,7 @@ const callTimeout = 30 * time.Second
 // (mq.ErrClosed), or SQS fails in a way retrying cannot fix, such as the
 // queue being deleted or access denied (it returns that error).
 // Transient failures (network, throttling, a restarting server) are
-// logged and retried with backoff.
+// logged and retried with backoff, also while Subscribe starts.
 //
 // An SQS queue is one group. Subscribe records the subscription's group
 // in the queue's "mq-group" tag, and a different group is
@@ -69,18 +69,28 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	create := !b.opts.DisableProvisioning
-	q, err := b.queue(ctx, topic, create)
-	if err != nil {
-		return err
-	}
-	group, err := b.claimGroup(ctx, q, cfg.Group, create)
-	if err != nil {
-		return err
-	}
-	dlq, err := b.deadLetterURL(ctx, q)
-	if err != nil {
-		return err
+	var (
+		q     *queue
+		group string
+		dlq   string
+	)
+	backoff := mq.ExponentialBackoff(100*time.Millisecond, 5*time.Second)
+	for failures := 1; ; failures++ {
+		q, group, dlq, err = b.prepare(ctx, topic, cfg.Group)
+		if err == nil {
+			break
+		}
+		if !mq.IsRetryable(err) {
+			return err
+		}
+		b.log.Warn("sqs: Subscribe cannot reach the queue yet; retrying", "topic", topic, "failures", failures, "error", err)
+		select {
+		case <-time.After(backoff(failures)):
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-b.closing:
+			return fmt.Errorf("sqs: Subscribe: %w", mq.ErrClosed)
+		}
 	}
 	receivers := b.opts.Receivers
 	if receivers == 0 {
@@ -106,6 +116,22 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 	}
 	defer b.untrack(s)
 	return s.run(ctx)
+}
+
+// prepare looks up (or creates) topic's queue, checks the group and reads
+// the queue's dead-letter target.
+func (b *Broker) prepare(ctx context.Context, topic, group string) (q *queue, g, dlq string, err error) {
+	create := !b.opts.DisableProvisioning
+	if q, err = b.queue(ctx, topic, create); err != nil {
+		return nil, "", "", err
+	}
+	if g, err = b.claimGroup(ctx, q, group, create); err != nil {
+		return nil, "", "", err
+	}
+	if dlq, err = b.deadLetterURL(ctx, q); err != nil {
+		return nil, "", "", err
+	}
+	return q, g, dlq, nil
 }
 
 // subscription is one running Subscribe.
