@@ -32,7 +32,7 @@ import (
 const (
 	benchPublishers = 8
 	benchReceivers  = 4
-	benchHandlers   = 32 // mq's Concurrency; raw handles in its receivers
+	benchHandlers   = benchReceivers // mq's Concurrency: raw handles in its receivers, one message at a time
 	benchBodySize   = 256
 )
 
