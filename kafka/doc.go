@@ -92,11 +92,14 @@
 // throughput, and the batch is sent when it is full, after batch_timeout
 // (1ms), or as soon as the partition's previous request returns. A lone
 // Publish therefore returns after about one broker round trip (a few ms
-// locally), not after kafka-go's default 1s batch timeout. Publish
-// retries transient broker errors (leader elections, a restarting broker)
-// up to 10 times with backoff of 100ms to 1s, then returns an error for
-// which mq.IsRetryable is true. When ctx ends first, Publish returns the
-// ctx error, and the messages may still be written.
+// locally), not after kafka-go's default 1s batch timeout. Messages that
+// fail with transient errors (a leader election, a restarting broker, a
+// dropped connection) are retried, by kafka-go within each request and by
+// Publish for up to 15s with backoff from 100ms to 1s (bounded by ctx);
+// after that Publish returns an error for which mq.IsRetryable is true. A
+// retried message can be stored twice if the broker stored it but its
+// answer was lost (at-least-once). When ctx ends first, Publish returns
+// the ctx error, and the messages may still be written.
 //
 // Partitioning. A message with a Key goes to the partition Java's default
 // partitioner picks, (murmur2(key) & 0x7fffffff) % partitions (kafka-go's

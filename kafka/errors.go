@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/seedmq/mq"
 )
@@ -44,6 +45,9 @@ func classify(err error) error {
 		return fmt.Errorf("%w (%v)", mq.ErrClosed, err)
 	case errors.Is(err, kafka.MessageSizeTooLarge), errors.Is(err, kafka.RecordListTooLarge):
 		return fmt.Errorf("%w: %v", mq.ErrMessageTooLarge, err)
+	case errors.Is(err, protocol.ErrNoLeader):
+		// Stale metadata during a leader election or broker restart.
+		return mq.Retryable(err)
 	case errors.Is(err, kafka.UnknownTopicOrPartition):
 		return fmt.Errorf("%w: %v", mq.ErrNotFound, err)
 	case errors.As(err, &ke):

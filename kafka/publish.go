@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -51,11 +52,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 	if err := b.ensureTopic(ctx, topic, false); err != nil {
 		return err
 	}
-	err := b.writer.WriteMessages(ctx, kms...)
-	if err == nil {
-		return nil
-	}
-	err = b.publishError(ctx, topic, msgs, err)
+	err := b.write(ctx, topic, msgs, kms)
 	if errors.Is(err, mq.ErrNotFound) {
 		// The topic was deleted: look it up (and create it) again next time.
 		b.topics.Delete(topic)
@@ -63,25 +60,92 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 	return err
 }
 
-// publishError maps the writer's error for the messages of one Publish.
-func (b *Broker) publishError(ctx context.Context, topic string, msgs []*mq.Message, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return fmt.Errorf("kafka: publish to %q: %w", topic, ctxErr)
+// publishRetryFor bounds how long Publish keeps retrying messages that
+// failed with retryable errors (no partition leader during an election or
+// a broker restart, a dropped connection) on top of kafka-go's own
+// retries. It covers the transport's metadata refresh interval (6s), after
+// which a restarted broker's new leaders are known.
+const publishRetryFor = 15 * time.Second
+
+// write sends kms, retrying those that fail with retryable errors with
+// backoff (100ms doubling to 1s) for up to publishRetryFor, bounded by
+// ctx. A retried message may be stored twice if its first request
+// reached the broker but the answer did not come back.
+func (b *Broker) write(ctx context.Context, topic string, msgs []*mq.Message, kms []kafka.Message) error {
+	deadline := time.Now().Add(publishRetryFor)
+	delay := 100 * time.Millisecond
+	idx := make([]int, len(kms)) // messages still to send
+	for i := range idx {
+		idx[i] = i
 	}
-	var we kafka.WriteErrors
-	if errors.As(err, &we) && len(we) == len(msgs) {
-		pe := &mq.PublishError{Total: len(msgs)}
-		for i, e := range we {
-			if e != nil {
-				pe.Failures = append(pe.Failures, mq.PublishFailure{Index: i, ID: msgs[i].ID, Err: classify(e)})
+	failed := map[int]error{}
+	for {
+		batch := kms
+		if len(idx) < len(kms) {
+			batch = make([]kafka.Message, len(idx))
+			for j, i := range idx {
+				batch[j] = kms[i]
 			}
 		}
-		if len(pe.Failures) == 0 {
-			return nil
+		err := b.writer.WriteMessages(ctx, batch...)
+		if err == nil {
+			break
 		}
-		return fmt.Errorf("kafka: publish to %q: %w", topic, pe)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return fmt.Errorf("kafka: publish to %q: %w", topic, ctxErr)
+		}
+		var retry []int
+		var we kafka.WriteErrors
+		if errors.As(err, &we) && len(we) == len(batch) {
+			for j, e := range we {
+				if e == nil {
+					continue
+				}
+				failed[idx[j]] = classify(e)
+				if mq.IsRetryable(failed[idx[j]]) {
+					retry = append(retry, idx[j])
+				}
+			}
+		} else {
+			// The whole call failed (metadata, closed writer...).
+			whole := wrapErr(ctx, fmt.Sprintf("publish to %q", topic), err)
+			if !mq.IsRetryable(whole) || time.Now().After(deadline) {
+				if len(failed) == 0 {
+					return whole
+				}
+				for _, i := range idx {
+					failed[i] = whole
+				}
+				break
+			}
+			retry = idx
+		}
+		if len(retry) == 0 || time.Now().After(deadline) {
+			break
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("kafka: publish to %q: %w", topic, ctx.Err())
+		}
+		delay = min(2*delay, time.Second)
+		for _, i := range retry {
+			delete(failed, i)
+		}
+		idx = retry
 	}
-	return wrapErr(ctx, fmt.Sprintf("publish to %q", topic), err)
+	if len(failed) == 0 {
+		return nil
+	}
+	pe := &mq.PublishError{Total: len(msgs)}
+	for i := range msgs {
+		if e, ok := failed[i]; ok {
+			pe.Failures = append(pe.Failures, mq.PublishFailure{Index: i, ID: msgs[i].ID, Err: e})
+		}
+	}
+	return fmt.Errorf("kafka: publish to %q: %w", topic, pe)
 }
 
 // toKafka converts m for the writer. The writer does not modify Key,
