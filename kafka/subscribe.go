@@ -71,6 +71,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 		b:       b,
 		topic:   topic,
 		groupID: b.groupID(cfg.Group, topic),
+		recs:    map[*mq.Message]*delivery{},
 		cfg:     cfg,
 		h:       h,
 		log:     b.log.With("topic", topic, "group", cfg.Group),
@@ -88,7 +89,8 @@ type subscription struct {
 	log     *slog.Logger
 	disp    *dispatch.Dispatcher
 	fetch   context.Context // canceled when the subscription stops fetching
-	recs    sync.Map        // *mq.Message → *delivery, for the handler wrapper
+	recsMu  sync.Mutex
+	recs    map[*mq.Message]*delivery // for the handler wrapper
 
 	member atomic.Pointer[string] // the member ID the coordinator last gave us
 }
@@ -518,7 +520,7 @@ func (p *partition) fetch(ctx context.Context) {
 		}
 		d := p.newDelivery(km)
 		if err := s.disp.Submit(ctx, &d.Delivery); err != nil {
-			s.recs.Delete(d.Msg)
+			s.forget(d.Msg)
 			return
 		}
 	}
@@ -569,18 +571,21 @@ func (p *partition) newDelivery(km kafka.Message) *delivery {
 	d.Msg = m
 	d.Lane = m.Key
 	d.Settle = d.settle
-	s.recs.Store(m, d)
+	s.recsMu.Lock()
+	s.recs[m] = d
+	s.recsMu.Unlock()
 	return d
 }
 
 // handle is the dispatcher's handler: it runs the user's handler unless
 // the message's partition was revoked meanwhile.
 func (s *subscription) handle(ctx context.Context, m *mq.Message) error {
-	v, ok := s.recs.Load(m)
+	s.recsMu.Lock()
+	d, ok := s.recs[m]
+	s.recsMu.Unlock()
 	if !ok {
 		return errRevoked
 	}
-	d := v.(*delivery)
 	if !d.p.t.begin() {
 		return errRevoked
 	}
@@ -614,6 +619,13 @@ func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
 		}
 		return s.cfg.RedeliveryDelay(d.Msg.Attempt, err), true
 	}
-	s.recs.Delete(d.Msg)
+	s.forget(d.Msg)
 	return 0, false
+}
+
+// forget drops the record of a settled or unsubmitted delivery.
+func (s *subscription) forget(m *mq.Message) {
+	s.recsMu.Lock()
+	delete(s.recs, m)
+	s.recsMu.Unlock()
 }
