@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ var redeliveryCases = []testCase{
 	{name: "nack-redelivers", run: nackRedelivers},
 	{name: "nack-delay", needs: []mq.Capability{mq.CapNackDelay}, run: nackDelay},
 	{name: "retry-after", needs: []mq.Capability{mq.CapNackDelay}, run: retryAfter},
+	{name: "failing-does-not-stall", run: failingDoesNotStall},
 	{name: "permanent-not-redelivered", run: permanentNotRedelivered},
 	{name: "panic-redelivered", run: panicRedelivered},
 	{name: "acked-not-redelivered", run: ackedNotRedelivered},
@@ -352,4 +354,34 @@ func closeDrains(t *testing.T, e *env) {
 		}
 	}
 	e.never(t, c2, "the message whose handler finished during Close was delivered again", func() bool { return c2.count(held) > 0 })
+}
+
+// failingDoesNotStall: with Concurrency(1), a message that keeps failing
+// waits out its redelivery delay without holding the subscription's only
+// handler slot, so a message of another key published after it is handled
+// meanwhile. (Regression: the shared dispatcher once slept through
+// in-place retry delays on the worker, which stalled every other key on
+// Kafka.)
+func failingDoesNotStall(t *testing.T, e *env) {
+	b := e.open(t)
+	e.provision(t, b, e.topic, e.group)
+	first := &mq.Message{Key: "a", Body: []byte("fails until b is done")}
+	e.publish(t, b, e.topic, first)
+	second := &mq.Message{Key: "b", Body: []byte("must not wait for a")}
+	var secondDone atomic.Bool
+	c := newCollector()
+	e.sub(t, b, c.handler(0, func(ctx context.Context, m *mq.Message) error {
+		if m.ID == second.ID {
+			secondDone.Store(true)
+			return nil
+		}
+		if m.ID == first.ID && !secondDone.Load() {
+			return errNack
+		}
+		return nil
+	}), mq.Concurrency(1), constantBackoff(200*time.Millisecond))
+	e.await(t, c, "the failing message's first delivery", func() bool { return c.count(first.ID) > 0 })
+	e.publish(t, b, e.topic, second)
+	e.awaitAcked(t, c, "both messages, the second while the first waits to be redelivered", []string{first.ID, second.ID})
+	t.Logf("failing message delivered %d times before the other one was done", c.count(first.ID))
 }

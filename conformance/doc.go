@@ -84,6 +84,8 @@
 //     delivery after the acknowledgement.
 //   - nack-delay, retry-after: the Backoff and a RetryAfter delay are
 //     honoured (needs NackDelay).
+//   - failing-does-not-stall: with Concurrency(1), a message waiting to be
+//     redelivered does not hold the handler slot: another key goes on.
 //   - permanent-not-redelivered: a Permanent error is not redelivered.
 //   - panic-redelivered: a handler panic is recovered and redelivered.
 //   - acked-not-redelivered: acknowledged messages do not come back to the

@@ -33,7 +33,8 @@ type Delivery struct {
 	// handler run with the handler's result (nil = ack), or once with
 	// ErrNotHandled when shutdown releases the delivery. Returning retry
 	// true makes the dispatcher run the handler again after delay, with
-	// Msg.Attempt increased, keeping the delivery's place in its lane.
+	// Msg.Attempt increased, keeping the delivery's place in its lane; no
+	// worker is held during the delay, so other lanes go on.
 	// ctx is not canceled by shutdown; the driver bounds its own calls.
 	Settle func(ctx context.Context, err error) (delay time.Duration, retry bool)
 }
@@ -63,7 +64,8 @@ type Dispatcher struct {
 	idle    chan struct{} // closed when closing and nothing is pending
 
 	mu       sync.Mutex
-	lanes    map[string][]*Delivery // queued successors per busy lane
+	lanes    map[string][]*Delivery    // queued successors per busy lane
+	waiting  map[*Delivery]*time.Timer // waiting to be retried in place
 	pending  int
 	inFlight int
 	stopping bool
@@ -95,6 +97,7 @@ func New(ctx context.Context, h mq.Handler, cfg Config) *Dispatcher {
 		closing: make(chan struct{}),
 		idle:    make(chan struct{}),
 		lanes:   map[string][]*Delivery{},
+		waiting: map[*Delivery]*time.Timer{},
 	}
 	d.workers.Add(cfg.Concurrency)
 	for range cfg.Concurrency {
@@ -158,15 +161,27 @@ func (d *Dispatcher) InFlight() int {
 // call more than once.
 func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
-	first := !d.stopping
-	if first {
+	var released []*Delivery
+	if !d.stopping {
 		d.stopping = true
 		close(d.closing)
 		if d.pending == 0 {
 			close(d.idle)
 		}
+		for del, t := range d.waiting {
+			// A timer that already fired has its resume waiting for
+			// the lock: it will queue del, and a worker releases it.
+			if t.Stop() {
+				released = append(released, del)
+				delete(d.waiting, del)
+			}
+		}
 	}
 	d.mu.Unlock()
+	for _, del := range released {
+		del.Settle(d.sctx, ErrNotHandled)
+		d.done(del)
+	}
 
 	var err error
 	select {
@@ -193,32 +208,50 @@ func (d *Dispatcher) work() {
 	}
 }
 
-// run handles del, retrying in place while Settle asks, then hands its
+// run handles del once. If Settle asks for a retry, del keeps its lane
+// and its slot but not the worker: a timer puts it back in the ready queue
+// after the delay, so other lanes go on meanwhile. Otherwise run hands the
 // lane to the next delivery.
 func (d *Dispatcher) run(del *Delivery) {
-	for {
-		if d.isStopping() {
-			del.Settle(d.sctx, ErrNotHandled)
-			break
-		}
-		d.mu.Lock()
-		d.inFlight++
-		d.mu.Unlock()
-		err := d.call(del.Msg)
-		d.mu.Lock()
-		d.inFlight--
-		d.mu.Unlock()
-		delay, retry := del.Settle(d.sctx, err)
-		if !retry {
-			break
-		}
-		if !d.wait(delay) {
-			del.Settle(d.sctx, ErrNotHandled)
-			break
-		}
-		del.Msg.Attempt++
+	if d.isStopping() {
+		del.Settle(d.sctx, ErrNotHandled)
+		d.done(del)
+		return
 	}
-	d.done(del)
+	d.mu.Lock()
+	d.inFlight++
+	d.mu.Unlock()
+	err := d.call(del.Msg)
+	d.mu.Lock()
+	d.inFlight--
+	d.mu.Unlock()
+	delay, retry := del.Settle(d.sctx, err)
+	if !retry {
+		d.done(del)
+		return
+	}
+	d.mu.Lock()
+	if d.stopping {
+		d.mu.Unlock()
+		del.Settle(d.sctx, ErrNotHandled)
+		d.done(del)
+		return
+	}
+	del.Msg.Attempt++
+	d.waiting[del] = time.AfterFunc(max(delay, 0), func() { d.resume(del) })
+	d.mu.Unlock()
+}
+
+// resume puts a delivery whose retry delay has passed back in the ready
+// queue, unless Shutdown has already released it.
+func (d *Dispatcher) resume(del *Delivery) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.waiting[del]; !ok {
+		return
+	}
+	delete(d.waiting, del)
+	d.ready <- del // never blocks: del holds one of MaxPending slots
 }
 
 func (d *Dispatcher) isStopping() bool {
@@ -226,21 +259,6 @@ func (d *Dispatcher) isStopping() bool {
 	case <-d.closing:
 		return true
 	default:
-		return false
-	}
-}
-
-// wait sleeps for delay, returning false if shutdown begins first.
-func (d *Dispatcher) wait(delay time.Duration) bool {
-	if delay <= 0 {
-		return !d.isStopping()
-	}
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-d.closing:
 		return false
 	}
 }

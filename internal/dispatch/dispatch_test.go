@@ -206,3 +206,62 @@ func waitSettled(t *testing.T, d *Dispatcher) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Regression: a delivery waiting to be retried in place held its worker
+// for the whole delay, so with Concurrency(1) one failing key stalled
+// every other key (found by the SQS driver's mw-redrive run).
+func TestRetryWaitDoesNotHoldTheWorker(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	h := func(ctx context.Context, m *mq.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, fmt.Sprintf("%s@%d", m.ID, m.Attempt))
+		if m.ID == "a" && m.Attempt == 1 {
+			return errors.New("fail once")
+		}
+		return nil
+	}
+	d := New(context.Background(), h, Config{Concurrency: 1, MaxPending: 4, Logger: quiet})
+	retryLater := func(_ context.Context, err error) (time.Duration, bool) { return 300 * time.Millisecond, err != nil }
+	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "a", Attempt: 1}, Lane: "a", Settle: retryLater})
+	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "b", Attempt: 1}, Lane: "b", Settle: retryLater})
+	waitSettled(t, d)
+	d.Shutdown(context.Background())
+	if want := "[a@1 b@1 a@2]"; fmt.Sprint(order) != want {
+		t.Fatalf("handled %v, want %v: b must run while a waits for its retry", order, want)
+	}
+}
+
+func TestShutdownReleasesDeliveriesWaitingToRetry(t *testing.T) {
+	d := New(context.Background(), func(context.Context, *mq.Message) error { return errors.New("always") }, Config{Logger: quiet})
+	var mu sync.Mutex
+	var got []error
+	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "w"}, Lane: "w", Settle: func(_ context.Context, err error) (time.Duration, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, err)
+		return time.Hour, true
+	}})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("handler never ran")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown = %v, want nil without waiting out the hour", err)
+	}
+	if len(got) != 2 || !errors.Is(got[1], ErrNotHandled) {
+		t.Fatalf("settled %v, want [handler error, ErrNotHandled]", got)
+	}
+}
