@@ -72,8 +72,9 @@ const HeaderOriginalID = "redrive-original-id"
 //
 // Redrive subscribes to dlq on b with concurrency 1 and blocks until Idle
 // passes without a dead letter it has not seen before, Limit messages
-// were moved, a dead letter it set aside comes round again (it has been
-// through the whole topic), or ctx ends. It then returns the count and nil
+// were moved, or ctx ends. (Seeing a message it set aside come round again
+// does not end the run: on a partitioned topic, such as Kafka's, it can
+// come round before other partitions were read.) It then returns the count and nil
 // (or ctx.Err() when ctx ended first, or the error that stopped the
 // subscription). A run that stopped early can be repeated: it resumes with
 // what is left.
@@ -161,13 +162,21 @@ func (r *redrive) handle(ctx context.Context, m *mq.Message) error {
 
 	topic := r.o.Topic(m)
 	if topic == "" || (r.o.Filter != nil && !r.o.Filter(m)) {
-		if err := r.setAside(ctx, m, orig); err != nil {
-			return err
-		}
 		if again {
-			r.stop() // back at a message set aside in this run: full circle
+			// Back at a message this run set aside. That does not mean
+			// the whole topic was read: on a partitioned topic its copy
+			// can come back before other partitions deliver. Pace the
+			// cycle so it costs a few publishes per Idle, and let Idle
+			// end the run.
+			t := time.NewTimer(r.o.Idle / 4)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err() // not acknowledged: it stays a dead letter
+			}
 		}
-		return nil
+		return r.setAside(ctx, m, orig)
 	}
 
 	back := &mq.Message{Key: m.Key, Body: m.Body, Header: make(map[string]string, len(m.Header)+1)}
