@@ -244,6 +244,17 @@ func openURL(ctx context.Context, u *url.URL) (mq.Broker, error) {
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("sqs: %w: no AWS region: add ?region=... to the URL or set AWS_REGION", mq.ErrInvalidURL)
 	}
+	// Find credentials now (the first request would, and they are
+	// cached), so that having none says so, instead of surfacing as an
+	// instance-metadata error reported against the SQS endpoint.
+	if cfg.Credentials != nil {
+		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("sqs: looking for AWS credentials: %w", ctx.Err())
+			}
+			return nil, fmt.Errorf("sqs: no usable AWS credentials: the standard chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the shared config files, web identity, the ECS or EC2 instance role) found none; for a local server such as ElasticMQ any static pair will do: %w", err)
+		}
+	}
 	// The broker's own HTTP transport (with what the AWS config set on the
 	// SDK's, such as a CA bundle), so that Close can close its idle
 	// connections, with enough idle connections per host for the
