@@ -482,9 +482,9 @@ func writeBroker(w *bytes.Buffer, rs *results, b string) {
 		}
 		switch {
 		case lr == nil:
-			fmt.Fprintf(w, "| %s | n/a: latency not measured in this run |||||||| \n", c.Contender)
+			fmt.Fprintf(w, "| %s | n/a: latency not measured in this run |%s\n", c.Contender, strings.Repeat(" n/a |", 7))
 		case lr.Received == 0:
-			fmt.Fprintf(w, "| %s | %s |||||||| \n", c.Contender, na([]string{lr.Error}))
+			fmt.Fprintf(w, "| %s | %s |%s\n", c.Contender, na([]string{lr.Error}), strings.Repeat(" n/a |", 7))
 		default:
 			note := ""
 			if lr.Error != "" {

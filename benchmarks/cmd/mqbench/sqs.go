@@ -54,8 +54,8 @@ func sqsPlan(ctx context.Context) brokerPlan {
 	}
 	p.Contenders = append(p.Contenders, sqsRaw(endpoint, region))
 	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("sqs.New over the same client as raw (what sqs:// builds: standard retryer without rate limit, 128 idle connections per host), Receivers max(1, conc/2), WaitTime %ds, Senders 16 (default); ten messages per Publish; Subscribe with Concurrency(conc)", sqsWait), open)...)
-	p.Contenders = append(p.Contenders, contender{Name: "watermill-default", NA: "watermill-aws (Watermill's SQS driver) cannot be downloaded here: the Go module proxy answers 403 for github.com/ThreeDotsLabs/watermill-aws and github.com is not reachable"},
-		contender{Name: "watermill-tuned", NA: "watermill-aws cannot be downloaded (see watermill-default)"})
+	p.Contenders = append(p.Contenders, contender{Name: "watermill-default", NA: "watermill-aws, Watermill's SQS driver, cannot be downloaded (module proxy: 403; github.com unreachable)"},
+		contender{Name: "watermill-tuned", NA: "watermill-aws, Watermill's SQS driver, cannot be downloaded (module proxy: 403; github.com unreachable)"})
 	return p
 }
 
