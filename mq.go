@@ -30,7 +30,9 @@ type Message struct {
 	Key string
 
 	// Body is the payload, delivered byte for byte (binary, NUL bytes,
-	// invalid UTF-8 and empty bodies included).
+	// invalid UTF-8 and empty bodies included). A handler must not modify
+	// a received Body in place: drivers may share it between deliveries
+	// (Clone the message to get a copy of one's own).
 	Body []byte
 
 	// Header carries string metadata. Keys are non-empty UTF-8; values are

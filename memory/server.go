@@ -68,7 +68,8 @@ type group struct {
 	delayed timeHeap
 	keys    map[string][]*pending // per-key FIFO; [0] is the head
 	count   int                   // pending messages, leased included
-	signal  chan struct{}         // closed and replaced on every change
+	signal  chan struct{}         // closed and replaced when a change has waiters
+	waiters int                   // subscriptions that took signal since the last broadcast
 	leaseID uint64
 }
 
@@ -88,8 +89,20 @@ func newGroup(topicName, name string) *group {
 // broadcast wakes every subscription waiting on g. Callers hold the
 // server lock.
 func (g *group) broadcast() {
+	if g.waiters == 0 {
+		return // nobody holds the current signal: no channel to spend
+	}
 	close(g.signal)
 	g.signal = make(chan struct{})
+	g.waiters = 0
+}
+
+// wait returns the channel a subscription that found nothing to take
+// waits on. Callers hold the server lock, and took nothing in the same
+// critical section, so no change can slip between the two.
+func (g *group) wait() <-chan struct{} {
+	g.waiters++
+	return g.signal
 }
 
 // add appends a newly published (or replayed) message.

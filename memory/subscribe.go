@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/seedmq/mq"
@@ -132,7 +133,10 @@ func (s *subscription) fetch(ctx context.Context, d *dispatch.Dispatcher) error 
 				lease = p.lease
 				s.held[p] = lease
 			}
-			signal := s.g.signal
+			var signal <-chan struct{}
+			if p == nil {
+				signal = s.g.wait()
+			}
 			srv.mu.Unlock()
 			if p != nil {
 				if err := d.Submit(ctx, s.delivery(p, lease)); err != nil {
@@ -179,7 +183,12 @@ func (s *subscription) fetch(ctx context.Context, d *dispatch.Dispatcher) error 
 
 // delivery wraps a leased message for the dispatcher.
 func (s *subscription) delivery(p *pending, lease uint64) *dispatch.Delivery {
-	m := p.e.msg.Clone()
+	// The handler gets its own Message and Header, but shares the stored
+	// Body (capacity clipped, so an append copies): copying it again for
+	// every delivery cost more than the rest of the trip for large bodies.
+	// Handlers must not modify a received Body in place (see mq.Message).
+	stored := p.e.msg
+	m := &mq.Message{ID: stored.ID, Key: stored.Key, Body: stored.Body[:len(stored.Body):len(stored.Body)], Header: maps.Clone(stored.Header)}
 	m.Topic, m.Group, m.Attempt, m.PublishTime = s.g.topic, s.g.name, p.attempts, p.e.published
 	var deadline *time.Timer
 	if dl := s.b.opts.AckDeadline; dl > 0 {
