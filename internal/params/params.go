@@ -31,7 +31,7 @@ func New(driver string, u *url.URL) *Params {
 }
 
 // lookup marks name as known and returns its single value.
-func (p *Params) lookup(name string, secret bool) (string, bool) {
+func (p *Params) lookup(name string) (string, bool) {
 	p.known = append(p.known, name)
 	vs, ok := p.q[name]
 	if !ok {
@@ -50,7 +50,7 @@ func (p *Params) fail(name, format string, args ...any) {
 
 // String returns the value of name, or def when it is absent.
 func (p *Params) String(name, def string) string {
-	v, ok := p.lookup(name, false)
+	v, ok := p.lookup(name)
 	if !ok {
 		return def
 	}
@@ -59,7 +59,7 @@ func (p *Params) String(name, def string) string {
 
 // Secret is String for a value that must never be printed.
 func (p *Params) Secret(name, def string) string {
-	v, ok := p.lookup(name, true)
+	v, ok := p.lookup(name)
 	if !ok {
 		return def
 	}
@@ -68,7 +68,7 @@ func (p *Params) Secret(name, def string) string {
 
 // Enum returns the value of name, which must be one of allowed, or def.
 func (p *Params) Enum(name, def string, allowed ...string) string {
-	v, ok := p.lookup(name, false)
+	v, ok := p.lookup(name)
 	if !ok {
 		return def
 	}
@@ -81,7 +81,7 @@ func (p *Params) Enum(name, def string, allowed ...string) string {
 
 // Int returns the value of name as an integer in [lo, hi], or def.
 func (p *Params) Int(name string, def, lo, hi int) int {
-	v, ok := p.lookup(name, false)
+	v, ok := p.lookup(name)
 	if !ok {
 		return def
 	}
@@ -100,7 +100,7 @@ func (p *Params) Int(name string, def, lo, hi int) int {
 // Bool returns the value of name as a boolean (true/false/1/0), or def.
 // A parameter given with no value ("?tls") counts as true.
 func (p *Params) Bool(name string, def bool) bool {
-	v, ok := p.lookup(name, false)
+	v, ok := p.lookup(name)
 	if !ok {
 		return def
 	}
@@ -118,7 +118,7 @@ func (p *Params) Bool(name string, def bool) bool {
 // Duration returns the value of name as a Go duration ("250ms", "30s") in
 // [lo, hi], or def.
 func (p *Params) Duration(name string, def, lo, hi time.Duration) time.Duration {
-	v, ok := p.lookup(name, false)
+	v, ok := p.lookup(name)
 	if !ok {
 		return def
 	}
