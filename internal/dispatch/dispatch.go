@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seedmq/mq"
@@ -67,7 +68,7 @@ type Dispatcher struct {
 	lanes    map[string][]*Delivery    // queued successors per busy lane
 	waiting  map[*Delivery]*time.Timer // waiting to be retried in place
 	pending  int
-	inFlight int
+	inFlight atomic.Int32 // handlers running now
 	stopping bool
 	workers  sync.WaitGroup
 }
@@ -149,9 +150,7 @@ func (d *Dispatcher) Pending() int {
 
 // InFlight returns the number of handlers running now.
 func (d *Dispatcher) InFlight() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.inFlight
+	return int(d.inFlight.Load())
 }
 
 // Shutdown stops accepting deliveries, releases those not yet started
@@ -218,13 +217,9 @@ func (d *Dispatcher) run(del *Delivery) {
 		d.done(del)
 		return
 	}
-	d.mu.Lock()
-	d.inFlight++
-	d.mu.Unlock()
+	d.inFlight.Add(1)
 	err := d.call(del.Msg)
-	d.mu.Lock()
-	d.inFlight--
-	d.mu.Unlock()
+	d.inFlight.Add(-1)
 	delay, retry := del.Settle(d.sctx, err)
 	if !retry {
 		d.done(del)
