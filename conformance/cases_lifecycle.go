@@ -80,6 +80,7 @@ func cancelNoLeak(t *testing.T, e *env) {
 	select {
 	case <-s.done:
 	case <-time.After(prompt):
+		logStacks(t)
 		t.Fatalf("Subscribe did not return within %v of its ctx being canceled", prompt)
 	}
 	if !errors.Is(s.err, context.Canceled) {
@@ -105,6 +106,7 @@ func subscribeCanceledCtx(t *testing.T, e *env) {
 			t.Errorf("Subscribe with a canceled ctx: got %v, want context.Canceled", err)
 		}
 	case <-time.After(e.timeout):
+		logStacks(t)
 		t.Fatalf("Subscribe with a canceled ctx did not return within %v", e.timeout)
 	}
 }
@@ -193,6 +195,7 @@ func subscribeCloseRace(t *testing.T, e *env) {
 		select {
 		case <-closed:
 		case <-time.After(e.timeout):
+			logStacks(t)
 			t.Fatalf("round %d: Close did not return within %v", round, e.timeout)
 		}
 	}
@@ -303,6 +306,7 @@ func brokerRestart(t *testing.T, e *env) {
 		select {
 		case <-stopped:
 		case <-time.After(e.timeout):
+			logStacks(t)
 			t.Errorf("Subscribe did not return within %v of its ctx being canceled", e.timeout)
 		}
 	})

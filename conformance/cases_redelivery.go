@@ -263,6 +263,7 @@ func closeDeadlineRedelivers(t *testing.T, e *env) {
 			t.Errorf("Close with a handler still running past its ctx deadline: got %v, want context.DeadlineExceeded", err)
 		}
 	case <-time.After(e.timeout):
+		logStacks(t)
 		t.Fatalf("Close did not return within %v of its ctx deadline; it must cancel running handlers", e.timeout)
 	}
 	if err := e.wait(t, s1); !errors.Is(err, mq.ErrClosed) {
@@ -334,6 +335,7 @@ func closeDrains(t *testing.T, e *env) {
 			t.Errorf("Close while a handler finished within its ctx: got %v, want nil", err)
 		}
 	case <-time.After(e.timeout):
+		logStacks(t)
 		t.Fatalf("Close did not return within %v after the running handler returned", e.timeout)
 	}
 	if err := <-ctxErr; err != nil {

@@ -205,6 +205,7 @@ func (e *env) subscribe(t *testing.T, b mq.Subscriber, topic string, h mq.Handle
 		select {
 		case <-s.done:
 		case <-time.After(e.timeout):
+			logStacks(t)
 			t.Errorf("%s did not return within %v of its ctx being canceled", s.what, e.timeout)
 		}
 	})
@@ -239,6 +240,7 @@ func (e *env) wait(t *testing.T, s *subscription) error {
 	case <-s.done:
 		return s.err
 	case <-time.After(e.timeout):
+		logStacks(t)
 		t.Fatalf("%s did not return within %v", s.what, e.timeout)
 		return nil
 	}
