@@ -291,15 +291,20 @@ func closeDrains(t *testing.T, e *env) {
 	e.publish(t, pub, e.topic, msgs...)
 
 	c1 := newCollector()
+	var holding atomic.Bool
 	started := make(chan string, 1)
 	release := make(chan struct{})
 	ctxErr := make(chan error, 1)
 	s1 := e.sub(t, b1, c1.handler(1, func(ctx context.Context, m *mq.Message) error {
-		select {
-		case started <- m.ID: // the first delivery holds until released
-		default:
+		// Only the first delivery holds until released. A later one (the
+		// second message, when a driver starts it while Close is still
+		// stopping the subscription) returns at once: were it to hold
+		// too, nothing would release it, and Close would wait forever on
+		// the test rather than on the driver.
+		if !holding.CompareAndSwap(false, true) {
 			return nil
 		}
+		started <- m.ID
 		select {
 		case <-release:
 		case <-ctx.Done():
