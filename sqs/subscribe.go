@@ -229,11 +229,15 @@ func (s *subscription) run(ctx context.Context) error {
 	case err := <-s.fatal:
 		reason = err
 	}
+	// Stop receiving and start no handler from now on: shut the
+	// dispatcher down before waiting for the receivers, whose canceled
+	// long polls can take a while to return; what they still deliver is
+	// refused by the dispatcher and made visible again.
 	stopReceiving()
-	recvWG.Wait()
 	s.stopRetries()
 	s.d.Shutdown(drainCtx) // every delivery is settled when it returns
-	s.delWG.Wait()         // deletes reached SQS (or failed)
+	recvWG.Wait()
+	s.delWG.Wait() // deletes reached SQS (or failed)
 	close(hbStop)
 	hbWG.Wait()
 	s.releaseAll() // messages whose delete failed: let them come back now
