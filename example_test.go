@@ -100,3 +100,38 @@ func ExamplePublisher_validation() {
 	// true
 	// memory: mq: message too large: message 0 (id "m1") is 2050 bytes (ID, Key, Body and Header), the limit is 1024
 }
+
+// A service runs each consumer with Start and, on shutdown, closes the
+// broker: running handlers finish, and every subscription ends.
+func ExampleStart() {
+	ctx := context.Background()
+	b, err := mq.Open(ctx, "mem://")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := mq.Provision(ctx, b, "signups", "email"); err != nil {
+		log.Fatal(err)
+	}
+
+	handled := make(chan string)
+	email := mq.Start(ctx, b, "signups", func(ctx context.Context, m *mq.Message) error {
+		handled <- string(m.Body)
+		return nil
+	}, mq.Group("email"))
+
+	if err := b.Publish(ctx, "signups", &mq.Message{Body: []byte("ada")}); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("welcome email to", <-handled)
+
+	if err := b.Close(ctx); err != nil {
+		log.Fatal(err)
+	}
+	<-email.Done()
+	fmt.Println("email service:", email.Err())
+	fmt.Println("Stop:", email.Stop())
+	// Output:
+	// welcome email to ada
+	// email service: memory: Subscribe: mq: closed
+	// Stop: <nil>
+}

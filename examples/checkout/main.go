@@ -102,10 +102,10 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 	fmt.Fprintf(out, "broker %s: topic %s\n", b.Capabilities().Driver, topic)
 
 	orders := &counter{got: map[string]map[string]bool{}, changed: make(chan struct{}, 1)}
-	var subs []*subscription
+	var subs []*mq.Subscription
 	defer func() {
 		for _, s := range subs {
-			if serr := s.stop(); serr != nil && err == nil {
+			if serr := s.Stop(); serr != nil && err == nil {
 				err = serr
 			}
 		}
@@ -116,9 +116,9 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 		if err := mq.Provision(ctx, b, topic, group(service)); err != nil {
 			return err
 		}
-		sub := subscribe(ctx, b, topic, orders.handler(service), mq.Group(group(service)))
+		sub := mq.Start(ctx, b, topic, orders.handler(service), mq.Group(group(service)))
 		subs = append(subs, sub)
-		go func() { <-sub.done; orders.signal() }() // wake waitFor if it stops
+		go func() { <-sub.Done(); orders.signal() }() // wake waitFor if it stops
 		return nil
 	}
 
@@ -222,7 +222,7 @@ func (c *counter) counts() map[string]int {
 
 // waitFor returns once each service received want[service] orders, or with
 // an error when ctx ends or a subscription stops first.
-func (c *counter) waitFor(ctx context.Context, subs []*subscription, want map[string]int) error {
+func (c *counter) waitFor(ctx context.Context, subs []*mq.Subscription, want map[string]int) error {
 	for {
 		got := c.counts()
 		missing := 0
@@ -234,8 +234,8 @@ func (c *counter) waitFor(ctx context.Context, subs []*subscription, want map[st
 		}
 		for _, s := range subs {
 			select {
-			case <-s.done:
-				return fmt.Errorf("a service stopped: %w", s.err)
+			case <-s.Done():
+				return fmt.Errorf("a service stopped: %w", s.Err())
 			default:
 			}
 		}
@@ -252,35 +252,6 @@ func (c *counter) print(out io.Writer, services []string, want map[string]int) {
 	for _, s := range services {
 		fmt.Fprintf(out, "  %-14s %3d of %d\n", s, got[s], want[s])
 	}
-}
-
-// subscription is a Subscribe call running in the background, as a
-// service would run it.
-type subscription struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when Subscribe has returned
-	err    error         // what Subscribe returned; read after done
-}
-
-func subscribe(ctx context.Context, b mq.Subscriber, topic string, h mq.Handler, opts ...mq.SubscribeOption) *subscription {
-	ctx, cancel := context.WithCancel(ctx)
-	s := &subscription{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		s.err = b.Subscribe(ctx, topic, h, opts...)
-	}()
-	return s
-}
-
-// stop ends the subscription and waits for Subscribe to return, which it
-// does once running handlers have finished and their messages are settled.
-func (s *subscription) stop() error {
-	s.cancel()
-	<-s.done
-	if errors.Is(s.err, context.Canceled) {
-		return nil
-	}
-	return s.err
 }
 
 // closeBroker closes b, waiting at most ten seconds for in-flight work.

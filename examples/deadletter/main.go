@@ -139,7 +139,7 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 
 	// Version 1, with the CHF bug.
 	fmt.Fprintln(out, "billing v1 (cannot bill in CHF) is running")
-	v1 := subscribe(ctx, b, topic, deadLetter(billing.handler("v1", "EUR", "USD")), opts...)
+	v1 := mq.Start(ctx, b, topic, deadLetter(billing.handler("v1", "EUR", "USD")), opts...)
 	invoices := []struct {
 		id   string
 		body string
@@ -152,25 +152,25 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 	}
 	for _, inv := range invoices {
 		if err := b.Publish(ctx, topic, &mq.Message{Key: inv.id, Body: []byte(inv.body)}); err != nil {
-			v1.stop()
+			v1.Stop()
 			return res, fmt.Errorf("publish %s: %w", inv.id, err)
 		}
 		res.Invoices++
 	}
 	// Three invoices are fine; two become dead letters.
 	if err := billing.waitFor(ctx, v1, 3, 2); err != nil {
-		v1.stop()
+		v1.Stop()
 		return res, err
 	}
-	if err := v1.stop(); err != nil {
+	if err := v1.Stop(); err != nil {
 		return res, err
 	}
 
 	// The fix ships: version 2 bills in CHF too.
 	fmt.Fprintln(out, "billing v2 (CHF fixed) replaces v1")
-	v2 := subscribe(ctx, b, topic, deadLetter(billing.handler("v2", "EUR", "USD", "CHF")), opts...)
+	v2 := mq.Start(ctx, b, topic, deadLetter(billing.handler("v2", "EUR", "USD", "CHF")), opts...)
 	defer func() {
-		if serr := v2.stop(); serr != nil && err == nil {
+		if serr := v2.Stop(); serr != nil && err == nil {
 			err = serr
 		}
 	}()
@@ -278,7 +278,7 @@ func (s *billingService) billedCount() int {
 
 // waitFor returns once billed invoices and dead letters reached the given
 // counts, or with an error when ctx ends or the subscription stops first.
-func (s *billingService) waitFor(ctx context.Context, sub *subscription, billed, dead int) error {
+func (s *billingService) waitFor(ctx context.Context, sub *mq.Subscription, billed, dead int) error {
 	for {
 		s.mu.Lock()
 		gotBilled, gotDead := len(s.billed), len(s.reasons)
@@ -288,8 +288,8 @@ func (s *billingService) waitFor(ctx context.Context, sub *subscription, billed,
 		}
 		select {
 		case <-s.changed:
-		case <-sub.done:
-			return fmt.Errorf("billing service stopped: %w", sub.err)
+		case <-sub.Done():
+			return fmt.Errorf("billing service stopped: %w", sub.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("%d of %d invoices billed, %d of %d dead-lettered: %w", gotBilled, billed, gotDead, dead, ctx.Err())
 		}
@@ -306,35 +306,6 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// subscription is a Subscribe call running in the background, as a
-// service would run it.
-type subscription struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when Subscribe has returned
-	err    error         // what Subscribe returned; read after done
-}
-
-func subscribe(ctx context.Context, b mq.Subscriber, topic string, h mq.Handler, opts ...mq.SubscribeOption) *subscription {
-	ctx, cancel := context.WithCancel(ctx)
-	s := &subscription{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		s.err = b.Subscribe(ctx, topic, h, opts...)
-	}()
-	return s
-}
-
-// stop ends the subscription and waits for Subscribe to return, which it
-// does once running handlers have finished and their messages are settled.
-func (s *subscription) stop() error {
-	s.cancel()
-	<-s.done
-	if errors.Is(s.err, context.Canceled) {
-		return nil
-	}
-	return s.err
 }
 
 // closeBroker closes b, waiting at most ten seconds for in-flight work.

@@ -107,9 +107,9 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 		return res, err
 	}
 	v1 := newProjection()
-	sub := subscribe(ctx, b, topic, v1.apply, mq.Group(cfg.Prefix+live))
+	sub := mq.Start(ctx, b, topic, v1.apply, mq.Group(cfg.Prefix+live))
 	defer func() {
-		if serr := sub.stop(); serr != nil && err == nil {
+		if serr := sub.Stop(); serr != nil && err == nil {
 			err = serr
 		}
 	}()
@@ -133,10 +133,10 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 	// earliest event the topic holds. (Not provisioned: Provision would
 	// create it starting at the latest.)
 	v2 := newProjection()
-	replay := subscribe(ctx, b, topic, v2.apply, mq.Group(cfg.Prefix+rebuilt), mq.StartAt(mq.Earliest))
+	replay := mq.Start(ctx, b, topic, v2.apply, mq.Group(cfg.Prefix+rebuilt), mq.StartAt(mq.Earliest))
 	start := time.Now()
 	err = v2.waitFor(ctx, replay, res.Appended)
-	if err := errors.Join(err, replay.stop()); err != nil {
+	if err := errors.Join(err, replay.Stop()); err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
 	res.Rebuilt = v2.balances()
@@ -242,46 +242,17 @@ func (p *projection) appliedCount() int {
 
 // waitFor returns once n events are applied, or with an error when ctx
 // ends or the subscription stops first.
-func (p *projection) waitFor(ctx context.Context, sub *subscription, n int) error {
+func (p *projection) waitFor(ctx context.Context, sub *mq.Subscription, n int) error {
 	for p.appliedCount() < n {
 		select {
 		case <-p.changed:
-		case <-sub.done:
-			return fmt.Errorf("subscription stopped: %w", sub.err)
+		case <-sub.Done():
+			return fmt.Errorf("subscription stopped: %w", sub.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("%d of %d events applied: %w", p.appliedCount(), n, ctx.Err())
 		}
 	}
 	return nil
-}
-
-// subscription is a Subscribe call running in the background, as a
-// service would run it.
-type subscription struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when Subscribe has returned
-	err    error         // what Subscribe returned; read after done
-}
-
-func subscribe(ctx context.Context, b mq.Subscriber, topic string, h mq.Handler, opts ...mq.SubscribeOption) *subscription {
-	ctx, cancel := context.WithCancel(ctx)
-	s := &subscription{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		s.err = b.Subscribe(ctx, topic, h, opts...)
-	}()
-	return s
-}
-
-// stop ends the subscription and waits for Subscribe to return, which it
-// does once running handlers have finished and their messages are settled.
-func (s *subscription) stop() error {
-	s.cancel()
-	<-s.done
-	if errors.Is(s.err, context.Canceled) {
-		return nil
-	}
-	return s.err
 }
 
 // roundDuration keeps two or three significant digits.

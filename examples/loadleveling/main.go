@@ -106,9 +106,9 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 
 	// The fulfilment service runs before, during and after the burst.
 	svc := newFulfilment(cfg.Rate)
-	sub := subscribe(ctx, b, topic, svc.handle, mq.Group(group), mq.Concurrency(cfg.Concurrency))
+	sub := mq.Start(ctx, b, topic, svc.handle, mq.Group(group), mq.Concurrency(cfg.Concurrency))
 	defer func() {
-		if serr := sub.stop(); serr != nil && err == nil {
+		if serr := sub.Stop(); serr != nil && err == nil {
 			err = serr
 		}
 	}()
@@ -143,8 +143,8 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 			}
 			note = fmt.Sprintf("  ← burst over: %d orders in %v (%.0f per second)",
 				res.Published, roundDuration(res.Burst), float64(res.Published)/res.Burst.Seconds())
-		case <-sub.done:
-			return res, fmt.Errorf("fulfilment service stopped: %w", sub.err)
+		case <-sub.Done():
+			return res, fmt.Errorf("fulfilment service stopped: %w", sub.Err())
 		case <-ctx.Done():
 			return res, fmt.Errorf("%d of %d orders handled: %w", svc.handledCount(), published.Load(), ctx.Err())
 		}
@@ -302,35 +302,6 @@ func bar(n, total, width int) string {
 		return ""
 	}
 	return strings.Repeat("█", (n*width+total-1)/total)
-}
-
-// subscription is a Subscribe call running in the background, as a
-// service would run it.
-type subscription struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when Subscribe has returned
-	err    error         // what Subscribe returned; read after done
-}
-
-func subscribe(ctx context.Context, b mq.Subscriber, topic string, h mq.Handler, opts ...mq.SubscribeOption) *subscription {
-	ctx, cancel := context.WithCancel(ctx)
-	s := &subscription{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		s.err = b.Subscribe(ctx, topic, h, opts...)
-	}()
-	return s
-}
-
-// stop ends the subscription and waits for Subscribe to return, which it
-// does once running handlers have finished and their messages are settled.
-func (s *subscription) stop() error {
-	s.cancel()
-	<-s.done
-	if errors.Is(s.err, context.Canceled) {
-		return nil
-	}
-	return s.err
 }
 
 // closeBroker closes b, waiting at most ten seconds for in-flight work.

@@ -128,10 +128,10 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 		{t.released, p + "orders-cancel", ord.cancel},
 	}
 	fmt.Fprintf(out, "broker %s: %d topics, each with one consumer group, names starting %s\n", b.Capabilities().Driver, len(steps), p)
-	var subs []*subscription
+	var subs []*mq.Subscription
 	defer func() {
 		for _, s := range subs {
-			if serr := s.stop(); serr != nil && err == nil {
+			if serr := s.Stop(); serr != nil && err == nil {
 				err = serr
 			}
 		}
@@ -140,10 +140,10 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 		if err := mq.Provision(ctx, b, s.topic, s.group); err != nil {
 			return res, err
 		}
-		sub := subscribe(ctx, b, s.topic, s.h, mq.Group(s.group))
+		sub := mq.Start(ctx, b, s.topic, s.h, mq.Group(s.group))
 		subs = append(subs, sub)
 		go func() { // wake the wait below if the subscription stops
-			<-sub.done
+			<-sub.Done()
 			select {
 			case changed <- struct{}{}:
 			default:
@@ -172,8 +172,8 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 	for !ord.settled(2 * len(placed)) {
 		for _, s := range subs {
 			select {
-			case <-s.done:
-				return res, fmt.Errorf("a service stopped: %w", s.err)
+			case <-s.Done():
+				return res, fmt.Errorf("a service stopped: %w", s.Err())
 			default:
 			}
 		}
@@ -417,35 +417,6 @@ func check(cfg config, placed []order, inv *inventory, pay *payments, ord *order
 	}
 	res.Duplicates = inv.duplicates + pay.duplicates + ord.duplicates
 	return res
-}
-
-// subscription is a Subscribe call running in the background, as a
-// service would run it.
-type subscription struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when Subscribe has returned
-	err    error         // what Subscribe returned; read after done
-}
-
-func subscribe(ctx context.Context, b mq.Subscriber, topic string, h mq.Handler, opts ...mq.SubscribeOption) *subscription {
-	ctx, cancel := context.WithCancel(ctx)
-	s := &subscription{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		s.err = b.Subscribe(ctx, topic, h, opts...)
-	}()
-	return s
-}
-
-// stop ends the subscription and waits for Subscribe to return, which it
-// does once running handlers have finished and their messages are settled.
-func (s *subscription) stop() error {
-	s.cancel()
-	<-s.done
-	if errors.Is(s.err, context.Canceled) {
-		return nil
-	}
-	return s.err
 }
 
 // closeBroker closes b, waiting at most ten seconds for in-flight work.

@@ -113,18 +113,18 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 	}
 
 	// 1. Everything is up.
-	svc := subscribe(ctx, b, topic, email.handle, mq.Group(group))
+	svc := mq.Start(ctx, b, topic, email.handle, mq.Group(group))
 	if _, err := signUp(cfg.Before); err != nil {
-		return res, errors.Join(err, svc.stop())
+		return res, errors.Join(err, svc.Stop())
 	}
 	if err := email.waitFor(ctx, svc, res.SignedUp); err != nil {
-		svc.stop() // the error says why already
+		svc.Stop() // the error says why already
 		return res, err
 	}
 	fmt.Fprintf(out, "email service up:   %d users signed up, %d welcome emails sent\n", res.SignedUp, email.sentCount())
 
 	// 2. The email service goes down; the API keeps answering.
-	if err := svc.stop(); err != nil {
+	if err := svc.Stop(); err != nil {
 		return res, err
 	}
 	took, err := signUp(cfg.During)
@@ -137,12 +137,12 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 
 	// 3. It comes back and works off the backlog.
 	start := time.Now()
-	svc = subscribe(ctx, b, topic, email.handle, mq.Group(group))
+	svc = mq.Start(ctx, b, topic, email.handle, mq.Group(group))
 	if err := email.waitFor(ctx, svc, res.SignedUp); err != nil {
-		svc.stop()
+		svc.Stop()
 		return res, err
 	}
-	if err := svc.stop(); err != nil {
+	if err := svc.Stop(); err != nil {
 		return res, err
 	}
 	res.Sent, res.Duplicates = email.sentCount(), email.duplicateCount()
@@ -198,46 +198,17 @@ func (s *emailService) duplicateCount() int {
 
 // waitFor returns once n users got their email, or with an error when ctx
 // ends or the subscription stops first.
-func (s *emailService) waitFor(ctx context.Context, sub *subscription, n int) error {
+func (s *emailService) waitFor(ctx context.Context, sub *mq.Subscription, n int) error {
 	for s.sentCount() < n {
 		select {
 		case <-s.changed:
-		case <-sub.done:
-			return fmt.Errorf("email service stopped: %w", sub.err)
+		case <-sub.Done():
+			return fmt.Errorf("email service stopped: %w", sub.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %d emails, %d sent: %w", n, s.sentCount(), ctx.Err())
 		}
 	}
 	return nil
-}
-
-// subscription is a Subscribe call running in the background, as a
-// service would run it.
-type subscription struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when Subscribe has returned
-	err    error         // what Subscribe returned; read after done
-}
-
-func subscribe(ctx context.Context, b mq.Subscriber, topic string, h mq.Handler, opts ...mq.SubscribeOption) *subscription {
-	ctx, cancel := context.WithCancel(ctx)
-	s := &subscription{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		s.err = b.Subscribe(ctx, topic, h, opts...)
-	}()
-	return s
-}
-
-// stop ends the subscription and waits for Subscribe to return, which it
-// does once running handlers have finished and their messages are settled.
-func (s *subscription) stop() error {
-	s.cancel()
-	<-s.done
-	if errors.Is(s.err, context.Canceled) {
-		return nil
-	}
-	return s.err
 }
 
 // closeBroker closes b, waiting at most ten seconds for in-flight work.
