@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"sync"
 	"time"
@@ -173,13 +174,21 @@ func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...*mq.Mess
 	b.mu.Unlock()
 
 	// Copy outside the server lock: the caller may reuse its buffers
-	// once Publish returns, as with any broker.
+	// once Publish returns, as with any broker. One allocation holds the
+	// entries, their Messages and their first group's pending records.
 	entries := make([]entry, len(msgs))
 	now := time.Now()
 	for i, m := range msgs {
-		c := m.Clone()
-		c.Delay, c.Topic, c.Group, c.Attempt, c.PublishTime = 0, "", "", 0, time.Time{}
-		entries[i] = entry{msg: c, published: now, visible: now.Add(m.Delay)}
+		e := &entries[i]
+		e.msg = mq.Message{ID: m.ID, Key: m.Key, Body: m.Body, Header: m.Header}
+		if m.Body != nil {
+			e.msg.Body = make([]byte, len(m.Body))
+			copy(e.msg.Body, m.Body)
+		}
+		if m.Header != nil {
+			e.msg.Header = maps.Clone(m.Header)
+		}
+		e.published, e.visible = now, now.Add(m.Delay)
 	}
 
 	s := b.srv
@@ -192,13 +201,24 @@ func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...*mq.Mess
 		}
 		t = s.newTopic(topicName)
 	}
+	var more []pending // records for the groups after the first
+	if len(t.groups) > 1 {
+		more = make([]pending, len(entries)*(len(t.groups)-1))
+	}
 	for i := range entries {
 		e := &entries[i]
 		t.seq++
 		e.seq = t.seq
 		t.log = append(t.log, e)
+		first := true
 		for _, g := range t.groups {
-			g.add(e)
+			if first {
+				g.add(e, &e.first)
+				first = false
+				continue
+			}
+			g.add(e, &more[0])
+			more = more[1:]
 		}
 	}
 	return nil

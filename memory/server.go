@@ -49,14 +49,15 @@ type topic struct {
 // entry is one published message, frozen at publish time.
 type entry struct {
 	seq       int64
-	msg       *mq.Message // private copy; never handed to a handler
+	msg       mq.Message // private copy; its Body is shared read-only with handlers
 	published time.Time
 	visible   time.Time // publish time plus the message's Delay
+	first     pending   // the first group's pending record, saving an allocation
 }
 
 // group tracks one consumer group's unacknowledged messages.
 //
-// Every pending message is in exactly one place: the ready heap (may be
+// Every pending message is in exactly one place: the ready queue (may be
 // delivered now), the delayed heap (may be delivered later), leased to a
 // subscription, or waiting in its key's queue behind an earlier message of
 // the same key. Only the head of a key's queue is ever ready, delayed or
@@ -64,7 +65,7 @@ type entry struct {
 type group struct {
 	name    string
 	topic   string
-	ready   seqHeap
+	ready   readyQueue
 	delayed timeHeap
 	keys    map[string][]*pending // per-key FIFO; [0] is the head
 	count   int                   // pending messages, leased included
@@ -77,9 +78,8 @@ type group struct {
 type pending struct {
 	e        *entry
 	attempts int       // deliveries so far
-	at       time.Time // when it may be delivered (delayed heap)
+	at       time.Time // when it may be delivered; zero means now
 	lease    uint64    // non-zero while leased to a subscription
-	index    int       // position in its heap, -1 when in none
 }
 
 func newGroup(topicName, name string) *group {
@@ -105,9 +105,13 @@ func (g *group) wait() <-chan struct{} {
 	return g.signal
 }
 
-// add appends a newly published (or replayed) message.
-func (g *group) add(e *entry) {
-	p := &pending{e: e, at: e.visible, index: -1}
+// add appends a newly published (or replayed) message, recorded in p,
+// which the caller has zeroed.
+func (g *group) add(e *entry, p *pending) {
+	p.e = e
+	if e.visible.After(e.published) {
+		p.at = e.visible
+	}
 	g.count++
 	if k := e.msg.Key; k != "" {
 		q := g.keys[k]
@@ -119,30 +123,33 @@ func (g *group) add(e *entry) {
 	g.schedule(p)
 }
 
-// schedule puts p in the ready or delayed heap by its time.
+// schedule puts p in the ready queue or the delayed heap by its time.
 func (g *group) schedule(p *pending) {
-	if p.at.After(time.Now()) {
+	if !p.at.IsZero() && p.at.After(time.Now()) {
 		heap.Push(&g.delayed, p)
 	} else {
-		heap.Push(&g.ready, p)
+		g.ready.push(p)
 	}
 	g.broadcast()
 }
 
 // take leases the oldest deliverable message, or returns nil and the time
 // the next delayed one becomes deliverable (zero if none).
-func (g *group) take(now time.Time) (*pending, time.Time) {
-	for g.delayed.Len() > 0 && !g.delayed[0].at.After(now) {
-		heap.Push(&g.ready, heap.Pop(&g.delayed))
+func (g *group) take() (*pending, time.Time) {
+	if len(g.delayed) > 0 {
+		now := time.Now()
+		for len(g.delayed) > 0 && !g.delayed[0].at.After(now) {
+			g.ready.push(heap.Pop(&g.delayed).(*pending))
+		}
 	}
-	if g.ready.Len() == 0 {
+	p := g.ready.pop()
+	if p == nil {
 		var next time.Time
-		if g.delayed.Len() > 0 {
+		if len(g.delayed) > 0 {
 			next = g.delayed[0].at
 		}
 		return nil, next
 	}
-	p := heap.Pop(&g.ready).(*pending)
 	g.leaseID++
 	p.lease = g.leaseID
 	p.attempts++
@@ -184,9 +191,55 @@ func (g *group) retry(p *pending, lease uint64, delay time.Duration, handled boo
 	if !handled {
 		p.attempts--
 	}
-	p.at = time.Now().Add(delay)
+	p.at = time.Time{}
+	if delay > 0 {
+		p.at = time.Now().Add(delay)
+	}
 	g.schedule(p)
 	return true
+}
+
+// readyQueue holds a group's deliverable messages and gives them out in
+// publish order. Nearly all become ready in that order (new publishes),
+// so they go to a FIFO ring at O(1); the rest (redeliveries, delayed
+// messages coming due, a key's next message once its head is acked) go
+// to a heap, and pop takes whichever head has the lower sequence.
+type readyQueue struct {
+	ring []*pending // circular; len is zero or a power of two
+	head int        // index of the oldest in ring
+	n    int        // messages in ring
+	late seqHeap    // messages that became ready out of sequence
+}
+
+func (q *readyQueue) push(p *pending) {
+	if q.n > 0 && q.ring[(q.head+q.n-1)&(len(q.ring)-1)].e.seq > p.e.seq {
+		heap.Push(&q.late, p)
+		return
+	}
+	if q.n == len(q.ring) {
+		grown := make([]*pending, max(16, 2*len(q.ring)))
+		k := copy(grown, q.ring[q.head:])
+		copy(grown[k:], q.ring[:q.head])
+		q.ring, q.head = grown, 0
+	}
+	q.ring[(q.head+q.n)&(len(q.ring)-1)] = p
+	q.n++
+}
+
+// pop removes and returns the ready message with the lowest sequence, or
+// nil if there is none.
+func (q *readyQueue) pop() *pending {
+	if q.n > 0 && (len(q.late) == 0 || q.ring[q.head].e.seq < q.late[0].e.seq) {
+		p := q.ring[q.head]
+		q.ring[q.head] = nil
+		q.head = (q.head + 1) & (len(q.ring) - 1)
+		q.n--
+		return p
+	}
+	if len(q.late) > 0 {
+		return heap.Pop(&q.late).(*pending)
+	}
+	return nil
 }
 
 // seqHeap orders pending messages by publish sequence: a group is a queue.
@@ -194,21 +247,13 @@ type seqHeap []*pending
 
 func (h seqHeap) Len() int           { return len(h) }
 func (h seqHeap) Less(i, j int) bool { return h[i].e.seq < h[j].e.seq }
-func (h seqHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *seqHeap) Push(x any) {
-	p := x.(*pending)
-	p.index = len(*h)
-	*h = append(*h, p)
-}
+func (h seqHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *seqHeap) Push(x any)        { *h = append(*h, x.(*pending)) }
 func (h *seqHeap) Pop() any {
 	old := *h
 	p := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	p.index = -1
 	return p
 }
 
@@ -223,20 +268,12 @@ func (h timeHeap) Less(i, j int) bool {
 	}
 	return h[i].e.seq < h[j].e.seq
 }
-func (h timeHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *timeHeap) Push(x any) {
-	p := x.(*pending)
-	p.index = len(*h)
-	*h = append(*h, p)
-}
+func (h timeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timeHeap) Push(x any)   { *h = append(*h, x.(*pending)) }
 func (h *timeHeap) Pop() any {
 	old := *h
 	p := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	p.index = -1
 	return p
 }

@@ -97,8 +97,9 @@ func (b *Broker) join(topicName string, cfg mq.SubscribeConfig) (*group, error) 
 		}
 		g = newGroup(topicName, cfg.Group)
 		if cfg.StartAt == mq.Earliest {
-			for _, e := range t.log {
-				g.add(e)
+			replay := make([]pending, len(t.log))
+			for i, e := range t.log {
+				g.add(e, &replay[i])
 			}
 		}
 		t.groups[cfg.Group] = g
@@ -127,7 +128,7 @@ func (s *subscription) fetch(ctx context.Context, d *dispatch.Dispatcher) error 
 		}
 		for {
 			srv.mu.Lock()
-			p, next := s.g.take(time.Now())
+			p, next := s.g.take()
 			var lease uint64
 			if p != nil {
 				lease = p.lease
@@ -181,30 +182,49 @@ func (s *subscription) fetch(ctx context.Context, d *dispatch.Dispatcher) error 
 	}
 }
 
+// delivery is a leased message handed to the dispatcher: one allocation
+// holds the dispatch.Delivery, the handler's Message and the lease.
+type delivery struct {
+	dispatch.Delivery
+	msg      mq.Message
+	s        *subscription
+	p        *pending
+	lease    uint64
+	deadline *time.Timer // ack deadline, nil without one
+}
+
 // delivery wraps a leased message for the dispatcher.
 func (s *subscription) delivery(p *pending, lease uint64) *dispatch.Delivery {
 	// The handler gets its own Message and Header, but shares the stored
 	// Body (capacity clipped, so an append copies): copying it again for
 	// every delivery cost more than the rest of the trip for large bodies.
 	// Handlers must not modify a received Body in place (see mq.Message).
-	stored := p.e.msg
-	m := &mq.Message{ID: stored.ID, Key: stored.Key, Body: stored.Body[:len(stored.Body):len(stored.Body)], Header: maps.Clone(stored.Header)}
-	m.Topic, m.Group, m.Attempt, m.PublishTime = s.g.topic, s.g.name, p.attempts, p.e.published
-	var deadline *time.Timer
+	stored := &p.e.msg
+	d := &delivery{s: s, p: p, lease: lease}
+	d.msg = mq.Message{
+		ID: stored.ID, Key: stored.Key, Body: stored.Body[:len(stored.Body):len(stored.Body)],
+		Topic: s.g.topic, Group: s.g.name, Attempt: p.attempts, PublishTime: p.e.published,
+	}
+	if stored.Header != nil {
+		d.msg.Header = maps.Clone(stored.Header)
+	}
 	if dl := s.b.opts.AckDeadline; dl > 0 {
-		deadline = time.AfterFunc(dl, func() { s.expire(p, lease) })
+		d.deadline = time.AfterFunc(dl, func() { s.expire(p, lease) })
 	}
-	return &dispatch.Delivery{
-		Msg: m,
-		Settle: func(_ context.Context, err error) (time.Duration, bool) {
-			if deadline != nil {
-				deadline.Stop()
-			}
-			s.settle(p, lease, m, err)
-			<-s.room
-			return 0, false
-		},
+	d.Msg = &d.msg
+	d.Settle = d.settle
+	return &d.Delivery
+}
+
+// settle is the Delivery's Settle: it records the outcome with the group
+// and frees the subscription's room for another message.
+func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
+	if d.deadline != nil {
+		d.deadline.Stop()
 	}
+	d.s.settle(d.p, d.lease, &d.msg, err)
+	<-d.s.room
+	return 0, false
 }
 
 // settle records a handler's outcome with the group.
