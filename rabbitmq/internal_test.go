@@ -51,7 +51,7 @@ func TestDelayBucket(t *testing.T) {
 }
 
 func TestChannelLostOutcome(t *testing.T) {
-	pd := &pending{exchange: "orders", size: 2000}
+	pd := &outMsg{exchange: "orders", pub: amqp.Publishing{Body: make([]byte, 2000)}}
 	tests := []struct {
 		name  string
 		cause *amqp.Error

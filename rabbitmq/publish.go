@@ -17,12 +17,16 @@ import (
 )
 
 // Publishing works like this: a small pool of confirm-mode channels on the
-// publish connection is shared by every Publish call. A call takes one
-// channel, writes all its messages (mandatory, persistent) without waiting,
-// and then waits for their confirms. Each channel has a confirm window (a
-// semaphore) that bounds unconfirmed messages. One goroutine per channel
-// reads basic.return and basic.ack/nack, handling a message's return
-// before its ack, as the broker sends them.
+// publish connection is shared by every Publish call. A call takes an idle
+// channel if there is one, writes all its messages (mandatory, persistent)
+// without waiting, and then waits for their confirms through amqp091-go's
+// deferred confirmations, which the connection's reader settles directly:
+// no goroutine of ours sits between the broker's ack and the caller. Each
+// channel has a confirm window (a semaphore) that bounds unconfirmed
+// messages. The broker sends a message's basic.return before its
+// basic.ack, and amqp091-go queues the return in the channel's return
+// buffer before it settles the confirmation, so whoever sees an ack first
+// drains that buffer and then checks whether its message came back.
 
 // errUnroutable is the failure of a message the exchange routed nowhere.
 var errUnroutable = errors.New("no queue is bound to the topic's exchange (provision a group first, or set allow_unroutable)")
@@ -36,44 +40,19 @@ const (
 	finalErr                // will not succeed by resending
 )
 
-// pubBatch tracks the messages of one Publish attempt on one channel.
-type pubBatch struct {
-	results []result
-	left    atomic.Int32
-	done    chan struct{}
-	window  chan struct{} // the channel's confirm window
+// returnKey identifies a returned message: its ID, exchange and routing
+// key, as a basic.return carries them.
+type returnKey struct {
+	id, exchange, key string
 }
 
-// result is the outcome of one message of a batch.
-type result struct {
-	kind outcome
-	err  error
-}
-
-// settle records message i's outcome and frees its confirm-window slot.
-func (b *pubBatch) settle(i int, k outcome, err error) {
-	<-b.window
-	b.record(i, k, err)
-}
-
-// record records message i's outcome for a message that holds no
-// confirm-window slot.
-func (b *pubBatch) record(i int, k outcome, err error) {
-	b.results[i] = result{k, err}
-	if b.left.Add(-1) == 0 {
-		close(b.done)
+// keyOf returns the returnKey of a message as published.
+func keyOf(m *outMsg) returnKey {
+	id := m.pub.MessageId
+	if id == "" {
+		id, _ = m.pub.Headers[hdrID].(string)
 	}
-}
-
-// pending is one published, unconfirmed message.
-type pending struct {
-	batch    *pubBatch
-	index    int
-	id       string // to match a basic.return
-	exchange string
-	key      string
-	size     int
-	returned bool
+	return returnKey{id, m.exchange, m.key}
 }
 
 // pubChan is one confirm-mode channel of the publisher pool.
@@ -82,13 +61,17 @@ type pubChan struct {
 	gen    uint64        // connection generation it belongs to
 	window chan struct{} // one token per unconfirmed message
 
-	// lock serializes publishes, so sequence numbers match; a channel of
-	// one token rather than a mutex, so that waiting honours ctx.
+	// lock serializes publishes, so that a caller's messages go out
+	// together; a channel of one token rather than a mutex, so that
+	// waiting honours ctx.
 	lock chan struct{}
 
-	pmu     sync.Mutex
-	pending map[uint64]*pending
-	dead    bool // the channel is gone and pending was failed
+	returns <-chan amqp.Return // basic.return, buffered beyond the window
+	closed  <-chan *amqp.Error // the channel's close reason, if any
+	rmu     sync.Mutex         // guards the fields below
+	came    map[returnKey]int  // returns drained but not yet claimed
+	cause   *amqp.Error        // why the channel closed, once known
+	causeOK bool               // cause was read from closed
 }
 
 // publisher is the pool of confirm channels.
@@ -103,10 +86,12 @@ func newPublisher(b *Broker) *publisher {
 	return &publisher{b: b, chans: make([]*pubChan, b.s.PublishChannels)}
 }
 
-// channel returns a live pool channel, opening one if needed. While the
-// connection is down or failing it waits, bounded by ctx.
+// channel returns a live pool channel, opening one if needed. It prefers
+// a channel no other Publish is writing on, then an empty slot of the
+// pool (opening a channel there), and only then shares a busy channel.
+// While the connection is down or failing it waits, bounded by ctx.
 func (p *publisher) channel(ctx context.Context) (*pubChan, error) {
-	i := int(p.next.Add(1)) % len(p.chans)
+	start := int(p.next.Add(1))
 	backoff := 20 * time.Millisecond
 	for {
 		conn, gen, err := p.b.pub.get(ctx)
@@ -114,14 +99,30 @@ func (p *publisher) channel(ctx context.Context) (*pubChan, error) {
 			return nil, err
 		}
 		p.mu.Lock()
-		pc := p.chans[i]
-		if pc != nil && pc.gen == gen && !pc.isDead() {
+		n := len(p.chans)
+		free := -1
+		for k := range n {
+			i := (start + k) % n
+			pc := p.chans[i]
+			if pc == nil || pc.gen != gen || pc.ch.IsClosed() {
+				if free < 0 {
+					free = i
+				}
+				continue
+			}
+			if len(pc.lock) == 0 {
+				p.mu.Unlock()
+				return pc, nil
+			}
+		}
+		if free < 0 {
+			pc := p.chans[start%n]
 			p.mu.Unlock()
 			return pc, nil
 		}
-		pc, err = p.open(conn, gen)
+		pc, err := p.open(conn, gen)
 		if err == nil {
-			p.chans[i] = pc
+			p.chans[free] = pc
 		}
 		p.mu.Unlock()
 		if err == nil {
@@ -148,126 +149,85 @@ func (p *publisher) open(conn *amqp.Connection, gen uint64) (*pubChan, error) {
 		_ = ch.Close()
 		return nil, err
 	}
-	pc := &pubChan{
+	// The return buffer holds more than the window, so the connection's
+	// reader never waits for us (amqp091-go drops a notification that it
+	// cannot hand over within 5 seconds); the close reason is sent
+	// before the channel's deferred confirmations are failed.
+	return &pubChan{
 		ch:      ch,
 		gen:     gen,
 		window:  make(chan struct{}, p.b.s.ConfirmWindow),
 		lock:    make(chan struct{}, 1),
-		pending: map[uint64]*pending{},
-	}
-	// Both are buffered beyond the confirm window, so the connection's
-	// reader never waits for us: amqp091-go drops a notification that it
-	// cannot hand over within 5 seconds.
-	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, p.b.s.ConfirmWindow+1))
-	returns := ch.NotifyReturn(make(chan amqp.Return, p.b.s.ConfirmWindow+1))
-	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	if !p.b.spawn(func() { pc.listen(confirms, returns, closed) }) {
-		_ = ch.Close()
-		return nil, errClosed
-	}
-	return pc, nil
+		returns: ch.NotifyReturn(make(chan amqp.Return, p.b.s.ConfirmWindow+1)),
+		closed:  ch.NotifyClose(make(chan *amqp.Error, 1)),
+		came:    map[returnKey]int{},
+	}, nil
 }
 
-func (pc *pubChan) isDead() bool {
-	pc.pmu.Lock()
-	defer pc.pmu.Unlock()
-	return pc.dead
-}
-
-// listen settles pending messages from the channel's confirms and
-// returns until the channel closes, then fails what is left.
-func (pc *pubChan) listen(confirms <-chan amqp.Confirmation, returns <-chan amqp.Return, closed <-chan *amqp.Error) {
-	var cause *amqp.Error
-	for confirms != nil || returns != nil {
+// returned reports whether the broker returned m, whose confirmation has
+// arrived as an ack: it moves the returns queued so far into came and
+// claims one matching m.
+func (pc *pubChan) returned(m *outMsg) bool {
+	pc.rmu.Lock()
+	defer pc.rmu.Unlock()
+	for {
+		var r amqp.Return
 		select {
-		case r, ok := <-returns:
-			if !ok {
-				returns = nil
-				continue
-			}
-			pc.markReturned(&r)
-		case c, ok := <-confirms:
-			if !ok {
-				confirms = nil
-				continue
-			}
-			// The broker sends a message's basic.return before its
-			// basic.ack, and amqp091-go queues them in that order: any
-			// return for this message is in the buffer by now.
-			pc.drainReturns(returns)
-			pc.confirm(c)
-		case e, ok := <-closed:
-			if ok && e != nil {
-				cause = e
-			}
-			closed = nil
-		}
-	}
-	if closed != nil {
-		if e, ok := <-closed; ok && e != nil {
-			cause = e
-		}
-	}
-	pc.pmu.Lock()
-	pc.dead = true
-	left := pc.pending
-	pc.pending = nil
-	pc.pmu.Unlock()
-	for _, pd := range left {
-		k, err := channelLostOutcome(cause, pd)
-		pd.batch.settle(pd.index, k, err)
-	}
-}
-
-// drainReturns handles the returns already queued, without waiting.
-func (pc *pubChan) drainReturns(returns <-chan amqp.Return) {
-	for returns != nil {
-		select {
-		case r, ok := <-returns:
-			if !ok {
-				return
-			}
-			pc.markReturned(&r)
+		case r = <-pc.returns:
 		default:
-			return
+			k := keyOf(m)
+			if pc.came[k] == 0 {
+				return false
+			}
+			if pc.came[k]--; pc.came[k] == 0 {
+				delete(pc.came, k)
+			}
+			return true
 		}
+		id := r.MessageId
+		if id == "" {
+			id, _ = r.Headers[hdrID].(string)
+		}
+		pc.came[returnKey{id, r.Exchange, r.RoutingKey}]++
 	}
 }
 
-func (pc *pubChan) markReturned(r *amqp.Return) {
-	id := r.MessageId
-	if id == "" {
-		id, _ = r.Headers[hdrID].(string)
-	}
-	pc.pmu.Lock()
-	defer pc.pmu.Unlock()
-	var first *pending
-	var firstSeq uint64
-	for seq, pd := range pc.pending {
-		if !pd.returned && pd.id == id && pd.exchange == r.Exchange && pd.key == r.RoutingKey && (first == nil || seq < firstSeq) {
-			first, firstSeq = pd, seq
+// closeCause returns why the closed channel closed (nil: the connection
+// was lost or the channel was closed normally).
+func (pc *pubChan) closeCause() *amqp.Error {
+	pc.rmu.Lock()
+	defer pc.rmu.Unlock()
+	if !pc.causeOK {
+		select {
+		case e, ok := <-pc.closed:
+			if ok {
+				pc.cause = e
+			}
+			pc.causeOK = true
+		default:
+			// Not sent (a normal close): there is no cause to wait for.
+			pc.causeOK = true
 		}
 	}
-	if first != nil {
-		first.returned = true
-	}
+	return pc.cause
 }
 
-func (pc *pubChan) confirm(c amqp.Confirmation) {
-	pc.pmu.Lock()
-	pd := pc.pending[c.DeliveryTag]
-	delete(pc.pending, c.DeliveryTag)
-	pc.pmu.Unlock()
-	if pd == nil {
-		return
-	}
+// result says what became of message m, whose deferred confirmation dc
+// has settled, and frees its confirm-window slot.
+func (pc *pubChan) result(dc *amqp.DeferredConfirmation, m *outMsg, mandatory bool) (outcome, error) {
+	<-pc.window
 	switch {
-	case !c.Ack:
-		pd.batch.settle(pd.index, resend, mq.Retryable(errors.New("the broker refused the message (basic.nack)")))
-	case pd.returned:
-		pd.batch.settle(pd.index, finalErr, fmt.Errorf("rabbitmq: exchange %q: %w: %w", pd.exchange, mq.ErrNotFound, errUnroutable))
+	case dc.Acked():
+		if mandatory && pc.returned(m) {
+			return finalErr, fmt.Errorf("rabbitmq: exchange %q: %w: %w", m.exchange, mq.ErrNotFound, errUnroutable)
+		}
+		return sent, nil
+	case pc.ch.IsClosed():
+		// amqp091-go marks the channel closed before it fails the
+		// outstanding confirmations.
+		return channelLostOutcome(pc.closeCause(), m)
 	default:
-		pd.batch.settle(pd.index, sent, nil)
+		return resend, mq.Retryable(errors.New("the broker refused the message (basic.nack)"))
 	}
 }
 
@@ -277,22 +237,22 @@ var maxSizeRE = regexp.MustCompile(`max size (\d+)`)
 // before it was confirmed. A channel error caused by one message (a
 // missing exchange, an oversized body) fails only the messages it
 // concerns; the rest are resent on a new channel.
-func channelLostOutcome(cause *amqp.Error, pd *pending) (outcome, error) {
+func channelLostOutcome(cause *amqp.Error, m *outMsg) (outcome, error) {
 	if cause != nil {
 		switch cause.Code {
 		case amqp.NotFound:
-			if containsQuoted(cause.Reason, pd.exchange) {
-				return finalErr, fmt.Errorf("rabbitmq: exchange %q: %w: %s", pd.exchange, mq.ErrNotFound, cause.Reason)
+			if containsQuoted(cause.Reason, m.exchange) {
+				return finalErr, fmt.Errorf("rabbitmq: exchange %q: %w: %s", m.exchange, mq.ErrNotFound, cause.Reason)
 			}
 		case amqp.PreconditionFailed:
-			if m := maxSizeRE.FindStringSubmatch(cause.Reason); m != nil {
-				if limit, err := strconv.Atoi(m[1]); err == nil && pd.size > limit {
-					return finalErr, fmt.Errorf("rabbitmq: %w: the broker refused a body of %d bytes: %s", mq.ErrMessageTooLarge, pd.size, cause.Reason)
+			if sm := maxSizeRE.FindStringSubmatch(cause.Reason); sm != nil {
+				if limit, err := strconv.Atoi(sm[1]); err == nil && len(m.pub.Body) > limit {
+					return finalErr, fmt.Errorf("rabbitmq: %w: the broker refused a body of %d bytes: %s", mq.ErrMessageTooLarge, len(m.pub.Body), cause.Reason)
 				}
 			}
 		case amqp.AccessRefused:
-			if containsQuoted(cause.Reason, pd.exchange) {
-				return finalErr, fmt.Errorf("rabbitmq: exchange %q: access refused: %s", pd.exchange, cause.Reason)
+			if containsQuoted(cause.Reason, m.exchange) {
+				return finalErr, fmt.Errorf("rabbitmq: exchange %q: access refused: %s", m.exchange, cause.Reason)
 			}
 		}
 		return resend, mq.Retryable(fmt.Errorf("rabbitmq: channel closed before the broker confirmed: %w", cause))
@@ -319,12 +279,10 @@ type outMsg struct {
 // makes an unroutable message fail with ErrNotFound.
 func (p *publisher) send(ctx context.Context, msgs []outMsg, mandatory bool) ([]error, error) {
 	errs := make([]error, len(msgs))
-	todo := make([]int, len(msgs))
-	for i := range todo {
-		todo[i] = i
-	}
+	var todo, again indexes // messages still to send; nil: all of them
+	dcs := make([]*amqp.DeferredConfirmation, len(msgs))
 	backoff := 10 * time.Millisecond
-	for len(todo) > 0 {
+	for {
 		pc, err := p.channel(ctx)
 		if err != nil {
 			return nil, err
@@ -334,89 +292,120 @@ func (p *publisher) send(ctx context.Context, msgs []outMsg, mandatory bool) ([]
 		if err := p.b.pub.unblocked(ctx); err != nil {
 			return nil, err
 		}
-		batch, err := pc.publish(ctx, msgs, todo, mandatory)
-		if err != nil {
+		n := len(msgs)
+		if todo != nil {
+			n = len(todo)
+		}
+		if err := pc.publish(ctx, msgs, n, todo, dcs, errs, mandatory); err != nil {
 			return nil, err
 		}
-		select {
-		case <-batch.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		var again []int
-		for j, i := range todo {
-			r := batch.results[j]
-			errs[i] = r.err
-			if r.kind == resend {
+		again = again[:0]
+		for j := range n {
+			i := todo.at(j)
+			dc := dcs[i]
+			if dc == nil {
+				if errs[i] != nil {
+					again = append(again, i) // not written: send again
+				}
+				continue
+			}
+			select {
+			case <-dc.Done():
+			case <-ctx.Done():
+				p.abandon(pc, msgs, n, j, todo, dcs)
+				return nil, ctx.Err()
+			}
+			k, err := pc.result(dc, &msgs[i], mandatory)
+			dcs[i], errs[i] = nil, err
+			if k == resend {
 				again = append(again, i)
 			}
 		}
-		todo = again
-		if len(todo) > 0 {
-			if err := sleepCtx(ctx, backoff); err != nil {
-				return nil, fmt.Errorf("rabbitmq: %w (last failure: %v)", err, errs[todo[0]])
-			}
-			backoff = min(backoff*2, time.Second)
+		if len(again) == 0 {
+			return errs, nil
 		}
+		todo, again = again, todo
+		if err := sleepCtx(ctx, backoff); err != nil {
+			return nil, fmt.Errorf("rabbitmq: %w (last failure: %v)", err, errs[todo[0]])
+		}
+		backoff = min(backoff*2, time.Second)
 	}
-	return errs, nil
 }
 
-// publish writes the messages msgs[idx...] on pc and returns their batch.
-// Messages that could not even be written are settled as resend.
-func (pc *pubChan) publish(ctx context.Context, msgs []outMsg, idx []int, mandatory bool) (*pubBatch, error) {
-	batch := &pubBatch{
-		results: make([]result, len(idx)),
-		done:    make(chan struct{}),
-		window:  pc.window,
+// abandon settles, in the background, the confirmations a caller whose
+// ctx ended no longer waits for (todo's messages from to n-1), so
+// their confirm-window slots are freed and their returns claimed. Every
+// deferred confirmation settles: by the broker's ack or nack, or when the
+// channel closes, at the latest when Close closes the connection.
+func (p *publisher) abandon(pc *pubChan, msgs []outMsg, n, from int, todo indexes, dcs []*amqp.DeferredConfirmation) {
+	var left []int
+	for j := from; j < n; j++ {
+		if i := todo.at(j); dcs[i] != nil {
+			left = append(left, i)
+		}
 	}
-	batch.left.Store(int32(len(idx)))
+	wait := func() {
+		for _, i := range left {
+			<-dcs[i].Done()
+			_, _ = pc.result(dcs[i], &msgs[i], true)
+		}
+	}
+	if !p.b.spawn(wait) {
+		wait() // Close has closed the connections: all are settled
+	}
+}
+
+// indexes lists messages by their index in a Publish call's messages; nil
+// stands for all of them, in order.
+type indexes []int
+
+// at returns the index of the j-th message listed.
+func (x indexes) at(j int) int {
+	if x == nil {
+		return j
+	}
+	return x[j]
+}
+
+// publish writes todo's first n messages of msgs on pc,
+// storing each one's deferred confirmation in dcs. A message that could
+// not be written gets a nil confirmation and a retryable error in errs.
+// It fails only if ctx ends before it has written anything.
+func (pc *pubChan) publish(ctx context.Context, msgs []outMsg, n int, todo indexes, dcs []*amqp.DeferredConfirmation, errs []error, mandatory bool) error {
 	select {
 	case pc.lock <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 	defer func() { <-pc.lock }()
-	for j, i := range idx {
+	for j := range n {
+		i := todo.at(j)
 		m := &msgs[i]
 		select {
 		case pc.window <- struct{}{}:
 		case <-ctx.Done():
-			// Messages not written yet: settle them so the window stays
-			// balanced; the caller returns ctx.Err().
-			for k := j; k < len(idx); k++ {
-				batch.record(k, resend, ctx.Err())
+			// Not written: the caller returns ctx.Err() once it has
+			// handed the written ones to abandon.
+			for k := j; k < n; k++ {
+				dcs[todo.at(k)], errs[todo.at(k)] = nil, ctx.Err()
 			}
-			return batch, nil
+			return nil
 		}
-		pc.pmu.Lock()
-		if pc.dead {
-			pc.pmu.Unlock()
-			batch.settle(j, resend, mq.Retryable(errors.New("rabbitmq: channel closed")))
+		dc, err := pc.ch.PublishWithDeferredConfirm(m.exchange, m.key, mandatory, false, m.pub)
+		if err == nil && dc == nil {
+			err = errors.New("channel not in confirm mode")
+		}
+		if err != nil {
+			<-pc.window
+			// A write error (the connection broke) or a closed channel:
+			// send it again. The driver only writes header values AMQP
+			// can encode, so nothing here is the message's fault.
+			dcs[i], errs[i] = nil, mq.Retryable(fmt.Errorf("rabbitmq: publish: %w", err))
 			continue
 		}
-		seq := pc.ch.GetNextPublishSeqNo()
-		pd := &pending{batch: batch, index: j, id: m.pub.MessageId, exchange: m.exchange, key: m.key, size: len(m.pub.Body)}
-		if pd.id == "" {
-			pd.id, _ = m.pub.Headers[hdrID].(string)
-		}
-		pc.pending[seq] = pd
-		pc.pmu.Unlock()
-		if err := pc.ch.Publish(m.exchange, m.key, mandatory, false, m.pub); err != nil {
-			pc.pmu.Lock()
-			_, still := pc.pending[seq]
-			delete(pc.pending, seq)
-			pc.pmu.Unlock()
-			if still {
-				// A write error (the connection broke) or a closed
-				// channel: send it again. The driver only writes header
-				// values AMQP can encode, so nothing here is the
-				// message's fault.
-				batch.settle(j, resend, mq.Retryable(fmt.Errorf("rabbitmq: publish: %w", err)))
-			}
-		}
+		dcs[i], errs[i] = dc, nil
 	}
-	return batch, nil
+	return nil
 }
 
 // sleepCtx waits d or until ctx ends.
