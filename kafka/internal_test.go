@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"errors"
+	"maps"
 	"net/url"
 	"strings"
 	"testing"
@@ -165,7 +166,8 @@ func TestTracker(t *testing.T) {
 		tr := newTracker(10, nil)
 		var seqs []int64
 		for _, off := range []int64{10, 11, 13, 14} { // 12 is a gap (compaction)
-			seqs = append(seqs, tr.add(off))
+			seq, _ := tr.add(off)
+			seqs = append(seqs, seq)
 		}
 		steps := []struct {
 			ack  int
@@ -187,7 +189,8 @@ func TestTracker(t *testing.T) {
 	})
 	t.Run("failures travel in commit metadata", func(t *testing.T) {
 		tr := newTracker(0, nil)
-		s0, s1 := tr.add(0), tr.add(1)
+		s0, _ := tr.add(0)
+		s1, _ := tr.add(1)
 		tr.fail(0, 2)
 		c, ok := tr.toCommit()
 		if !ok || c.offset != 0 || c.metadata != "mq-attempts:0=2" {
@@ -213,6 +216,40 @@ func TestTracker(t *testing.T) {
 		}
 		if got := decodeAttempts("someone else's metadata"); got != nil {
 			t.Errorf("decodeAttempts of foreign metadata: got %v, want nil", got)
+		}
+	})
+	t.Run("add reports earlier failures", func(t *testing.T) {
+		tr := newTracker(5, map[int64]int{6: 2})
+		if _, got := tr.add(5); got != 0 {
+			t.Errorf("failures of offset 5: got %d, want 0", got)
+		}
+		if _, got := tr.add(6); got != 2 {
+			t.Errorf("failures of offset 6: got %d, want 2", got)
+		}
+	})
+	t.Run("reused window keeps sequence numbers and allocates nothing", func(t *testing.T) {
+		tr := newTracker(0, nil)
+		next := int64(0)
+		round := func() {
+			seqs := make([]int64, 0, 8)
+			for range 8 {
+				seq, _ := tr.add(next)
+				seqs = append(seqs, seq)
+				next++
+			}
+			for i := len(seqs) - 1; i >= 0; i-- { // acked newest first
+				tr.ack(seqs[i])
+			}
+		}
+		round()
+		for r := range 3 {
+			round()
+			if c, ok := tr.toCommit(); !ok || c.offset != next {
+				t.Fatalf("round %d: got (%d, %v), want (%d, true)", r, c.offset, ok, next)
+			}
+		}
+		if n := testing.AllocsPerRun(100, round); n != 0 {
+			t.Errorf("add and ack of a reused window: got %v allocations per round, want 0", n)
 		}
 	})
 	t.Run("revoke waits for running handlers", func(t *testing.T) {
@@ -254,8 +291,34 @@ func TestRecordBytesBoundsTheEncoding(t *testing.T) {
 	if m.Size() != limit {
 		t.Fatalf("test setup: size %d, want %d", m.Size(), limit)
 	}
-	km := toKafka("t", m)
+	km := toKafka("t", m, nil)
 	if got := recordBytes(&km); got > brokerMax {
 		t.Errorf("recordBytes of a message at MaxMessageBytes with %d headers: got %d, want at most %d", reservedHeaders, got, brokerMax)
+	}
+}
+
+func TestToKafkaSharesTheMessage(t *testing.T) {
+	m := &mq.Message{ID: "id-1", Key: "k", Body: []byte("body"), Header: map[string]string{"a": "1", "empty": ""}}
+	hdrs := make([]kafka.Header, 0, len(m.Header)+1)
+	km := toKafka("t", m, hdrs)
+	if km.Topic != "t" || string(km.Key) != "k" || string(km.Value) != "body" {
+		t.Fatalf("got topic %q key %q value %q, want t, k, body", km.Topic, km.Key, km.Value)
+	}
+	got := map[string]string{}
+	for _, h := range km.Headers {
+		if h.Value == nil {
+			t.Errorf("header %q: got a nil value, want an empty one (Kafka would record null)", h.Key)
+		}
+		got[h.Key] = string(h.Value)
+	}
+	want := map[string]string{headerID: "id-1", "a": "1", "empty": ""}
+	if !maps.Equal(got, want) {
+		t.Errorf("headers: got %v, want %v", got, want)
+	}
+	if &km.Headers[0] != &hdrs[:1][0] {
+		t.Error("headers were not written to the given buffer")
+	}
+	if n := testing.AllocsPerRun(100, func() { km = toKafka("t", m, hdrs[:0]) }); n != 0 {
+		t.Errorf("toKafka into a buffer with room: got %v allocations, want 0", n)
 	}
 }

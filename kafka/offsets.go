@@ -25,6 +25,7 @@ import (
 type tracker struct {
 	mu        sync.Mutex
 	window    []ackEntry    // fetched, not yet below the commit point, in fetch order
+	buf       []ackEntry    // the array window starts in when it is empty, reused
 	base      int64         // sequence number of window[0]
 	next      int64         // commit point: every fetched offset below it is acked
 	committed int64         // last commit point sent to the broker
@@ -52,13 +53,6 @@ func newTracker(start int64, fails map[int64]int) *tracker {
 	return &tracker{next: start, committed: start, fails: fails, drained: make(chan struct{})}
 }
 
-// failed returns how many times the message at offset already failed.
-func (t *tracker) failed(offset int64) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.fails[offset]
-}
-
 // fail records that the message at offset failed on attempt.
 func (t *tracker) fail(offset int64, attempt int) {
 	t.mu.Lock()
@@ -67,12 +61,22 @@ func (t *tracker) fail(offset int64, attempt int) {
 	t.version++
 }
 
-// add records a fetched offset and returns its sequence number for ack.
-func (t *tracker) add(offset int64) int64 {
+// add records a fetched offset and returns its sequence number for ack
+// and how many times the message already failed.
+func (t *tracker) add(offset int64) (seq int64, failed int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(t.window) == 0 {
+		t.window = t.buf[:0]
+	}
+	had := cap(t.window)
 	t.window = append(t.window, ackEntry{offset: offset})
-	return t.base + int64(len(t.window)) - 1
+	if cap(t.window) != had {
+		// append moved the window to the start of a larger array: keep
+		// that array for reuse.
+		t.buf = t.window[:0]
+	}
+	return t.base + int64(len(t.window)) - 1, t.fails[offset]
 }
 
 // ack marks the message with sequence number seq as handled and advances
@@ -85,9 +89,11 @@ func (t *tracker) ack(seq int64) {
 		return
 	}
 	t.window[i].done = true
-	if _, ok := t.fails[t.window[i].offset]; ok {
-		delete(t.fails, t.window[i].offset)
-		t.version++
+	if len(t.fails) > 0 {
+		if _, ok := t.fails[t.window[i].offset]; ok {
+			delete(t.fails, t.window[i].offset)
+			t.version++
+		}
 	}
 	n := 0
 	for n < len(t.window) && t.window[n].done {
@@ -95,14 +101,16 @@ func (t *tracker) ack(seq int64) {
 		n++
 	}
 	if n > 0 {
-		clear(t.window[:n])
 		t.window = t.window[n:]
 		t.base += int64(n)
-		if len(t.window) == 0 {
-			t.window = t.window[:0:0] // let the old array go
+		if len(t.window) == 0 && cap(t.buf) > maxReusedWindow {
+			t.buf = nil // let a window that grew large go
 		}
 	}
 }
+
+// maxReusedWindow bounds the window array a tracker keeps for reuse.
+const maxReusedWindow = 4096
 
 // commitState is what a commit sends for one partition.
 type commitState struct {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 
@@ -35,24 +38,39 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := validateTopic(topic); err != nil {
-		return err
+	// A topic ensureTopic stored is known to be valid and to exist.
+	_, known := b.topics.Load(topic)
+	if !known {
+		if err := validateTopic(topic); err != nil {
+			return err
+		}
 	}
 	if err := mq.ValidateMessages(msgs, b.caps.Limits()); err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
-	kms := make([]kafka.Message, len(msgs))
+	buf := getPublishBuf(msgs)
+	kms := buf.kms
 	for i, m := range msgs {
-		kms[i] = toKafka(topic, m)
+		kms[i] = toKafka(topic, m, buf.take(len(m.Header)+1))
 		if n := recordBytes(&kms[i]); n > b.maxRecord {
+			buf.release()
 			return fmt.Errorf("kafka: %w: message %d (id %q) encodes to up to %d bytes, more than the broker's message.max.bytes (%d)",
 				mq.ErrMessageTooLarge, i, m.ID, n, b.maxRecord)
 		}
 	}
-	if err := b.ensureTopic(ctx, topic, false); err != nil {
-		return err
+	if !known {
+		if err := b.ensureTopic(ctx, topic, false); err != nil {
+			buf.release()
+			return err
+		}
 	}
 	err := b.write(ctx, topic, msgs, kms)
+	if err == nil {
+		// Every produce request ended: the writer holds no reference to
+		// the buffers any more. After a failure some may still be queued
+		// (ctx ended while they waited), so the buffers are left to the GC.
+		buf.release()
+	}
 	if errors.Is(err, mq.ErrNotFound) {
 		// The topic was deleted: look it up (and create it) again next time.
 		b.topics.Delete(topic)
@@ -148,22 +166,87 @@ func (b *Broker) write(ctx context.Context, topic string, msgs []*mq.Message, km
 	return fmt.Errorf("kafka: publish to %q: %w", topic, pe)
 }
 
-// toKafka converts m for the writer. The writer does not modify Key,
-// Value or header values, so m's bytes are shared, not copied.
-func toKafka(topic string, m *mq.Message) kafka.Message {
+// toKafka converts m for the writer, appending its headers to hdrs (the
+// ID header first). The writer only reads Key, Value and header values, so
+// m's bytes and strings are shared, not copied (see bytesOf).
+func toKafka(topic string, m *mq.Message, hdrs []kafka.Header) kafka.Message {
 	km := kafka.Message{
-		Topic:   topic,
-		Value:   m.Body,
-		Headers: make([]kafka.Header, 0, len(m.Header)+1),
+		Topic: topic,
+		Value: m.Body,
 	}
 	if m.Key != "" {
-		km.Key = []byte(m.Key)
+		km.Key = bytesOf(m.Key)
 	}
-	km.Headers = append(km.Headers, kafka.Header{Key: headerID, Value: []byte(m.ID)})
+	hdrs = append(hdrs, kafka.Header{Key: headerID, Value: bytesOf(m.ID)})
 	for k, v := range m.Header {
-		km.Headers = append(km.Headers, kafka.Header{Key: k, Value: []byte(v)})
+		hdrs = append(hdrs, kafka.Header{Key: k, Value: bytesOf(v)})
 	}
+	km.Headers = hdrs
 	return km
+}
+
+// bytesOf returns the bytes of s without copying them, for fields the
+// writer only reads: nothing may write to the result. An empty s gives an
+// empty, non-nil slice, which Kafka records as an empty value, not null.
+func bytesOf(s string) []byte {
+	if s == "" {
+		return []byte{}
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// publishBuf holds one Publish call's converted messages and their
+// headers. Publish reuses it once the writer is done with it, so that a
+// message costs no allocation of its own to convert.
+type publishBuf struct {
+	kms  []kafka.Message
+	hdrs []kafka.Header // backing array handed out by take
+	used int            // hdrs handed out so far
+}
+
+// maxPooledHeaders bounds the buffers Publish keeps for reuse, so that one
+// large batch does not keep its memory for good.
+const maxPooledHeaders = 1024
+
+var publishBufs = sync.Pool{New: func() any { return new(publishBuf) }}
+
+// getPublishBuf returns a buffer with one kafka.Message per message and
+// room for their headers plus one ID header each.
+func getPublishBuf(msgs []*mq.Message) *publishBuf {
+	n := len(msgs)
+	buf := publishBufs.Get().(*publishBuf)
+	buf.kms = slices.Grow(buf.kms[:0], n)[:n]
+	total := n
+	for _, m := range msgs {
+		total += len(m.Header)
+	}
+	buf.hdrs = slices.Grow(buf.hdrs[:0], total)[:total]
+	buf.used = 0
+	return buf
+}
+
+// take hands out room for n headers: an empty slice with capacity n, so
+// appends to it cannot reach another message's headers. If the buffer has
+// no room left (a header map grew meanwhile, which the contract forbids),
+// appends allocate instead.
+func (buf *publishBuf) take(n int) []kafka.Header {
+	if buf.used+n > len(buf.hdrs) {
+		return nil
+	}
+	h := buf.hdrs[buf.used : buf.used : buf.used+n]
+	buf.used += n
+	return h
+}
+
+// release clears the buffer (dropping references to message bodies) and
+// puts it back for reuse. Nothing may use it afterwards.
+func (buf *publishBuf) release() {
+	if cap(buf.hdrs) > maxPooledHeaders {
+		return
+	}
+	clear(buf.kms)
+	clear(buf.hdrs[:buf.used])
+	publishBufs.Put(buf)
 }
 
 // recordBytes bounds from above the bytes km takes in a record batch of

@@ -526,9 +526,12 @@ func (p *partition) fetch(ctx context.Context) {
 	}
 }
 
-// delivery is one fetched message on its way through the dispatcher.
+// delivery is one fetched message on its way through the dispatcher. It
+// holds the message handed to the handler, so that both take one
+// allocation.
 type delivery struct {
 	dispatch.Delivery
+	msg     mq.Message
 	p       *partition
 	seq     int64
 	offset  int64
@@ -537,12 +540,15 @@ type delivery struct {
 
 func (p *partition) newDelivery(km kafka.Message) *delivery {
 	s := p.g.s
-	m := &mq.Message{
+	seq, failed := p.t.add(km.Offset)
+	d := &delivery{p: p, seq: seq, offset: km.Offset}
+	m := &d.msg
+	*m = mq.Message{
 		Key:         string(km.Key),
 		Body:        km.Value,
 		Topic:       s.topic,
 		Group:       s.cfg.Group,
-		Attempt:     1,
+		Attempt:     1 + failed,
 		PublishTime: km.Time,
 	}
 	for _, h := range km.Headers {
@@ -566,8 +572,6 @@ func (p *partition) newDelivery(km kafka.Message) *delivery {
 	}
 	hook.SetMessageRaw(m, km)
 
-	d := &delivery{p: p, seq: p.t.add(km.Offset), offset: km.Offset}
-	m.Attempt += p.t.failed(km.Offset)
 	d.Msg = m
 	d.Lane = m.Key
 	d.Settle = d.settle
