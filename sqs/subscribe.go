@@ -107,6 +107,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 		stopCh:    make(chan struct{}),
 		fatal:     make(chan error, 1),
 		credits:   newCredits(cfg.Concurrency + maxBatch*receivers),
+		delLimit:  maxBatch * max(2, receivers),
 		held:      map[*mq.Message]*held{},
 		lanes:     map[string][]*held{},
 		delFull:   make(chan struct{}, 1),
@@ -151,7 +152,7 @@ type subscription struct {
 	fatal    chan error      // a receiver's non-retryable failure
 
 	d       *dispatch.Dispatcher
-	credits *credits // one per message held and not yet settled
+	credits *credits // one per message held and not yet settled (see ack)
 
 	// hbMu orders visibility changes: heartbeats hold it exclusively, so
 	// that a nack's shorter visibility is never overwritten by an
@@ -172,7 +173,12 @@ type subscription struct {
 	delPending []*held
 	delActive  int
 	delWG      sync.WaitGroup
-	delFull    chan struct{} // signaled when a full batch is pending
+	delFull    chan struct{} // signaled when a full batch is pending, or no more acks are coming soon
+	// Acknowledged messages not yet deleted (pending or being deleted),
+	// and how many of them may have their credit back before their delete
+	// is done.
+	delHeld  int
+	delLimit int
 }
 
 // held is one received message the subscription is responsible for.
@@ -180,6 +186,9 @@ type held struct {
 	sm   types.Message
 	msg  *mq.Message
 	lane string // the Key on FIFO queues, "" when unordered
+
+	del  dispatch.Delivery // its first submission to the dispatcher
+	owes bool              // acknowledged, its credit comes back when the delete is done; guarded by subscription.delMu
 
 	visibleAt time.Time // when SQS makes it visible unless extended; guarded by subscription.mu
 
@@ -260,16 +269,12 @@ func (s *subscription) receive(ctx context.Context) {
 		}
 		sent := time.Now()
 		out, err := b.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl:              aws.String(s.q.url),
-			MaxNumberOfMessages:   int32(n),
-			WaitTimeSeconds:       int32(b.opts.WaitTime / time.Second),
-			VisibilityTimeout:     int32(s.claim() / time.Second),
-			MessageAttributeNames: []string{"All"},
-			MessageSystemAttributeNames: []types.MessageSystemAttributeName{
-				types.MessageSystemAttributeNameApproximateReceiveCount,
-				types.MessageSystemAttributeNameSentTimestamp,
-				types.MessageSystemAttributeNameMessageGroupId,
-			},
+			QueueUrl:                    aws.String(s.q.url),
+			MaxNumberOfMessages:         int32(n),
+			WaitTimeSeconds:             int32(b.opts.WaitTime / time.Second),
+			VisibilityTimeout:           int32(s.claim() / time.Second),
+			MessageAttributeNames:       allAttributes,
+			MessageSystemAttributeNames: systemAttributes(s.q.fifo),
 		})
 		var got []types.Message
 		visibleAt := sent.Add(s.claim())
@@ -304,6 +309,27 @@ func (s *subscription) receive(ctx context.Context) {
 	}
 }
 
+// allAttributes asks ReceiveMessage for every message attribute.
+var allAttributes = []string{"All"}
+
+// The system attributes decode reads: the attempt, the publish time and,
+// on FIFO queues only (a standard queue has none), the message group.
+var (
+	standardSystemAttributes = []types.MessageSystemAttributeName{
+		types.MessageSystemAttributeNameApproximateReceiveCount,
+		types.MessageSystemAttributeNameSentTimestamp,
+	}
+	fifoSystemAttributes = append(standardSystemAttributes[:len(standardSystemAttributes):len(standardSystemAttributes)],
+		types.MessageSystemAttributeNameMessageGroupId)
+)
+
+func systemAttributes(fifo bool) []types.MessageSystemAttributeName {
+	if fifo {
+		return fifoSystemAttributes
+	}
+	return standardSystemAttributes
+}
+
 // deliver takes charge of one received message: on a FIFO queue it waits
 // behind an earlier message of its Key still being handled; otherwise it
 // goes to the dispatcher at once.
@@ -334,12 +360,16 @@ func (s *subscription) deliver(ctx context.Context, sm *types.Message, visibleAt
 // submit hands h to the dispatcher; if that fails (the subscription is
 // stopping) it makes the message visible again.
 func (s *subscription) submit(ctx context.Context, h *held) {
-	del := &dispatch.Delivery{
-		Msg: h.msg,
-		Settle: func(_ context.Context, err error) (time.Duration, bool) {
-			s.settle(h, err)
-			return 0, false
-		},
+	del := &h.del
+	if del.Msg != nil {
+		// An in-place retry: the dispatcher may not be done with the
+		// first submission yet.
+		del = &dispatch.Delivery{}
+	}
+	del.Msg = h.msg
+	del.Settle = func(_ context.Context, err error) (time.Duration, bool) {
+		s.settle(h, err)
+		return 0, false
 	}
 	if err := s.d.Submit(ctx, del); err != nil {
 		s.release(h, 0)
@@ -531,13 +561,21 @@ func isFIFOURL(u string) bool {
 
 // ack queues h's delete, starting a delete loop if none runs or those
 // running cannot take all that is pending in their next round. The
-// message keeps its credit, and stays held (its visibility extended),
-// until the delete is done.
+// message stays held (its visibility extended) until the delete is done,
+// but its credit comes back at once, so receivers go on fetching while
+// deletes gather into full batches, unless delLimit acknowledged messages
+// already wait for their delete: then the credit comes back with the
+// delete, which bounds what a slow or failing DeleteMessageBatch lets
+// pile up.
 func (s *subscription) ack(h *held) {
+	// Whether more acknowledgements are on their way: handlers running or
+	// queued besides this one (whose settle the dispatcher still counts).
+	more := s.d.Pending() > 1
 	s.delMu.Lock()
-	defer s.delMu.Unlock()
 	s.delPending = append(s.delPending, h)
-	if len(s.delPending) >= maxBatch {
+	s.delHeld++
+	h.owes = s.delHeld > s.delLimit
+	if len(s.delPending) >= maxBatch || !more {
 		select {
 		case s.delFull <- struct{}{}:
 		default:
@@ -548,16 +586,24 @@ func (s *subscription) ack(h *held) {
 		s.delWG.Add(1)
 		go s.deleteLoop()
 	}
+	owes := h.owes
+	s.delMu.Unlock()
+	if !owes {
+		s.credits.give(1)
+	}
 }
 
 // deleteLinger is how long a delete loop waits for a partial batch to
 // fill while handlers that will acknowledge more are running. A fuller
 // batch saves a call per message deleted, which is most of the client's
-// cost; the wait is small next to an SQS round trip.
-const deleteLinger = 2 * time.Millisecond
+// cost. The loop stops waiting as soon as the batch is full or no handler
+// is running or queued, so the wait only delays the deletes of messages
+// handled while others are (the messages stay held meanwhile), never a
+// handler, a receive or Close.
+const deleteLinger = 25 * time.Millisecond
 
 // deleteLoop deletes pending acknowledged messages in batches of up to
-// ten until none is pending, returning each message's credit.
+// ten until none is pending, returning the credits still owed.
 func (s *subscription) deleteLoop() {
 	defer s.delWG.Done()
 	batch := make([]*held, 0, maxBatch)
@@ -565,7 +611,7 @@ func (s *subscription) deleteLoop() {
 	defer linger.Stop()
 	for {
 		s.delMu.Lock()
-		if len(s.delPending) < maxBatch && s.d.Pending() > 0 {
+		if len(s.delPending) > 0 && len(s.delPending) < maxBatch && s.d.Pending() > 0 {
 			s.delMu.Unlock()
 			linger.Reset(deleteLinger)
 			select {
@@ -586,7 +632,16 @@ func (s *subscription) deleteLoop() {
 		s.delPending = s.delPending[n:]
 		s.delMu.Unlock()
 		s.deleteBatch(batch)
-		s.credits.give(len(batch))
+		owed := 0
+		s.delMu.Lock()
+		s.delHeld -= len(batch)
+		for _, h := range batch {
+			if h.owes {
+				owed++
+			}
+		}
+		s.delMu.Unlock()
+		s.credits.give(owed)
 	}
 }
 
@@ -720,10 +775,10 @@ func (s *subscription) extend(horizon time.Time) {
 	}
 }
 
-// credits bounds the messages a subscription holds: a receiver asks for
-// as many messages as it has credits, and a message's credit comes back
-// when it is settled (for an acknowledged message, when its delete is
-// done).
+// credits bounds the messages a subscription holds and has not settled:
+// a receiver asks for as many messages as it has credits, and a message's
+// credit comes back when it is settled (for an acknowledged message, see
+// ack).
 type credits struct {
 	total  int
 	mu     sync.Mutex
