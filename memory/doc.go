@@ -37,7 +37,12 @@
 // key but not others. A handler error redelivers the message after the
 // subscription's Backoff (or mq.RetryAfter) with Attempt+1. A message
 // taken but not handled when its subscription stops goes back to its group
-// without counting as an attempt. A mq.Permanent error is logged at error
+// without counting as an attempt. Like RabbitMQ's prefetch, a subscription
+// takes a few messages (up to its concurrency, at least 8, at most 16)
+// beyond those its handlers are running, so competing consumers split a
+// backlog in such batches; with an ackDeadline it takes none ahead, so a
+// message's deadline never runs while it waits. Disconnect returns the
+// ones taken ahead too. A mq.Permanent error is logged at error
 // level and the message dropped: this driver has no dead-letter target of
 // its own; the dead-letter middleware provides one.
 //

@@ -223,3 +223,47 @@ func TestDelayedMessageWaits(t *testing.T) {
 		t.Fatal("delayed message never delivered")
 	}
 }
+
+// Messages a subscription took ahead of its handler and never handled go
+// back to the group when it stops, without counting as an attempt.
+func TestPrefetchedReturnUnhandled(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New(memory.Options{})
+	t.Cleanup(func() { b.Close(ctx) })
+	if err := b.Provision(ctx, "t", "g"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := b.Publish(ctx, "t", &mq.Message{ID: fmt.Sprint(i), Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started := make(chan struct{})
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Subscribe(sctx, "t", func(ctx context.Context, m *mq.Message) error {
+			close(started)
+			<-ctx.Done() // holds the first message until the subscription stops
+			return ctx.Err()
+		}, mq.Group("g"), mq.Concurrency(1))
+	}()
+	<-started
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Subscribe returned %v, want context.Canceled", err)
+	}
+	var mu sync.Mutex
+	got := map[string]int{}
+	run(t, b, "t", func(ctx context.Context, m *mq.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got[m.ID] = m.Attempt
+		return nil
+	}, mq.Group("g"))
+	wait(t, "5 messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 5 })
+	want := map[string]int{"0": 2, "1": 1, "2": 1, "3": 1, "4": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("attempts by ID = %v, want %v", got, want)
+	}
+}

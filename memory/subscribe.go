@@ -24,9 +24,11 @@ type subscription struct {
 // See mq.Subscriber for the contract. Messages of one Key are delivered
 // one at a time, in publish order, across every subscription of the
 // group; a failed message holds back later messages of its key until it
-// is acknowledged. A handler's mq.Permanent error is logged at error level
-// and the message dropped: the memory driver has no dead-letter target of
-// its own (use the dead-letter middleware).
+// is acknowledged. A subscription takes a few messages ahead of its
+// handlers (see the package documentation). A handler's mq.Permanent
+// error is logged at error level and the message dropped: the memory
+// driver has no dead-letter target of its own (use the dead-letter
+// middleware).
 func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, opts ...mq.SubscribeOption) error {
 	if h == nil {
 		return fmt.Errorf("memory: %w: Subscribe handler is nil", mq.ErrInvalidOption)
@@ -57,7 +59,8 @@ func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, 
 		b.mu.Unlock()
 		return err
 	}
-	s := &subscription{b: b, g: g, cfg: cfg, room: make(chan struct{}, cfg.Concurrency), held: map[*pending]uint64{}}
+	ahead := cfg.Concurrency + prefetch(cfg.Concurrency, b.opts.AckDeadline)
+	s := &subscription{b: b, g: g, cfg: cfg, room: make(chan struct{}, ahead), held: map[*pending]uint64{}}
 	b.live[s] = struct{}{}
 	b.mu.Unlock()
 	defer func() {
@@ -66,7 +69,7 @@ func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, 
 		b.mu.Unlock()
 	}()
 
-	d := dispatch.New(ctx, h, dispatch.Config{Concurrency: cfg.Concurrency, Logger: b.log})
+	d := dispatch.New(ctx, h, dispatch.Config{Concurrency: cfg.Concurrency, MaxPending: ahead, Logger: b.log})
 	err = s.fetch(ctx, d)
 	if errors.Is(err, mq.ErrClosed) {
 		// Close's ctx bounds the drain; if it ends first, Close reports
@@ -76,6 +79,20 @@ func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, 
 	}
 	d.Shutdown(ctx) // ctx is done: cancel handlers, wait, settle
 	return err
+}
+
+// prefetch is how many messages a subscription leases beyond those its
+// handlers run, so that a handler finishing finds the next message
+// already waiting instead of waiting for the fetch loop, as RabbitMQ's
+// prefetch and SQS's batched receive do. Prefetched messages not yet
+// handled go back to the group unhandled when the subscription stops.
+// With an ack deadline there is none: a message's deadline must not run
+// while it waits behind another.
+func prefetch(concurrency int, ackDeadline time.Duration) int {
+	if ackDeadline > 0 {
+		return 0
+	}
+	return min(max(concurrency, 8), 16)
 }
 
 // join finds or creates the group on the server. Callers hold b.mu.
@@ -109,7 +126,9 @@ func (b *Broker) join(topicName string, cfg mq.SubscribeConfig) (*group, error) 
 
 // fetch takes messages from the group while there is room and submits
 // them, until ctx ends (returning its error) or the broker closes
-// (returning mq.ErrClosed).
+// (returning mq.ErrClosed). It takes as many as there is room for under
+// one lock, so a backlog costs one lock round trip per batch, not per
+// message.
 func (s *subscription) fetch(ctx context.Context, d *dispatch.Dispatcher) error {
 	srv := s.b.srv
 	var timer *time.Timer
@@ -118,40 +137,72 @@ func (s *subscription) fetch(ctx context.Context, d *dispatch.Dispatcher) error 
 			timer.Stop()
 		}
 	}()
+	done := ctx.Done()
+	batch := make([]taken, cap(s.room))
 	for {
+		// Non-blocking receives on channels nobody has closed take no
+		// lock, so the common case checks for a stop cheaply.
 		select {
-		case s.room <- struct{}{}:
-		case <-ctx.Done():
+		case <-done:
 			return ctx.Err()
+		default:
+		}
+		select {
 		case <-s.b.closing:
 			return mq.ErrClosed
+		default:
+		}
+		select {
+		case s.room <- struct{}{}:
+		default:
+			select {
+			case s.room <- struct{}{}:
+			case <-done:
+				return ctx.Err()
+			case <-s.b.closing:
+				return mq.ErrClosed
+			}
+		}
+		room := 1 // tokens held in s.room
+	claim:
+		for room < len(batch) {
+			select {
+			case s.room <- struct{}{}:
+				room++
+			default:
+				break claim
+			}
 		}
 		for {
 			srv.mu.Lock()
-			p, next := s.g.take()
-			var lease uint64
-			if p != nil {
-				lease = p.lease
-				s.held[p] = lease
+			n := 0
+			var next time.Time
+			for n < room {
+				var p *pending
+				if p, next = s.g.take(); p == nil {
+					break
+				}
+				s.held[p] = p.lease
+				batch[n] = taken{p, p.lease, p.attempts}
+				n++
 			}
 			var signal <-chan struct{}
-			if p == nil {
+			if n == 0 {
 				signal = s.g.wait()
 			}
 			srv.mu.Unlock()
-			if p != nil {
-				if err := d.Submit(ctx, s.delivery(p, lease)); err != nil {
-					srv.mu.Lock()
-					delete(s.held, p)
-					s.g.retry(p, lease, 0, false)
-					srv.mu.Unlock()
+			if n > 0 {
+				for ; room > n; room-- {
 					<-s.room
-					if errors.Is(err, mq.ErrClosed) {
-						return err
-					}
-					return ctx.Err()
 				}
+				if err := s.submit(ctx, d, batch[:n]); err != nil {
+					return err
+				}
+				clear(batch[:n])
 				break
+			}
+			for ; room > 1; room-- {
+				<-s.room // keep one token while waiting
 			}
 			var wake <-chan time.Time
 			if !next.IsZero() {
@@ -165,7 +216,7 @@ func (s *subscription) fetch(ctx context.Context, d *dispatch.Dispatcher) error 
 			select {
 			case <-signal:
 			case <-wake:
-			case <-ctx.Done():
+			case <-done:
 				<-s.room
 				return ctx.Err()
 			case <-s.b.closing:
@@ -182,6 +233,43 @@ func (s *subscription) fetch(ctx context.Context, d *dispatch.Dispatcher) error 
 	}
 }
 
+// taken is a message fetch leased, with what it read under the lock.
+type taken struct {
+	p       *pending
+	lease   uint64
+	attempt int
+}
+
+// submit hands leased messages to the dispatcher, each holding one token
+// of s.room. If the dispatcher refuses one, it and those after it go back
+// to the group unhandled, their tokens are returned, and submit returns
+// why fetch must stop: mq.ErrClosed or ctx's error.
+func (s *subscription) submit(ctx context.Context, d *dispatch.Dispatcher, ts []taken) error {
+	for i, t := range ts {
+		err := d.Submit(ctx, s.delivery(t))
+		if err == nil {
+			continue
+		}
+		srv := s.b.srv
+		srv.mu.Lock()
+		for _, t := range ts[i:] {
+			if s.held[t.p] == t.lease {
+				delete(s.held, t.p)
+				s.g.retry(t.p, t.lease, 0, false)
+			}
+		}
+		srv.mu.Unlock()
+		for range ts[i:] {
+			<-s.room
+		}
+		if errors.Is(err, mq.ErrClosed) {
+			return err
+		}
+		return ctx.Err()
+	}
+	return nil
+}
+
 // delivery is a leased message handed to the dispatcher: one allocation
 // holds the dispatch.Delivery, the handler's Message and the lease.
 type delivery struct {
@@ -194,7 +282,8 @@ type delivery struct {
 }
 
 // delivery wraps a leased message for the dispatcher.
-func (s *subscription) delivery(p *pending, lease uint64) *dispatch.Delivery {
+func (s *subscription) delivery(t taken) *dispatch.Delivery {
+	p, lease := t.p, t.lease
 	// The handler gets its own Message and Header, but shares the stored
 	// Body (capacity clipped, so an append copies): copying it again for
 	// every delivery cost more than the rest of the trip for large bodies.
@@ -203,7 +292,7 @@ func (s *subscription) delivery(p *pending, lease uint64) *dispatch.Delivery {
 	d := &delivery{s: s, p: p, lease: lease}
 	d.msg = mq.Message{
 		ID: stored.ID, Key: stored.Key, Body: stored.Body[:len(stored.Body):len(stored.Body)],
-		Topic: s.g.topic, Group: s.g.name, Attempt: p.attempts, PublishTime: p.e.published,
+		Topic: s.g.topic, Group: s.g.name, Attempt: t.attempt, PublishTime: p.e.published,
 	}
 	if stored.Header != nil {
 		d.msg.Header = maps.Clone(stored.Header)
