@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seedmq/mq"
@@ -99,6 +100,11 @@ type Broker struct {
 	subs     sync.WaitGroup
 	live     map[*subscription]struct{}
 	faults   []error // errors for the next Publish calls, in order
+
+	// plain is true while the Broker is open and has no faults queued:
+	// Publish then need not take mu. Written under mu.
+	plain  atomic.Bool
+	limits mq.Limits // Capabilities().Limits(), for Publish
 }
 
 var (
@@ -116,13 +122,16 @@ func New(opts Options) *Broker {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Broker{
+	b := &Broker{
 		srv:     serverNamed(opts.Name),
 		opts:    opts,
 		log:     opts.Logger,
 		closing: make(chan struct{}),
 		live:    map[*subscription]struct{}{},
 	}
+	b.limits = b.Capabilities().Limits()
+	b.plain.Store(true)
+	return b
 }
 
 // Capabilities reports everything but persistence: a memory server lives
@@ -157,21 +166,24 @@ func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...*mq.Mess
 	if err := mq.ValidateName("topic", topicName); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
-	if err := mq.ValidateMessages(msgs, b.Capabilities().Limits()); err != nil {
+	if err := mq.ValidateMessages(msgs, b.limits); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
-	b.mu.Lock()
-	if b.closed {
+	if !b.plain.Load() {
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			return fmt.Errorf("memory: Publish: %w", mq.ErrClosed)
+		}
+		if len(b.faults) > 0 {
+			err := b.faults[0]
+			b.faults = b.faults[1:]
+			b.plain.Store(len(b.faults) == 0)
+			b.mu.Unlock()
+			return fmt.Errorf("memory: injected publish failure: %w", err)
+		}
 		b.mu.Unlock()
-		return fmt.Errorf("memory: Publish: %w", mq.ErrClosed)
 	}
-	if len(b.faults) > 0 {
-		err := b.faults[0]
-		b.faults = b.faults[1:]
-		b.mu.Unlock()
-		return fmt.Errorf("memory: injected publish failure: %w", err)
-	}
-	b.mu.Unlock()
 
 	// Copy outside the server lock: the caller may reuse its buffers
 	// once Publish returns, as with any broker. One allocation holds the
@@ -180,15 +192,18 @@ func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...*mq.Mess
 	now := time.Now()
 	for i, m := range msgs {
 		e := &entries[i]
-		e.msg = mq.Message{ID: m.ID, Key: m.Key, Body: m.Body, Header: m.Header}
-		if m.Body != nil {
-			e.msg.Body = make([]byte, len(m.Body))
-			copy(e.msg.Body, m.Body)
+		e.id, e.key, e.published, e.delay = m.ID, m.Key, now, m.Delay
+		switch {
+		case len(m.Body) > 0:
+			// append allocates without zeroing what it then copies
+			// over; make+copy here zeroed the body first.
+			e.body = append([]byte(nil), m.Body...)
+		case m.Body != nil:
+			e.body = []byte{}
 		}
 		if m.Header != nil {
-			e.msg.Header = maps.Clone(m.Header)
+			e.header = maps.Clone(m.Header)
 		}
-		e.published, e.visible = now, now.Add(m.Delay)
 	}
 
 	s := b.srv
@@ -307,6 +322,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		return nil
 	}
 	b.closed = true
+	b.plain.Store(false)
 	b.closeCtx = ctx
 	close(b.closing)
 	b.mu.Unlock()
@@ -322,4 +338,5 @@ func (b *Broker) InjectPublishErrors(errs ...error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.faults = append(b.faults, errs...)
+	b.plain.Store(!b.closed && len(b.faults) == 0)
 }

@@ -4,8 +4,6 @@ import (
 	"container/heap"
 	"sync"
 	"time"
-
-	"github.com/seedmq/mq"
 )
 
 // server is one in-process broker. Every Broker opened with the same name
@@ -46,13 +44,18 @@ type topic struct {
 	groups map[string]*group
 }
 
-// entry is one published message, frozen at publish time.
+// entry is one published message, frozen at publish time: a private
+// copy of the message's fields (its Body is shared read-only with
+// handlers). It stays in the topic's log for replay, so it holds only
+// what a delivery needs.
 type entry struct {
 	seq       int64
-	msg       mq.Message // private copy; its Body is shared read-only with handlers
+	id, key   string
+	body      []byte
+	header    map[string]string
 	published time.Time
-	visible   time.Time // publish time plus the message's Delay
-	first     pending   // the first group's pending record, saving an allocation
+	delay     time.Duration // the message's Delay
+	first     pending       // the first group's pending record, saving an allocation
 }
 
 // group tracks one consumer group's unacknowledged messages.
@@ -109,11 +112,11 @@ func (g *group) wait() <-chan struct{} {
 // which the caller has zeroed.
 func (g *group) add(e *entry, p *pending) {
 	p.e = e
-	if e.visible.After(e.published) {
-		p.at = e.visible
+	if e.delay > 0 {
+		p.at = e.published.Add(e.delay)
 	}
 	g.count++
-	if k := e.msg.Key; k != "" {
+	if k := e.key; k != "" {
 		q := g.keys[k]
 		g.keys[k] = append(q, p)
 		if len(q) > 0 {
@@ -164,7 +167,7 @@ func (g *group) ack(p *pending, lease uint64) bool {
 	}
 	p.lease = 0
 	g.count--
-	if k := p.e.msg.Key; k != "" {
+	if k := p.e.key; k != "" {
 		q := g.keys[k]
 		q[0] = nil
 		q = q[1:]

@@ -288,14 +288,14 @@ func (s *subscription) delivery(t taken) *dispatch.Delivery {
 	// Body (capacity clipped, so an append copies): copying it again for
 	// every delivery cost more than the rest of the trip for large bodies.
 	// Handlers must not modify a received Body in place (see mq.Message).
-	stored := &p.e.msg
+	e := p.e
 	d := &delivery{s: s, p: p, lease: lease}
 	d.msg = mq.Message{
-		ID: stored.ID, Key: stored.Key, Body: stored.Body[:len(stored.Body):len(stored.Body)],
-		Topic: s.g.topic, Group: s.g.name, Attempt: t.attempt, PublishTime: p.e.published,
+		ID: e.id, Key: e.key, Body: e.body[:len(e.body):len(e.body)],
+		Topic: s.g.topic, Group: s.g.name, Attempt: t.attempt, PublishTime: e.published,
 	}
-	if stored.Header != nil {
-		d.msg.Header = maps.Clone(stored.Header)
+	if e.header != nil {
+		d.msg.Header = maps.Clone(e.header)
 	}
 	if dl := s.b.opts.AckDeadline; dl > 0 {
 		d.deadline = time.AfterFunc(dl, func() { s.expire(p, lease) })
