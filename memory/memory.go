@@ -224,7 +224,7 @@ func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...*mq.Mess
 		e := &entries[i]
 		t.seq++
 		e.seq = t.seq
-		t.log = append(t.log, e)
+		t.log.append(e)
 		first := true
 		for _, g := range t.groups {
 			if first {

@@ -40,8 +40,27 @@ func newServer() *server { return &server{topics: map[string]*topic{}} }
 type topic struct {
 	name   string
 	seq    int64
-	log    []*entry // retained messages, for replay
+	log    entryLog // retained messages, for replay
 	groups map[string]*group
+}
+
+// entryLog is a topic's retained messages in publish order, kept in
+// fixed-size chunks so that appending never copies the whole log under
+// the server lock, however long it grows.
+type entryLog struct {
+	chunks [][]*entry // every chunk but the last is full
+	n      int
+}
+
+const logChunk = 1024
+
+func (l *entryLog) append(e *entry) {
+	if k := len(l.chunks); k == 0 || len(l.chunks[k-1]) == logChunk {
+		l.chunks = append(l.chunks, make([]*entry, 0, logChunk))
+	}
+	last := &l.chunks[len(l.chunks)-1]
+	*last = append(*last, e)
+	l.n++
 }
 
 // entry is one published message, frozen at publish time: a private
