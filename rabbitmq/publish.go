@@ -172,9 +172,19 @@ func (pc *pubChan) returned(m *outMsg) bool {
 	defer pc.rmu.Unlock()
 	for {
 		var r amqp.Return
+		var ok bool
 		select {
-		case r = <-pc.returns:
+		case r, ok = <-pc.returns:
+			if !ok {
+				// The channel closed: amqp091-go closed the buffer after
+				// handing over every return it had.
+				pc.returns = nil
+				continue
+			}
 		default:
+			if len(pc.came) == 0 {
+				return false
+			}
 			k := keyOf(m)
 			if pc.came[k] == 0 {
 				return false
