@@ -168,7 +168,7 @@ func (s *subscription) run(stop context.Context, prefetch int) error {
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		lost := s.pump(stop, ch, chCtx, deliveries)
+		lost := s.pump(stop, ch, chCtx, deliveries, newAcker(ch, s.b.s.Logger, s.queue))
 		if !lost {
 			s.cancelConsumer(ch)
 			s.ch = ch
@@ -211,7 +211,7 @@ func (s *subscription) consume(conn *amqp.Connection, prefetch int) (*amqp.Chann
 
 // pump hands deliveries to the dispatcher until stop ends (false) or the
 // delivery stream ends because the channel or consumer went away (true).
-func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx context.Context, deliveries <-chan amqp.Delivery) (lost bool) {
+func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx context.Context, deliveries <-chan amqp.Delivery, a *acker) (lost bool) {
 	for {
 		select {
 		case <-stop.Done():
@@ -223,7 +223,8 @@ func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx contex
 			// One boxed copy of the delivery serves Message.As and Settle.
 			var raw any = d
 			m := decode(&d, s.topic, s.cfg.Group, s.queue, raw)
-			del := &dispatch.Delivery{Msg: m, Settle: s.settler(ch, chCtx, raw)}
+			a.delivered(d.DeliveryTag)
+			del := &dispatch.Delivery{Msg: m, Settle: s.settler(ch, chCtx, a, raw)}
 			if err := s.d.Submit(stop, del); err != nil {
 				// Not taken: leave it unacknowledged; closing the channel
 				// requeues it.
@@ -262,16 +263,18 @@ func (s *subscription) closeChannel(ch *amqp.Channel) {
 	}
 }
 
-// settler returns the Settle function of delivery d received on ch.
-func (s *subscription) settler(ch *amqp.Channel, chCtx context.Context, raw any) func(context.Context, error) (time.Duration, bool) {
+// settler returns the Settle function of delivery d received on ch, whose
+// acks a sends. A nack or reject counts as settled for a only once it is
+// written, so that no multiple ack can cover the message before.
+func (s *subscription) settler(ch *amqp.Channel, chCtx context.Context, a *acker, raw any) func(context.Context, error) (time.Duration, bool) {
 	return func(ctx context.Context, herr error) (time.Duration, bool) {
 		d := raw.(amqp.Delivery)
 		var err error
 		switch {
 		case herr == nil:
-			err = ch.Ack(d.DeliveryTag, false)
+			a.ack(d.DeliveryTag) // logs its own failures
 		case errors.Is(herr, dispatch.ErrNotHandled):
-			err = ch.Nack(d.DeliveryTag, false, true)
+			err = nackSettled(ch, a, d.DeliveryTag)
 		case mq.IsPermanent(herr):
 			if s.b.s.DeadLetterExchange == "" {
 				s.b.s.Logger.Error("rabbitmq: permanent handler error; message rejected without requeue (dropped unless the queue has a dead-letter exchange)",
@@ -280,9 +283,11 @@ func (s *subscription) settler(ch *amqp.Channel, chCtx context.Context, raw any)
 				s.b.s.Logger.Warn("rabbitmq: permanent handler error; message dead-lettered",
 					"topic", s.topic, "group", s.cfg.Group, "id", d.MessageId, "exchange", s.b.s.DeadLetterExchange, "error", herr)
 			}
-			err = ch.Reject(d.DeliveryTag, false)
+			if err = ch.Reject(d.DeliveryTag, false); err == nil {
+				a.settled(d.DeliveryTag)
+			}
 		default:
-			err = s.redeliver(ctx, ch, chCtx, &d, herr)
+			err = s.redeliver(ctx, ch, chCtx, a, &d, herr)
 		}
 		if err != nil && !ch.IsClosed() {
 			s.b.s.Logger.Warn("rabbitmq: cannot settle message; the broker will redeliver it", "queue", s.queue, "id", d.MessageId, "error", err)
@@ -296,7 +301,7 @@ func (s *subscription) settler(ch *amqp.Channel, chCtx context.Context, raw any)
 // delay (or straight back to the group's queue), and acks the original
 // once the copy is confirmed. If that fails, it requeues the original at
 // once, so nothing is lost.
-func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, chCtx context.Context, d *amqp.Delivery, herr error) error {
+func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, chCtx context.Context, a *acker, d *amqp.Delivery, herr error) error {
 	// Give up when the channel closes: the broker has requeued the
 	// original then.
 	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
@@ -313,7 +318,7 @@ func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, chCtx co
 		q, err := s.b.topo.delayQueue(ctx, s.queue, delayBucket(delay))
 		if err != nil {
 			s.b.s.Logger.Warn("rabbitmq: cannot declare delay queue; requeueing at once", "queue", s.queue, "error", err)
-			return ch.Nack(d.DeliveryTag, false, true)
+			return nackSettled(ch, a, d.DeliveryTag)
 		}
 		target = q
 	}
@@ -329,9 +334,20 @@ func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, chCtx co
 			s.b.topo.forget(queueKey(target)) // deleted behind our back: declare it again next time
 		}
 		s.b.s.Logger.Warn("rabbitmq: cannot schedule redelivery; requeueing at once", "queue", s.queue, "error", err)
-		return ch.Nack(d.DeliveryTag, false, true)
+		return nackSettled(ch, a, d.DeliveryTag)
 	}
-	return ch.Ack(d.DeliveryTag, false)
+	a.ack(d.DeliveryTag)
+	return nil
+}
+
+// nackSettled requeues the message tag on ch and, once that is written,
+// tells a that it is settled.
+func nackSettled(ch *amqp.Channel, a *acker, tag uint64) error {
+	err := ch.Nack(tag, false, true)
+	if err == nil {
+		a.settled(tag)
+	}
+	return err
 }
 
 // delayBucket rounds d up to one of a few delays per doubling (4, 5, 6 or

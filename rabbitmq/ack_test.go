@@ -1,0 +1,116 @@
+package rabbitmq
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+)
+
+// fakeAcks records the acks an acker writes and checks each against the
+// broker's rules: a single ack names an unacked tag; a multiple ack names
+// an unacked tag and covers every unacked tag below it.
+type fakeAcks struct {
+	t        *testing.T
+	mu       sync.Mutex
+	unacked  map[uint64]bool // delivered, not acked or nacked at the "broker"
+	mayAck   map[uint64]bool // tags whose handler succeeded
+	writes   int
+	multiple int
+}
+
+func (f *fakeAcks) Ack(tag uint64, multiple bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes++
+	if !f.unacked[tag] {
+		f.t.Errorf("ack of tag %d, which is not unacked (a channel error on a real broker)", tag)
+	}
+	if !multiple {
+		if !f.mayAck[tag] {
+			f.t.Errorf("ack of tag %d, whose handler has not succeeded", tag)
+		}
+		delete(f.unacked, tag)
+		return nil
+	}
+	f.multiple++
+	for t := range f.unacked {
+		if t <= tag {
+			if !f.mayAck[t] {
+				f.t.Errorf("multiple ack up to %d covers tag %d, whose handler has not succeeded", tag, t)
+			}
+			delete(f.unacked, t)
+		}
+	}
+	return nil
+}
+
+func (f *fakeAcks) IsClosed() bool { return false }
+
+// TestAckerNeverCoversUnsettled settles deliveries concurrently and out
+// of order, some by nack, and checks that every ack is one the broker
+// accepts, that no ack covers a message not yet handled or nacked, and
+// that every successful message is acked once the last ack call returns.
+func TestAckerNeverCoversUnsettled(t *testing.T) {
+	const n = 5000
+	f := &fakeAcks{t: t, unacked: map[uint64]bool{}, mayAck: map[uint64]bool{}}
+	a := newAcker(f, slog.New(slog.DiscardHandler), "q")
+	work := make(chan uint64, 64)
+	var wg sync.WaitGroup
+	var nacked sync.Map
+	for range 8 {
+		wg.Go(func() {
+			for tag := range work {
+				if rand.IntN(20) == 0 {
+					// A nack: written to the broker, then settled.
+					f.mu.Lock()
+					delete(f.unacked, tag)
+					f.mu.Unlock()
+					nacked.Store(tag, true)
+					a.settled(tag)
+					continue
+				}
+				f.mu.Lock()
+				f.mayAck[tag] = true
+				f.mu.Unlock()
+				a.ack(tag)
+			}
+		})
+	}
+	for tag := uint64(1); tag <= n; tag++ {
+		f.mu.Lock()
+		f.unacked[tag] = true
+		f.mu.Unlock()
+		a.delivered(tag)
+		work <- tag
+	}
+	close(work)
+	wg.Wait()
+	if len(f.unacked) != 0 {
+		t.Errorf("got %d messages unacked after every handler settled, want 0", len(f.unacked))
+	}
+	t.Logf("%d messages, %d ack frames (%d multiple)", n, f.writes, f.multiple)
+}
+
+// TestAckerSlowHandler checks that a message whose handler is still
+// running holds back no ack of later messages.
+func TestAckerSlowHandler(t *testing.T) {
+	f := &fakeAcks{t: t, unacked: map[uint64]bool{}, mayAck: map[uint64]bool{}}
+	a := newAcker(f, slog.New(slog.DiscardHandler), "q")
+	for tag := uint64(1); tag <= 4; tag++ {
+		f.unacked[tag] = true
+		a.delivered(tag)
+	}
+	for _, tag := range []uint64{1, 3, 4} {
+		f.mayAck[tag] = true
+		a.ack(tag)
+	}
+	if want := map[uint64]bool{2: true}; len(f.unacked) != 1 || !f.unacked[2] {
+		t.Fatalf("got unacked %v, want %v", f.unacked, want)
+	}
+	f.mayAck[2] = true
+	a.ack(2)
+	if len(f.unacked) != 0 {
+		t.Fatalf("got unacked %v after the slow handler succeeded, want none", f.unacked)
+	}
+}
