@@ -84,6 +84,21 @@ func (t *tracker) add(offset int64) (seq int64, failed int) {
 func (t *tracker) ack(seq int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.ackLocked(seq)
+}
+
+// ackEnd is ack followed, if ran, by end, under one lock: revoke cannot
+// see the handler ended before its acknowledgement is recorded.
+func (t *tracker) ackEnd(seq int64, ran bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ackLocked(seq)
+	if ran {
+		t.endLocked()
+	}
+}
+
+func (t *tracker) ackLocked(seq int64) {
 	i := seq - t.base
 	if i < 0 || i >= int64(len(t.window)) {
 		return
@@ -210,6 +225,10 @@ func (t *tracker) begin() bool {
 func (t *tracker) end() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.endLocked()
+}
+
+func (t *tracker) endLocked() {
 	t.running--
 	if t.revoked && t.running == 0 {
 		close(t.drained)

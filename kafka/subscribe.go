@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 
@@ -71,7 +72,6 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 		b:       b,
 		topic:   topic,
 		groupID: b.groupID(cfg.Group, topic),
-		recs:    map[*mq.Message]*delivery{},
 		cfg:     cfg,
 		h:       h,
 		log:     b.log.With("topic", topic, "group", cfg.Group),
@@ -89,8 +89,6 @@ type subscription struct {
 	log     *slog.Logger
 	disp    *dispatch.Dispatcher
 	fetch   context.Context // canceled when the subscription stops fetching
-	recsMu  sync.Mutex
-	recs    map[*mq.Message]*delivery // for the handler wrapper
 
 	member atomic.Pointer[string] // the member ID the coordinator last gave us
 }
@@ -520,7 +518,6 @@ func (p *partition) fetch(ctx context.Context) {
 		}
 		d := p.newDelivery(km)
 		if err := s.disp.Submit(ctx, &d.Delivery); err != nil {
-			s.forget(d.Msg)
 			return
 		}
 	}
@@ -528,7 +525,8 @@ func (p *partition) fetch(ctx context.Context) {
 
 // delivery is one fetched message on its way through the dispatcher. It
 // holds the message handed to the handler, so that both take one
-// allocation.
+// allocation and the handler wrapper finds the delivery from the message
+// (see deliveryOf).
 type delivery struct {
 	dispatch.Delivery
 	msg     mq.Message
@@ -575,21 +573,26 @@ func (p *partition) newDelivery(km kafka.Message) *delivery {
 	d.Msg = m
 	d.Lane = m.Key
 	d.Settle = d.settle
-	s.recsMu.Lock()
-	s.recs[m] = d
-	s.recsMu.Unlock()
 	return d
+}
+
+// msgOffset is the offset of the message inside a delivery.
+const msgOffset = unsafe.Offsetof(delivery{}.msg)
+
+// deliveryOf returns the delivery holding m. Every message the
+// subscription's dispatcher passes to handle is the msg field of a
+// delivery, since newDelivery makes every delivery submitted to it; so m
+// points msgOffset bytes into a delivery. This replaces a map from
+// message to delivery, whose lock every fetcher and worker took three
+// times per message.
+func deliveryOf(m *mq.Message) *delivery {
+	return (*delivery)(unsafe.Add(unsafe.Pointer(m), -int(msgOffset)))
 }
 
 // handle is the dispatcher's handler: it runs the user's handler unless
 // the message's partition was revoked meanwhile.
 func (s *subscription) handle(ctx context.Context, m *mq.Message) error {
-	s.recsMu.Lock()
-	d, ok := s.recs[m]
-	s.recsMu.Unlock()
-	if !ok {
-		return errRevoked
-	}
+	d := deliveryOf(m)
 	if !d.p.t.begin() {
 		return errRevoked
 	}
@@ -603,33 +606,29 @@ func (s *subscription) handle(ctx context.Context, m *mq.Message) error {
 func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
 	p := d.p
 	s := p.g.s
-	if d.running {
-		d.running = false
-		p.t.end()
-	}
+	ran := d.running
+	d.running = false
 	switch {
 	case err == nil:
-		p.t.ack(d.seq)
+		p.t.ackEnd(d.seq, ran)
 	case errors.Is(err, errRevoked), errors.Is(err, dispatch.ErrNotHandled):
 		// Not handled here: the group redelivers it from the commit point.
+		if ran {
+			p.t.end()
+		}
 	case mq.IsPermanent(err):
 		s.log.Error("kafka: handler failed permanently; Kafka has no dead-letter queue, so the message is dropped (use the dead-letter middleware to keep such messages)",
 			"partition", p.id, "offset", d.offset, "id", d.Msg.ID, "attempt", d.Msg.Attempt, "error", err)
-		p.t.ack(d.seq)
+		p.t.ackEnd(d.seq, ran)
 	default:
 		p.t.fail(d.offset, d.Msg.Attempt)
+		if ran {
+			p.t.end() // after fail, so that a final commit carries the count
+		}
 		if p.t.isRevoked() {
 			break // the partition's new owner redelivers it
 		}
 		return s.cfg.RedeliveryDelay(d.Msg.Attempt, err), true
 	}
-	s.forget(d.Msg)
 	return 0, false
-}
-
-// forget drops the record of a settled or unsubmitted delivery.
-func (s *subscription) forget(m *mq.Message) {
-	s.recsMu.Lock()
-	delete(s.recs, m)
-	s.recsMu.Unlock()
 }
