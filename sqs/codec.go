@@ -127,12 +127,19 @@ type encoded struct {
 	size int
 }
 
+// The attribute data types, shared by every request (the SDK only reads
+// them), so that an attribute costs no allocation for its type.
+var (
+	stringType = aws.String("String")
+	binaryType = aws.String("Binary")
+)
+
 func stringAttr(v string) types.MessageAttributeValue {
-	return types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+	return types.MessageAttributeValue{DataType: stringType, StringValue: aws.String(v)}
 }
 
 func binaryAttr(v []byte) types.MessageAttributeValue {
-	return types.MessageAttributeValue{DataType: aws.String("Binary"), BinaryValue: v}
+	return types.MessageAttributeValue{DataType: binaryType, BinaryValue: v}
 }
 
 // encode maps m onto an SQS body and message attributes. It never loses

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,15 +265,14 @@ func (p *publisher) loop() {
 func (p *publisher) send(batch []*pubEntry) {
 	ctx := p.b.base
 	entries := make([]types.SendMessageBatchRequestEntry, 0, len(batch))
-	byID := make(map[string]*pubEntry, len(batch))
+	var byID [maxBatch]*pubEntry // by entry Id, until its result is known
 	for attempt := 0; len(batch) > 0; attempt++ {
 		entries = entries[:0]
-		clear(byID)
+		clear(byID[:])
 		for i, e := range batch {
-			id := strconv.Itoa(i)
-			e.req.Id = aws.String(id)
+			e.req.Id = batchID(i)
 			entries = append(entries, e.req)
-			byID[id] = e
+			byID[i] = e
 		}
 		out, err := p.b.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(p.q.url), Entries: entries})
 		if err != nil {
@@ -284,19 +282,26 @@ func (p *publisher) send(batch []*pubEntry) {
 			}
 			return
 		}
+		result := func(id *string) *pubEntry { // the entry, once
+			i := atoiID(id)
+			if i < 0 || i >= len(byID) {
+				return nil
+			}
+			e := byID[i]
+			byID[i] = nil
+			return e
+		}
 		for _, ok := range out.Successful {
-			if e := byID[aws.ToString(ok.Id)]; e != nil {
+			if e := result(ok.Id); e != nil {
 				e.finish(nil)
-				delete(byID, aws.ToString(ok.Id))
 			}
 		}
 		batch = batch[:0]
 		for _, f := range out.Failed {
-			e := byID[aws.ToString(f.Id)]
+			e := result(f.Id)
 			if e == nil {
 				continue
 			}
-			delete(byID, aws.ToString(f.Id))
 			err := fmt.Errorf("sqs: SendMessageBatch to %s: %s: %s", p.q.name, aws.ToString(f.Code), aws.ToString(f.Message))
 			if f.SenderFault {
 				e.finish(err)
@@ -309,6 +314,9 @@ func (p *publisher) send(batch []*pubEntry) {
 			batch = append(batch, e)
 		}
 		for _, e := range byID { // not in the answer at all
+			if e == nil {
+				continue
+			}
 			e.finish(mq.Retryable(fmt.Errorf("sqs: SendMessageBatch to %s: no result for the message", p.q.name)))
 		}
 		if len(batch) > 0 {

@@ -656,7 +656,7 @@ func (s *subscription) deleteBatch(batch []*held) {
 	for attempt := 1; len(batch) > 0; attempt++ {
 		entries = entries[:0]
 		for i, h := range batch {
-			entries = append(entries, types.DeleteMessageBatchRequestEntry{Id: aws.String(itoa(i)), ReceiptHandle: h.sm.ReceiptHandle})
+			entries = append(entries, types.DeleteMessageBatchRequestEntry{Id: batchID(i), ReceiptHandle: h.sm.ReceiptHandle})
 		}
 		ctx, cancel := context.WithTimeout(b.base, callTimeout)
 		out, err := b.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(s.q.url), Entries: entries})
@@ -761,7 +761,7 @@ func (s *subscription) extend(horizon time.Time) {
 		entries = entries[:0]
 		for i, h := range hs[:n] {
 			entries = append(entries, types.ChangeMessageVisibilityBatchRequestEntry{
-				Id: aws.String(itoa(i)), ReceiptHandle: h.sm.ReceiptHandle, VisibilityTimeout: secs,
+				Id: batchID(i), ReceiptHandle: h.sm.ReceiptHandle, VisibilityTimeout: secs,
 			})
 		}
 		ctx, cancel := context.WithTimeout(b.base, callTimeout)
@@ -846,9 +846,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-var smallInts = [maxBatch]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+// batchIDs are the Ids of batch entries, by index. Requests share them
+// (the SDK only reads them), so that an entry costs no allocation for its
+// Id.
+var batchIDs = [maxBatch]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 
-func itoa(i int) string { return smallInts[i] }
+// batchID returns the Id of a batch's entry i (i < maxBatch).
+func batchID(i int) *string { return &batchIDs[i] }
 
 func atoiID(id *string) int {
 	v := aws.ToString(id)
