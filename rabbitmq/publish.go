@@ -276,67 +276,69 @@ func containsQuoted(reason, name string) bool {
 	return strings.Contains(reason, "'"+name+"'")
 }
 
-// outMsg is one message ready for the wire.
+// outMsg is one message ready for the wire, and its state while send
+// sends it.
 type outMsg struct {
 	exchange string
 	key      string
 	pub      amqp.Publishing
+	dc       *amqp.DeferredConfirmation // its confirmation, while awaited
+	err      error                      // the last attempt's failure; nil once confirmed
 }
 
 // send publishes msgs and waits for their confirms, resending messages
 // whose channel was lost, until each is confirmed or failed for good or
-// ctx ends. It returns one error per message (nil = confirmed). mandatory
-// makes an unroutable message fail with ErrNotFound.
-func (p *publisher) send(ctx context.Context, msgs []outMsg, mandatory bool) ([]error, error) {
-	errs := make([]error, len(msgs))
+// ctx ends. Each message's err is then its outcome (nil = confirmed);
+// send fails only when it stops early. mandatory makes an unroutable
+// message fail with ErrNotFound.
+func (p *publisher) send(ctx context.Context, msgs []outMsg, mandatory bool) error {
 	var todo, again indexes // messages still to send; nil: all of them
-	dcs := make([]*amqp.DeferredConfirmation, len(msgs))
 	backoff := 10 * time.Millisecond
 	for {
 		pc, err := p.channel(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		// A connection blocked by a broker resource alarm stops reading:
 		// wait here, bounded by ctx, rather than in a socket write.
 		if err := p.b.pub.unblocked(ctx); err != nil {
-			return nil, err
+			return err
 		}
 		n := len(msgs)
 		if todo != nil {
 			n = len(todo)
 		}
-		if err := pc.publish(ctx, msgs, n, todo, dcs, errs, mandatory); err != nil {
-			return nil, err
+		if err := pc.publish(ctx, msgs, n, todo, mandatory); err != nil {
+			return err
 		}
 		again = again[:0]
 		for j := range n {
 			i := todo.at(j)
-			dc := dcs[i]
-			if dc == nil {
-				if errs[i] != nil {
+			m := &msgs[i]
+			if m.dc == nil {
+				if m.err != nil {
 					again = append(again, i) // not written: send again
 				}
 				continue
 			}
 			select {
-			case <-dc.Done():
+			case <-m.dc.Done():
 			case <-ctx.Done():
-				p.abandon(pc, msgs, n, j, todo, dcs)
-				return nil, ctx.Err()
+				p.abandon(pc, msgs, n, j, todo)
+				return ctx.Err()
 			}
-			k, err := pc.result(dc, &msgs[i], mandatory)
-			dcs[i], errs[i] = nil, err
+			k, err := pc.result(m.dc, m, mandatory)
+			m.dc, m.err = nil, err
 			if k == resend {
 				again = append(again, i)
 			}
 		}
 		if len(again) == 0 {
-			return errs, nil
+			return nil
 		}
 		todo, again = again, todo
 		if err := sleepCtx(ctx, backoff); err != nil {
-			return nil, fmt.Errorf("rabbitmq: %w (last failure: %v)", err, errs[todo[0]])
+			return fmt.Errorf("rabbitmq: %w (last failure: %v)", err, msgs[todo[0]].err)
 		}
 		backoff = min(backoff*2, time.Second)
 	}
@@ -347,17 +349,17 @@ func (p *publisher) send(ctx context.Context, msgs []outMsg, mandatory bool) ([]
 // their confirm-window slots are freed and their returns claimed. Every
 // deferred confirmation settles: by the broker's ack or nack, or when the
 // channel closes, at the latest when Close closes the connection.
-func (p *publisher) abandon(pc *pubChan, msgs []outMsg, n, from int, todo indexes, dcs []*amqp.DeferredConfirmation) {
-	var left []int
+func (p *publisher) abandon(pc *pubChan, msgs []outMsg, n, from int, todo indexes) {
+	var left []*outMsg
 	for j := from; j < n; j++ {
-		if i := todo.at(j); dcs[i] != nil {
-			left = append(left, i)
+		if m := &msgs[todo.at(j)]; m.dc != nil {
+			left = append(left, m)
 		}
 	}
 	wait := func() {
-		for _, i := range left {
-			<-dcs[i].Done()
-			_, _ = pc.result(dcs[i], &msgs[i], true)
+		for _, m := range left {
+			<-m.dc.Done()
+			_, _ = pc.result(m.dc, m, true)
 		}
 	}
 	if !p.b.spawn(wait) {
@@ -378,10 +380,10 @@ func (x indexes) at(j int) int {
 }
 
 // publish writes todo's first n messages of msgs on pc,
-// storing each one's deferred confirmation in dcs. A message that could
-// not be written gets a nil confirmation and a retryable error in errs.
+// setting each one's deferred confirmation. A message that could not be
+// written gets no confirmation and a retryable error.
 // It fails only if ctx ends before it has written anything.
-func (pc *pubChan) publish(ctx context.Context, msgs []outMsg, n int, todo indexes, dcs []*amqp.DeferredConfirmation, errs []error, mandatory bool) error {
+func (pc *pubChan) publish(ctx context.Context, msgs []outMsg, n int, todo indexes, mandatory bool) error {
 	select {
 	case pc.lock <- struct{}{}:
 	case <-ctx.Done():
@@ -397,7 +399,7 @@ func (pc *pubChan) publish(ctx context.Context, msgs []outMsg, n int, todo index
 			// Not written: the caller returns ctx.Err() once it has
 			// handed the written ones to abandon.
 			for k := j; k < n; k++ {
-				dcs[todo.at(k)], errs[todo.at(k)] = nil, ctx.Err()
+				msgs[todo.at(k)].dc, msgs[todo.at(k)].err = nil, ctx.Err()
 			}
 			return nil
 		}
@@ -410,10 +412,10 @@ func (pc *pubChan) publish(ctx context.Context, msgs []outMsg, n int, todo index
 			// A write error (the connection broke) or a closed channel:
 			// send it again. The driver only writes header values AMQP
 			// can encode, so nothing here is the message's fault.
-			dcs[i], errs[i] = nil, mq.Retryable(fmt.Errorf("rabbitmq: publish: %w", err))
+			m.dc, m.err = nil, mq.Retryable(fmt.Errorf("rabbitmq: publish: %w", err))
 			continue
 		}
-		dcs[i], errs[i] = dc, nil
+		m.dc, m.err = dc, nil
 	}
 	return nil
 }

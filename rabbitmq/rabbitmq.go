@@ -151,15 +151,15 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 	for i, m := range msgs {
 		out[i] = outMsg{exchange: topic, key: m.Key, pub: encode(m)}
 	}
-	errs, err := b.pubs.send(ctx, out, !b.s.AllowUnroutable)
-	if err != nil {
+	if err := b.pubs.send(ctx, out, !b.s.AllowUnroutable); err != nil {
 		if errors.Is(err, mq.ErrClosed) {
 			return errClosed
 		}
 		return err
 	}
 	var pe *mq.PublishError
-	for i, e := range errs {
+	for i := range out {
+		e := out[i].err
 		if e == nil {
 			continue
 		}

@@ -322,9 +322,10 @@ func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, chCtx co
 		}
 		target = q
 	}
-	errs, err := s.b.pubs.send(ctx, []outMsg{{exchange: "", key: target, pub: redeliveryCopy(d, s.queue, m)}}, true)
+	out := []outMsg{{exchange: "", key: target, pub: redeliveryCopy(d, s.queue, m)}}
+	err := s.b.pubs.send(ctx, out, true)
 	if err == nil {
-		err = errs[0]
+		err = out[0].err
 	}
 	if err != nil {
 		if chCtx.Err() != nil {
