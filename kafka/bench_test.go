@@ -24,15 +24,18 @@ const (
 // broker: 16 goroutines each publish one message per call (acks=all,
 // 1ms batch timeout, murmur2 balancer) while one consumer-group member
 // handles them one at a time and commits in batches. One op is one
-// message published and consumed.
+// message published and consumed. mq-conc16 is mq with
+// mq.Concurrency(16), as the cross-library harness runs it at
+// concurrency 16 (raw has one consumer goroutine either way).
 //
 //	go test -run '^$' -bench PublishConsume -benchmem -benchtime 20000x ./kafka/
 func BenchmarkPublishConsume(b *testing.B) {
-	b.Run("mq", benchMQ)
+	b.Run("mq", func(b *testing.B) { benchMQ(b, 1) })
+	b.Run("mq-conc16", func(b *testing.B) { benchMQ(b, 16) })
 	b.Run("raw", benchRaw)
 }
 
-func benchMQ(b *testing.B) {
+func benchMQ(b *testing.B, concurrency int) {
 	ctx := ctxFor(b, 5*time.Minute)
 	br := open(b, "")
 	topic, group := uniqueName(b, "bench"), uniqueName(b, "g")
@@ -47,7 +50,7 @@ func benchMQ(b *testing.B) {
 			done <- struct{}{}
 		}
 		return nil
-	}, mq.Group(group))
+	}, mq.Group(group), mq.Concurrency(concurrency))
 	body := make([]byte, benchBodyBytes)
 	publish := func(n int) {
 		var wg sync.WaitGroup
