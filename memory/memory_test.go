@@ -267,3 +267,31 @@ func TestPrefetchedReturnUnhandled(t *testing.T) {
 		t.Fatalf("attempts by ID = %v, want %v", got, want)
 	}
 }
+
+// A group created later with mq.StartAt(mq.Earliest) replays the whole
+// log in publish order, however long it is.
+func TestReplayLongLogInOrder(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New(memory.Options{})
+	t.Cleanup(func() { b.Close(ctx) })
+	const n = 2500 // more than one chunk of the log
+	for i := range n {
+		if err := b.Publish(ctx, "t", &mq.Message{ID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var got []string
+	run(t, b, "t", func(ctx context.Context, m *mq.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, m.ID)
+		return nil
+	}, mq.Group("late"), mq.StartAt(mq.Earliest))
+	wait(t, "replay", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == n })
+	for i, id := range got {
+		if id != fmt.Sprint(i) {
+			t.Fatalf("replayed message %d has ID %s, want %d (publish order)", i, id, i)
+		}
+	}
+}

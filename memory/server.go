@@ -56,7 +56,7 @@ const logChunk = 1024
 
 func (l *entryLog) append(e *entry) {
 	if k := len(l.chunks); k == 0 || len(l.chunks[k-1]) == logChunk {
-		l.chunks = append(l.chunks, make([]*entry, 0, logChunk))
+		l.chunks = append(l.chunks, nil) // grows by append: small topics stay small
 	}
 	last := &l.chunks[len(l.chunks)-1]
 	*last = append(*last, e)
