@@ -104,9 +104,12 @@
 // Message.PublishTime is zero for messages published through mq:
 // RabbitMQ does not record when it accepted a message. A timestamp
 // property set by another AMQP publisher is reported as it is.
-// Acknowledgements are sent one per message, as each handler returns;
-// they are not batched with the multiple flag, which would hold back the
-// acks of fast handlers behind a slow one.
+// Acknowledgements are sent as handlers return, never held back to wait
+// for more. Acks that become ready while another ack is being written are
+// sent together by that writer: one basic.ack with the multiple flag for
+// the messages below the oldest one still unsettled, one each for the
+// rest, so a slow handler delays no other message's ack and a multiple ack
+// never covers a message that was not handled successfully.
 //
 // The connection is re-established with exponential backoff and jitter
 // after a failure; subscriptions re-declare their topology (unless
