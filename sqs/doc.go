@@ -75,9 +75,15 @@
 // as the sender's fault, are reported in a *mq.PublishError.
 //
 // A subscription holds at most Concurrency plus ten per receiver messages
-// (received and not yet settled); each of its "receivers" long-poll loops
+// received and not yet settled, plus up to ten per receiver (at least
+// twenty) handled and waiting for their delete: beyond that, receivers
+// wait for deletes to finish. Each of its "receivers" long-poll loops
 // asks for ten messages whenever that leaves room for ten, and handlers run
-// up to Concurrency at once.
+// up to Concurrency at once. After a ReceiveMessage that brought fewer
+// messages than asked for (the queue had no more ready), a receiver waits
+// for those messages to be deleted or released, at most 25 ms, before
+// asking again, as a receive-handle-delete loop would: asking again at
+// once mostly returns one or two messages per call.
 // A message is received with a visibility timeout of 6 seconds (or
 // "visibility" if shorter). While it is held (waiting for or running its
 // handler, or waiting for its delete), the driver extends its visibility
@@ -88,7 +94,7 @@
 //
 //   - Handler returns nil: the message is deleted. Deletes are batched (up
 //     to ten per DeleteMessageBatch, taking what accumulated while the
-//     previous call ran, and waiting up to 2 ms for a batch to fill while
+//     previous call ran, and waiting up to 25 ms for a batch to fill while
 //     other deliveries are pending) and retried through transient
 //     failures; a subscription's deletes reach SQS before Subscribe
 //     returns.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -187,8 +188,9 @@ type held struct {
 	msg  *mq.Message
 	lane string // the Key on FIFO queues, "" when unordered
 
-	del  dispatch.Delivery // its first submission to the dispatcher
-	owes bool              // acknowledged, its credit comes back when the delete is done; guarded by subscription.delMu
+	del   dispatch.Delivery // its first submission to the dispatcher
+	batch *recvBatch        // the partial receive it came in, or nil
+	owes  bool              // acknowledged, its credit comes back when the delete is done; guarded by subscription.delMu
 
 	visibleAt time.Time // when SQS makes it visible unless extended; guarded by subscription.mu
 
@@ -262,6 +264,8 @@ func (s *subscription) receive(ctx context.Context) {
 	b := s.b
 	backoff := mq.ExponentialBackoff(100*time.Millisecond, 5*time.Second)
 	failures := 0
+	pause := time.NewTimer(receivePause)
+	defer pause.Stop()
 	for {
 		n, ok := s.credits.take(ctx)
 		if !ok {
@@ -303,10 +307,40 @@ func (s *subscription) receive(ctx context.Context) {
 			continue
 		}
 		failures = 0
+		var rb *recvBatch
+		if len(got) > 0 && len(got) < n {
+			rb = &recvBatch{done: make(chan struct{})}
+			rb.left.Store(int32(len(got)))
+		}
 		for i := range got {
-			s.deliver(ctx, &got[i], visibleAt)
+			s.deliver(ctx, &got[i], visibleAt, rb)
+		}
+		if rb != nil {
+			pause.Reset(receivePause)
+			select {
+			case <-rb.done:
+			case <-pause.C:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
+}
+
+// receivePause bounds how long a receiver waits, after a ReceiveMessage
+// that returned fewer messages than it asked for, for those messages to
+// be done with (deleted or released) before it asks again. The queue had
+// no more ready messages, so asking again at once would mostly fetch one
+// or two per call, and each call costs about as much client CPU as the
+// messages it brings; waiting for the deletes is the rhythm of a plain
+// receive-handle-delete loop. The bound keeps slow handlers from holding
+// back messages that other free handlers could take.
+const receivePause = 25 * time.Millisecond
+
+// recvBatch counts the messages of one partial receive not yet done with.
+type recvBatch struct {
+	left atomic.Int32
+	done chan struct{} // closed when left reaches 0
 }
 
 // allAttributes asks ReceiveMessage for every message attribute.
@@ -333,13 +367,13 @@ func systemAttributes(fifo bool) []types.MessageSystemAttributeName {
 // deliver takes charge of one received message: on a FIFO queue it waits
 // behind an earlier message of its Key still being handled; otherwise it
 // goes to the dispatcher at once.
-func (s *subscription) deliver(ctx context.Context, sm *types.Message, visibleAt time.Time) {
+func (s *subscription) deliver(ctx context.Context, sm *types.Message, visibleAt time.Time, rb *recvBatch) {
 	m := &mq.Message{Topic: s.q.topic, Group: s.group}
 	if err := decode(sm, m); err != nil {
 		s.b.log.Warn("sqs: message has malformed mq attributes; delivering what could be decoded", "queue", s.q.name, "sqs_message_id", aws.ToString(sm.MessageId), "error", err)
 	}
 	hook.SetMessageRaw(m, *sm)
-	h := &held{sm: *sm, msg: m, visibleAt: visibleAt}
+	h := &held{sm: *sm, msg: m, visibleAt: visibleAt, batch: rb}
 	if s.q.fifo {
 		h.lane = m.Key
 	}
@@ -500,6 +534,9 @@ func (s *subscription) forget(h *held) bool {
 	defer s.mu.Unlock()
 	_, ok := s.held[h.msg]
 	delete(s.held, h.msg)
+	if ok && h.batch != nil && h.batch.left.Add(-1) == 0 {
+		close(h.batch.done)
+	}
 	return ok
 }
 
