@@ -3,6 +3,7 @@ package rabbitmq
 import (
 	"log/slog"
 	"sync"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -10,26 +11,41 @@ import (
 // acker sends the acks of one consuming channel, combining them: a
 // handler that acks while another is writing acks leaves its delivery tag
 // to that writer and returns, and the writer sends everything that is
-// ready, as one basic.ack with multiple=true for the tags below the
-// lowest unsettled delivery and one basic.ack each for the tags above it.
-// A multiple ack therefore never covers a message whose handler has not
-// succeeded (it is still unsettled) or that was nacked or rejected (that
-// was written before the tag counted as settled). Nothing waits for more
-// acks to arrive: the writer loops until no ack is ready, so when the last
-// Settle call returns, every ack is written.
+// ready as one basic.ack with multiple=true for the tags below the lowest
+// unsettled delivery. A multiple ack therefore never covers a message
+// whose handler has not succeeded (it is still unsettled) or that was
+// nacked or rejected (that was written before the tag counted as
+// settled). Acks above the lowest unsettled delivery (handlers finishing
+// out of order) are held back, so that the next multiple ack covers them
+// too, but never more than holdMax of them and never longer than holdFor:
+// then they are sent one by one, so a slow handler delays no other
+// message's ack by more than holdFor. The writer loops until nothing is
+// ready, and drain writes what is held, so that nothing is lost when the
+// channel closes.
 type acker struct {
-	ch    ackChannel
-	log   *slog.Logger
-	queue string
+	ch      ackChannel
+	log     *slog.Logger
+	queue   string
+	holdMax int           // most acks held back
+	holdFor time.Duration // longest an ack is held back
 
 	mu       sync.Mutex
 	open     map[uint64]struct{} // delivered tags not settled yet
 	seen     uint64              // highest delivered tag
 	low      uint64              // every tag below low is settled
 	ready    []uint64            // settled by an ack not written yet
+	held     []uint64            // acks above low held back
 	spare    []uint64            // a drained ready, for reuse
 	flushing bool                // some caller is writing acks
+	force    bool                // write the held acks now
+	timer    *time.Timer         // writes the held acks after holdFor
+	armed    bool                // timer is running
+	idle     sync.Cond           // signaled when flushing ends
 }
+
+// holdFor is how long an acker holds back an ack that a multiple ack may
+// soon cover.
+const holdFor = time.Millisecond
 
 // ackChannel is the part of *amqp.Channel an acker uses.
 type ackChannel interface {
@@ -39,8 +55,12 @@ type ackChannel interface {
 
 var _ ackChannel = (*amqp.Channel)(nil)
 
-func newAcker(ch ackChannel, log *slog.Logger, queue string) *acker {
-	return &acker{ch: ch, log: log, queue: queue, open: map[uint64]struct{}{}, low: 1}
+// newAcker returns the acker of ch, whose consumer has the given
+// prefetch: it holds back at most a quarter of it.
+func newAcker(ch ackChannel, log *slog.Logger, queue string, prefetch int) *acker {
+	a := &acker{ch: ch, log: log, queue: queue, holdMax: prefetch / 4, holdFor: holdFor, open: map[uint64]struct{}{}, low: 1}
+	a.idle.L = &a.mu
+	return a
 }
 
 // delivered records a delivery before its handler runs. Tags arrive in
@@ -64,56 +84,105 @@ func (a *acker) settled(tag uint64) {
 	a.mu.Unlock()
 }
 
-// ack acknowledges tag, writing its ack and any others that are ready
+// ack acknowledges tag: it writes its ack and any others that are ready,
 // unless another caller is writing them.
 func (a *acker) ack(tag uint64) {
 	a.mu.Lock()
 	delete(a.open, tag)
 	a.ready = append(a.ready, tag)
+	a.flush()
+}
+
+// expire writes the held acks once they have waited holdFor.
+func (a *acker) expire() {
+	a.mu.Lock()
+	a.armed = false
+	a.force = true
+	a.flush()
+}
+
+// drain writes every ack settled so far, held ones included, and returns
+// once they are written.
+func (a *acker) drain() {
+	a.mu.Lock()
+	for a.flushing {
+		a.idle.Wait()
+	}
+	a.force = true
+	a.flush()
+	a.mu.Lock()
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	a.mu.Unlock()
+}
+
+// flush writes the ready acks unless another caller is writing; it is
+// called with a.mu held and releases it.
+func (a *acker) flush() {
 	if a.flushing {
 		a.mu.Unlock()
 		return
 	}
 	a.flushing = true
-	for len(a.ready) > 0 {
+	for len(a.ready) > 0 || (a.force && len(a.held) > 0) {
 		for a.low <= a.seen {
 			if _, ok := a.open[a.low]; ok {
 				break
 			}
 			a.low++
 		}
-		batch, floor := a.ready, a.low
+		floor := a.low
+		var top uint64
+		below := 0
+		held := a.held[:0]
+		for _, t := range a.held {
+			if t < floor {
+				below++
+				top = max(top, t)
+			} else {
+				held = append(held, t)
+			}
+		}
+		batch := a.ready
 		a.ready = a.spare[:0]
+		for _, t := range batch {
+			if t < floor {
+				below++
+				top = max(top, t)
+			} else {
+				held = append(held, t)
+			}
+		}
+		var singles []uint64
+		if len(held) > 0 && (a.force || len(held) > a.holdMax) {
+			singles = append(singles, held...)
+			held = held[:0]
+		}
+		a.held = held
+		a.force = false
+		if len(a.held) > 0 && !a.armed {
+			a.armed = true
+			if a.timer == nil {
+				a.timer = time.AfterFunc(a.holdFor, a.expire)
+			} else {
+				a.timer.Reset(a.holdFor)
+			}
+		}
 		a.mu.Unlock()
-		a.write(batch, floor)
+		if below > 0 {
+			a.report(a.ch.Ack(top, below > 1), top)
+		}
+		for _, t := range singles {
+			a.report(a.ch.Ack(t, false), t)
+		}
 		a.mu.Lock()
 		a.spare = batch[:0]
 	}
+	a.force = false
 	a.flushing = false
+	a.idle.Broadcast()
 	a.mu.Unlock()
-}
-
-// write sends the acks of batch; every tag below floor is settled.
-func (a *acker) write(batch []uint64, floor uint64) {
-	var top uint64
-	below := 0
-	for _, t := range batch {
-		if t < floor {
-			below++
-			top = max(top, t)
-		}
-	}
-	if below > 0 {
-		a.report(a.ch.Ack(top, below > 1), top)
-	}
-	if below == len(batch) {
-		return
-	}
-	for _, t := range batch {
-		if t >= floor {
-			a.report(a.ch.Ack(t, false), t)
-		}
-	}
 }
 
 // report logs a failed ack unless the channel has closed (the broker then

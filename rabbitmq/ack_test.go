@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeAcks records the acks an acker writes and checks each against the
@@ -50,11 +51,11 @@ func (f *fakeAcks) IsClosed() bool { return false }
 // TestAckerNeverCoversUnsettled settles deliveries concurrently and out
 // of order, some by nack, and checks that every ack is one the broker
 // accepts, that no ack covers a message not yet handled or nacked, and
-// that every successful message is acked once the last ack call returns.
+// that every successful message is acked once drain returns.
 func TestAckerNeverCoversUnsettled(t *testing.T) {
 	const n = 5000
 	f := &fakeAcks{t: t, unacked: map[uint64]bool{}, mayAck: map[uint64]bool{}}
-	a := newAcker(f, slog.New(slog.DiscardHandler), "q")
+	a := newAcker(f, slog.New(slog.DiscardHandler), "q", 64)
 	work := make(chan uint64, 64)
 	var wg sync.WaitGroup
 	var nacked sync.Map
@@ -86,6 +87,9 @@ func TestAckerNeverCoversUnsettled(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
+	a.drain()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if len(f.unacked) != 0 {
 		t.Errorf("got %d messages unacked after every handler settled, want 0", len(f.unacked))
 	}
@@ -93,24 +97,76 @@ func TestAckerNeverCoversUnsettled(t *testing.T) {
 }
 
 // TestAckerSlowHandler checks that a message whose handler is still
-// running holds back no ack of later messages.
+// running holds back the acks of later messages by at most holdFor, and
+// not at all when the prefetch leaves no room to hold any.
 func TestAckerSlowHandler(t *testing.T) {
+	for _, prefetch := range []int{0, 64} {
+		f := &fakeAcks{t: t, unacked: map[uint64]bool{}, mayAck: map[uint64]bool{}}
+		a := newAcker(f, slog.New(slog.DiscardHandler), "q", prefetch)
+		unacked := func() map[uint64]bool {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			c := map[uint64]bool{}
+			for k, v := range f.unacked {
+				c[k] = v
+			}
+			return c
+		}
+		for tag := uint64(1); tag <= 4; tag++ {
+			f.unacked[tag] = true
+			a.delivered(tag)
+		}
+		start := time.Now()
+		for _, tag := range []uint64{1, 3, 4} {
+			f.mu.Lock()
+			f.mayAck[tag] = true
+			f.mu.Unlock()
+			a.ack(tag)
+		}
+		for u := unacked(); len(u) != 1 || !u[2]; u = unacked() {
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("prefetch %d: got unacked %v after 10s, want only tag 2 (its handler is still running)", prefetch, u)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		if prefetch == 0 && time.Since(start) > time.Second {
+			t.Errorf("prefetch 0: acks above the slow message took %v, want them written at once", time.Since(start))
+		}
+		f.mu.Lock()
+		f.mayAck[2] = true
+		f.mu.Unlock()
+		a.ack(2)
+		a.drain()
+		if u := unacked(); len(u) != 0 {
+			t.Fatalf("prefetch %d: got unacked %v after the slow handler succeeded, want none", prefetch, u)
+		}
+	}
+}
+
+// TestAckerDrainWritesHeld checks that drain writes acks held back for a
+// multiple ack before it returns, without waiting for holdFor.
+func TestAckerDrainWritesHeld(t *testing.T) {
 	f := &fakeAcks{t: t, unacked: map[uint64]bool{}, mayAck: map[uint64]bool{}}
-	a := newAcker(f, slog.New(slog.DiscardHandler), "q")
-	for tag := uint64(1); tag <= 4; tag++ {
+	a := newAcker(f, slog.New(slog.DiscardHandler), "q", 64)
+	a.holdFor = time.Hour
+	for tag := uint64(1); tag <= 3; tag++ {
 		f.unacked[tag] = true
 		a.delivered(tag)
 	}
-	for _, tag := range []uint64{1, 3, 4} {
-		f.mayAck[tag] = true
-		a.ack(tag)
+	f.mayAck[3] = true
+	a.ack(3) // held: 1 and 2 are unsettled
+	f.mu.Lock()
+	if !f.unacked[3] {
+		t.Errorf("tag 3 was acked at once, want it held back for a multiple ack")
 	}
-	if want := map[uint64]bool{2: true}; len(f.unacked) != 1 || !f.unacked[2] {
-		t.Fatalf("got unacked %v, want %v", f.unacked, want)
+	f.mu.Unlock()
+	a.drain()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.unacked[3] {
+		t.Errorf("tag 3 still unacked after drain, want it written")
 	}
-	f.mayAck[2] = true
-	a.ack(2)
-	if len(f.unacked) != 0 {
-		t.Fatalf("got unacked %v after the slow handler succeeded, want none", f.unacked)
+	if !f.unacked[1] || !f.unacked[2] {
+		t.Errorf("got unacked %v, want tags 1 and 2 left alone", f.unacked)
 	}
 }

@@ -30,6 +30,7 @@ type subscription struct {
 	d     *dispatch.Dispatcher
 	tag   string
 	ch    *amqp.Channel // the consuming channel when fetching stopped
+	acks  *acker        // its acker
 }
 
 // Subscribe consumes the queue of the subscription's group on topic and
@@ -105,6 +106,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 	}
 	_ = s.d.Shutdown(shutdownCtx)
 	if s.ch != nil {
+		s.acks.drain() // held acks go out before the channel closes
 		s.closeChannel(s.ch)
 	}
 	return s.stopReason(ctx, runErr)
@@ -168,10 +170,11 @@ func (s *subscription) run(stop context.Context, prefetch int) error {
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		lost := s.pump(stop, ch, chCtx, deliveries, newAcker(ch, s.b.s.Logger, s.queue))
+		a := newAcker(ch, s.b.s.Logger, s.queue, prefetch)
+		lost := s.pump(stop, ch, chCtx, deliveries, a)
 		if !lost {
 			s.cancelConsumer(ch)
-			s.ch = ch
+			s.ch, s.acks = ch, a
 			return nil
 		}
 		if !ch.IsClosed() {
