@@ -579,14 +579,19 @@ func (p *partition) newDelivery(km kafka.Message) *delivery {
 // msgOffset is the offset of the message inside a delivery.
 const msgOffset = unsafe.Offsetof(delivery{}.msg)
 
-// deliveryOf returns the delivery holding m. Every message the
-// subscription's dispatcher passes to handle is the msg field of a
-// delivery, since newDelivery makes every delivery submitted to it; so m
-// points msgOffset bytes into a delivery. This replaces a map from
-// message to delivery, whose lock every fetcher and worker took three
-// times per message.
+// deliveryOf returns the delivery holding m. The dispatcher passes each
+// delivery's Msg to the handler (see dispatch.Delivery), and newDelivery
+// makes every delivery submitted to the subscription's dispatcher with
+// Msg pointing to its own msg field; so m points msgOffset bytes into a
+// delivery. This replaces a map from message to delivery, whose lock
+// every fetcher and worker took three times per message. The check of
+// d.Msg catches a dispatcher that would break that contract.
 func deliveryOf(m *mq.Message) *delivery {
-	return (*delivery)(unsafe.Add(unsafe.Pointer(m), -int(msgOffset)))
+	d := (*delivery)(unsafe.Add(unsafe.Pointer(m), -int(msgOffset)))
+	if d.Msg != m {
+		panic("kafka: internal error: the dispatcher passed a message that is not a delivery's own")
+	}
+	return d
 }
 
 // handle is the dispatcher's handler: it runs the user's handler unless
