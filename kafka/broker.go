@@ -55,7 +55,7 @@ type Broker struct {
 	caps      mq.Capabilities
 	maxRecord int // the broker's message.max.bytes
 
-	topics sync.Map // topic name → struct{}: known to exist
+	topics sync.Map // topic name → struct{}: valid (checked before ensureTopic) and known to exist
 
 	mu      sync.Mutex
 	closed  bool
