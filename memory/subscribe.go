@@ -69,7 +69,7 @@ func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, 
 		b.mu.Unlock()
 	}()
 
-	d := dispatch.New(ctx, notAfterStop(h), dispatch.Config{Concurrency: cfg.Concurrency, MaxPending: ahead, Logger: b.log})
+	d := dispatch.New(ctx, h, dispatch.Config{Concurrency: cfg.Concurrency, MaxPending: ahead, Logger: b.log})
 	err = s.fetch(ctx, d)
 	if errors.Is(err, mq.ErrClosed) {
 		// Close's ctx bounds the drain; if it ends first, Close reports
@@ -79,26 +79,6 @@ func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, 
 	}
 	d.Shutdown(ctx) // ctx is done: cancel handlers, wait, settle
 	return err
-}
-
-// errNotStarted is what notAfterStop's handler returns for a message it
-// did not hand to the user's handler.
-var errNotStarted = errors.New("memory: subscription stopping: handler not started")
-
-// notAfterStop wraps h so that a message taken ahead is not started once
-// the subscription's context is canceled (its handler would only see a
-// canceled context, and the failure would count as an attempt): it goes
-// back to the group unhandled, as the dispatcher's shutdown would have
-// done had it come a moment sooner.
-func notAfterStop(h mq.Handler) mq.Handler {
-	return func(ctx context.Context, m *mq.Message) error {
-		select {
-		case <-ctx.Done():
-			return errNotStarted
-		default:
-			return h(ctx, m)
-		}
-	}
 }
 
 // prefetch is how many messages a subscription leases beyond those its
@@ -351,7 +331,7 @@ func (s *subscription) settle(p *pending, lease uint64, m *mq.Message, err error
 	switch {
 	case err == nil:
 		ok = s.g.ack(p, lease)
-	case errors.Is(err, dispatch.ErrNotHandled) || errors.Is(err, errNotStarted):
+	case errors.Is(err, dispatch.ErrNotHandled):
 		ok = s.g.retry(p, lease, 0, false)
 	case mq.IsPermanent(err):
 		ok = s.g.ack(p, lease)

@@ -211,8 +211,12 @@ func (d *Dispatcher) work() {
 // and its slot but not the worker: a timer puts it back in the ready queue
 // after the delay, so other lanes go on meanwhile. Otherwise run hands the
 // lane to the next delivery.
+//
+// A delivery is released unstarted (ErrNotHandled) once Shutdown has
+// begun or the handlers' context has ended: its handler would only see a
+// canceled context, and its failure would count as an attempt.
 func (d *Dispatcher) run(del *Delivery) {
-	if d.isStopping() {
+	if d.isStopping() || d.hctx.Err() != nil {
 		del.Settle(d.sctx, ErrNotHandled)
 		d.done(del)
 		return

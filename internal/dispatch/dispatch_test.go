@@ -265,3 +265,51 @@ func TestShutdownReleasesDeliveriesWaitingToRetry(t *testing.T) {
 		t.Fatalf("settled %v, want [handler error, ErrNotHandled]", got)
 	}
 }
+
+// A delivery still queued when the dispatcher's context ends is released
+// unstarted, before Shutdown is called: its handler would only see a
+// canceled context.
+func TestCanceledContextStartsNoHandler(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var calls atomic.Int32
+	h := func(ctx context.Context, m *mq.Message) error {
+		if calls.Add(1) == 1 {
+			close(started)
+			<-release
+		}
+		return ctx.Err()
+	}
+	d := New(ctx, h, Config{Concurrency: 1, MaxPending: 2, Logger: quiet})
+	var o outcome
+	for _, id := range []string{"running", "queued"} {
+		if err := d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-started
+	cancel()
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for d.Pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := d.Pending(); n != 0 {
+		t.Fatalf("%d deliveries still pending 5s after the context ended", n)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler called %d times, want 1 (the queued delivery must not start)", n)
+	}
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown = %v, want nil", err)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if e := o.errs["running"]; len(e) != 1 || !errors.Is(e[0], context.Canceled) {
+		t.Errorf("running delivery settled %v, want its handler's context.Canceled", e)
+	}
+	if e := o.errs["queued"]; len(e) != 1 || !errors.Is(e[0], ErrNotHandled) {
+		t.Errorf("queued delivery settled %v, want ErrNotHandled", e)
+	}
+}
