@@ -8,20 +8,21 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// acker sends the acks of one consuming channel, combining them: a
-// handler that acks while another is writing acks leaves its delivery tag
-// to that writer and returns, and the writer sends everything that is
-// ready as one basic.ack with multiple=true for the tags below the lowest
-// unsettled delivery. A multiple ack therefore never covers a message
+// acker sends the acks of one consuming channel, combining them into
+// basic.ack frames with multiple=true. A multiple ack goes up to a tag
+// below the lowest unsettled delivery only, so it never covers a message
 // whose handler has not succeeded (it is still unsettled) or that was
 // nacked or rejected (that was written before the tag counted as
-// settled). Acks above the lowest unsettled delivery (handlers finishing
-// out of order) are held back, so that the next multiple ack covers them
-// too, but never more than holdMax of them and never longer than holdFor:
-// then they are sent one by one, so a slow handler delays no other
-// message's ack by more than holdFor. The writer loops until nothing is
-// ready, and drain writes what is held, so that nothing is lost when the
-// channel closes.
+// settled). While other deliveries are in flight, an ack is held back so
+// that the next multiple ack covers it too, but never more than holdMax
+// acks and never longer than holdFor; then everything below the lowest
+// unsettled delivery goes out as one frame, and acks above it (handlers
+// finishing out of order) one by one, so a slow handler delays no other
+// message's ack by more than holdFor. With nothing else in flight an ack
+// is written at once. A handler that acks while another is writing
+// leaves its tag to that writer, which loops until nothing is ready;
+// drain writes what is held, so that nothing is lost when the channel
+// closes.
 type acker struct {
 	ch      ackChannel
 	log     *slog.Logger
@@ -132,33 +133,35 @@ func (a *acker) flush() {
 			}
 			a.low++
 		}
-		floor := a.low
-		var top uint64
-		below := 0
-		held := a.held[:0]
-		for _, t := range a.held {
-			if t < floor {
-				below++
-				top = max(top, t)
-			} else {
-				held = append(held, t)
-			}
-		}
+		// Everything settled and not written yet: what was held back
+		// and what is newly ready.
 		batch := a.ready
 		a.ready = a.spare[:0]
-		for _, t := range batch {
-			if t < floor {
-				below++
-				top = max(top, t)
-			} else {
-				held = append(held, t)
+		held := append(a.held, batch...)
+		var top uint64
+		below := 0
+		var singles []uint64
+		if a.force || len(a.open) == 0 || len(held) > a.holdMax {
+			// Write: one multiple ack below the floor; above it, single
+			// acks once too many are held (or when forced).
+			floor := a.low
+			kept := held[:0]
+			for _, t := range held {
+				if t < floor {
+					below++
+					top = max(top, t)
+				} else {
+					kept = append(kept, t)
+				}
+			}
+			held = kept
+			if len(held) > 0 && (a.force || len(held) > a.holdMax) {
+				singles = append(singles, held...)
+				held = held[:0]
 			}
 		}
-		var singles []uint64
-		if len(held) > 0 && (a.force || len(held) > a.holdMax) {
-			singles = append(singles, held...)
-			held = held[:0]
-		}
+		// Otherwise hold them all: other deliveries are in flight, so
+		// another ack will come soon and cover these with it.
 		a.held = held
 		a.force = false
 		if len(a.held) > 0 && !a.armed {

@@ -170,3 +170,33 @@ func TestAckerDrainWritesHeld(t *testing.T) {
 		t.Errorf("got unacked %v, want tags 1 and 2 left alone", f.unacked)
 	}
 }
+
+// TestAckerCombinesInOrder checks that an ack is held back while another
+// delivery is in flight and then goes out in one multiple ack with it,
+// and that an ack with nothing else in flight is written at once.
+func TestAckerCombinesInOrder(t *testing.T) {
+	f := &fakeAcks{t: t, unacked: map[uint64]bool{}, mayAck: map[uint64]bool{}}
+	a := newAcker(f, slog.New(slog.DiscardHandler), "q", 64)
+	a.holdFor = time.Hour
+	for tag := uint64(1); tag <= 2; tag++ {
+		f.unacked[tag] = true
+		f.mayAck[tag] = true
+		a.delivered(tag)
+	}
+	a.ack(1)
+	a.ack(2)
+	f.mu.Lock()
+	if f.writes != 1 || f.multiple != 1 || len(f.unacked) != 0 {
+		t.Errorf("got %d ack frames (%d multiple), unacked %v; want 1 multiple ack and none unacked", f.writes, f.multiple, f.unacked)
+	}
+	f.mu.Unlock()
+	f.unacked[3] = true
+	f.mayAck[3] = true
+	a.delivered(3)
+	a.ack(3)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.writes != 2 || f.unacked[3] {
+		t.Errorf("got %d ack frames, tag 3 unacked %v; want tag 3 acked at once in a second frame", f.writes, f.unacked[3])
+	}
+}
