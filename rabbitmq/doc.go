@@ -104,12 +104,14 @@
 // Message.PublishTime is zero for messages published through mq:
 // RabbitMQ does not record when it accepted a message. A timestamp
 // property set by another AMQP publisher is reported as it is.
-// Acknowledgements are sent as handlers return, never held back to wait
-// for more. Acks that become ready while another ack is being written are
-// sent together by that writer: one basic.ack with the multiple flag for
-// the messages below the oldest one still unsettled, one each for the
-// rest, so a slow handler delays no other message's ack and a multiple ack
-// never covers a message that was not handled successfully.
+// Acknowledgements are combined: while other deliveries of the channel
+// are still being handled, an ack waits (for at most 1 ms, and at most a
+// quarter of the prefetch of them) to go out in one basic.ack with the
+// multiple flag, which covers only messages below the oldest one still
+// unsettled, so it never acknowledges a message that was not handled
+// successfully. Acks above a slow message go out one by one after that
+// 1 ms; an ack with nothing else in flight is sent at once; and
+// Subscribe writes every pending ack before it closes the channel.
 //
 // The connection is re-established with exponential backoff and jitter
 // after a failure; subscriptions re-declare their topology (unless
