@@ -50,7 +50,11 @@
 //
 // FanOut, OrderingByKey, Replay, NackDelay and DelayedDelivery (up to 15
 // minutes) are all true. Persistent is false: messages live as long as the
-// process.
+// process. Every published message stays in its topic's log for replay
+// as long as its server exists (a named server for the rest of the
+// process; an unnamed one until its Broker is no longer referenced), so a
+// topic's memory grows with what is published to it: fine for tests and
+// examples, not for a long-lived production service.
 //
 // # As
 //
