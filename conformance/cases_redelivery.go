@@ -374,7 +374,9 @@ func failingDoesNotStall(t *testing.T, e *env) {
 	e.provision(t, b, e.topic, e.group)
 	first := &mq.Message{Key: "a", Body: []byte("fails until b is done")}
 	e.publish(t, b, e.topic, first)
-	second := &mq.Message{Key: "b", Body: []byte("must not wait for a")}
+	// The ID is set here, not by Publish, because the handler reads it
+	// while Publish runs.
+	second := &mq.Message{ID: mq.NewID(), Key: "b", Body: []byte("must not wait for a")}
 	var secondDone atomic.Bool
 	c := newCollector()
 	e.sub(t, b, c.handler(0, func(ctx context.Context, m *mq.Message) error {
