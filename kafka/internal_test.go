@@ -322,15 +322,3 @@ func TestToKafkaSharesTheMessage(t *testing.T) {
 		t.Errorf("toKafka into a buffer with room: got %v allocations, want 0", n)
 	}
 }
-
-func TestDeliveryOf(t *testing.T) {
-	ds := make([]delivery, 3)
-	for i := range ds {
-		ds[i].Msg = &ds[i].msg
-	}
-	for i := range ds {
-		if got := deliveryOf(&ds[i].msg); got != &ds[i] {
-			t.Errorf("deliveryOf(&ds[%d].msg): got %p, want %p", i, got, &ds[i])
-		}
-	}
-}

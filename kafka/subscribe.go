@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 
@@ -128,7 +127,7 @@ func (s *subscription) run(ctx context.Context) error {
 		}
 	}()
 
-	s.disp = dispatch.New(ctx, s.handle, dispatch.Config{
+	s.disp = dispatch.New(ctx, s.h, dispatch.Config{
 		Concurrency: s.cfg.Concurrency,
 		MaxPending:  max(4*s.cfg.Concurrency, 256),
 		Logger:      s.b.log,
@@ -525,8 +524,7 @@ func (p *partition) fetch(ctx context.Context) {
 
 // delivery is one fetched message on its way through the dispatcher. It
 // holds the message handed to the handler, so that both take one
-// allocation and the handler wrapper finds the delivery from the message
-// (see deliveryOf).
+// allocation.
 type delivery struct {
 	dispatch.Delivery
 	msg     mq.Message
@@ -573,36 +571,18 @@ func (p *partition) newDelivery(km kafka.Message) *delivery {
 	d.Msg = m
 	d.Lane = m.Key
 	d.Settle = d.settle
+	d.Begin = d.begin
 	return d
 }
 
-// msgOffset is the offset of the message inside a delivery.
-const msgOffset = unsafe.Offsetof(delivery{}.msg)
-
-// deliveryOf returns the delivery holding m. The dispatcher passes each
-// delivery's Msg to the handler (see dispatch.Delivery), and newDelivery
-// makes every delivery submitted to the subscription's dispatcher with
-// Msg pointing to its own msg field; so m points msgOffset bytes into a
-// delivery. This replaces a map from message to delivery, whose lock
-// every fetcher and worker took three times per message. The check of
-// d.Msg catches a dispatcher that would break that contract.
-func deliveryOf(m *mq.Message) *delivery {
-	d := (*delivery)(unsafe.Add(unsafe.Pointer(m), -int(msgOffset)))
-	if d.Msg != m {
-		panic("kafka: internal error: the dispatcher passed a message that is not a delivery's own")
-	}
-	return d
-}
-
-// handle is the dispatcher's handler: it runs the user's handler unless
-// the message's partition was revoked meanwhile.
-func (s *subscription) handle(ctx context.Context, m *mq.Message) error {
-	d := deliveryOf(m)
+// begin is the delivery's Begin: the handler runs unless the message's
+// partition was revoked while it waited.
+func (d *delivery) begin() error {
 	if !d.p.t.begin() {
 		return errRevoked
 	}
 	d.running = true
-	return s.h(ctx, m)
+	return nil
 }
 
 // settle records a handler's outcome: ack moves the commit point, a

@@ -38,6 +38,11 @@ type Delivery struct {
 	// worker is held during the delay, so other lanes go on.
 	// ctx is not canceled by shutdown; the driver bounds its own calls.
 	Settle func(ctx context.Context, err error) (delay time.Duration, retry bool)
+	// Begin, if set, is called by the worker right before each handler
+	// run. An error skips the run: Settle gets that error instead of the
+	// handler's. Drivers use it to refuse a delivery that became stale
+	// while it waited (its Kafka partition was revoked, say).
+	Begin func() error
 }
 
 // Config configures a Dispatcher.
@@ -221,9 +226,15 @@ func (d *Dispatcher) run(del *Delivery) {
 		d.done(del)
 		return
 	}
-	d.inFlight.Add(1)
-	err := d.call(del.Msg)
-	d.inFlight.Add(-1)
+	var err error
+	if del.Begin != nil {
+		err = del.Begin()
+	}
+	if err == nil {
+		d.inFlight.Add(1)
+		err = d.call(del.Msg)
+		d.inFlight.Add(-1)
+	}
 	delay, retry := del.Settle(d.sctx, err)
 	if !retry {
 		d.done(del)

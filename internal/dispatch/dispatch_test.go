@@ -313,3 +313,47 @@ func TestCanceledContextStartsNoHandler(t *testing.T) {
 		t.Errorf("queued delivery settled %v, want ErrNotHandled", e)
 	}
 }
+
+// Begin runs right before each handler run; its error skips the run and
+// is what Settle gets.
+func TestBeginErrorSkipsTheHandler(t *testing.T) {
+	errStale := errors.New("stale")
+	var calls atomic.Int32
+	h := func(context.Context, *mq.Message) error { calls.Add(1); return nil }
+	d := New(context.Background(), h, Config{Concurrency: 1, MaxPending: 2, Logger: quiet})
+	var o outcome
+	var begun atomic.Int32
+	for _, id := range []string{"fresh", "stale"} {
+		del := &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id), Begin: func() error {
+			begun.Add(1)
+			if id == "stale" {
+				return errStale
+			}
+			return nil
+		}}
+		if err := d.Submit(context.Background(), del); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for d.Pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown = %v, want nil", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler ran %d times, want 1 (not for the stale delivery)", n)
+	}
+	if n := begun.Load(); n != 2 {
+		t.Errorf("Begin called %d times, want 2", n)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if e := o.errs["fresh"]; len(e) != 1 || e[0] != nil {
+		t.Errorf("fresh delivery settled %v, want one ack", e)
+	}
+	if e := o.errs["stale"]; len(e) != 1 || !errors.Is(e[0], errStale) {
+		t.Errorf("stale delivery settled %v, want Begin's error", e)
+	}
+}
