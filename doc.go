@@ -14,6 +14,10 @@
 //	...
 //	err = b.Subscribe(ctx, "orders", handle, mq.Group("billing"), mq.Concurrency(8))
 //
+// Subscribe blocks; a service runs each of its consumers with Start,
+// which calls Subscribe in a goroutine of its own, and closes the broker
+// on shutdown, which lets running handlers finish.
+//
 // # Vocabulary
 //
 // A producer publishes messages to a topic; the broker keeps them; a
