@@ -38,7 +38,7 @@ func kafkaPlan() brokerPlan {
 	url := "kafka://" + env + fmt.Sprintf("?batch_size=%d&batch_timeout=%s&commit_interval=%s", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval)
 	admin := &lazyBroker{url: url}
 	open := func(ctx context.Context, _ cell) (mq.Broker, error) { return mq.Open(ctx, url) }
-	p.Contenders = append(p.Contenders, kafkaRaw(addrs, admin))
+	p.Contenders = append(p.Contenders, kafkaRaw(addrs, admin, false), kafkaRaw(addrs, admin, true))
 	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("kafka:// with acks=all, batch_size=%d, batch_timeout=%v, commit_interval=%v (the defaults), topics of %d partitions; Subscribe with Concurrency(conc); one message per Publish", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval, kafka.DefaultPartitions), open)...)
 	p.Contenders = append(p.Contenders,
 		watermillKafka("watermill-default", addrs, admin, false),
@@ -95,6 +95,8 @@ type kafkaRawRun struct {
 	topic  string
 	cancel context.CancelFunc
 	done   chan error
+	// contract: send an mq-id header with each message (and read it back)
+	contract bool
 }
 
 func (k *kafkaRawRun) Publish(ctx context.Context, bodies [][]byte, sent int64) error {
@@ -102,7 +104,10 @@ func (k *kafkaRawRun) Publish(ctx context.Context, bodies [][]byte, sent int64) 
 	for i, b := range bodies {
 		msgs[i] = kafkago.Message{Topic: k.topic, Value: b}
 		if sent != 0 {
-			msgs[i].Headers = []kafkago.Header{{Key: sentHeader, Value: []byte(formatSent(sent))}}
+			msgs[i].Headers = append(msgs[i].Headers, kafkago.Header{Key: sentHeader, Value: []byte(formatSent(sent))})
+		}
+		if k.contract {
+			msgs[i].Headers = append(msgs[i].Headers, kafkago.Header{Key: "mq-id", Value: []byte(mq.NewID())})
 		}
 	}
 	return k.w.WriteMessages(ctx, msgs...)
@@ -130,8 +135,19 @@ func (k *kafkaRawRun) Close(ctx context.Context) error {
 // (acks=all, a 1ms BatchTimeout instead of the 1s default), a group
 // Reader with FetchMessage and CommitMessages in batches, committed
 // asynchronously every CommitInterval.
-func kafkaRaw(addrs []string, admin *lazyBroker) contender {
-	return contender{Name: "raw", Role: "raw", Note: fmt.Sprintf("kafka-go Writer{RequiredAcks: RequireAll, BatchSize: %d, BatchTimeout: %v} shared by the publishers; Reader{GroupID, CommitInterval: %v} with FetchMessage and CommitMessages every %d messages", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval, kafkaCommitBatch),
+//
+// With contract, each message also carries what mq's contract puts on
+// the wire, a UUIDv7 ID in an mq-id header, read back on receipt, so that
+// the gap between it and raw is the contract's cost and the gap between
+// mq and it is the driver's.
+func kafkaRaw(addrs []string, admin *lazyBroker, contract bool) contender {
+	name, role := "raw", "raw"
+	note := fmt.Sprintf("kafka-go Writer{RequiredAcks: RequireAll, BatchSize: %d, BatchTimeout: %v} shared by the publishers; Reader{GroupID, CommitInterval: %v} with FetchMessage and CommitMessages every %d messages", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval, kafkaCommitBatch)
+	if contract {
+		name, role = "raw+contract", ""
+		note = "raw, plus what mq's contract carries: an mq-id header holding mq.NewID() on each message, read back as a string on receipt"
+	}
+	return contender{Name: name, Role: role, Note: note,
 		Start: func(ctx context.Context, c cell, recv func(int64)) (run, error) {
 			topic := freshTopic("raw")
 			if err := admin.provision(ctx, topic, addrs); err != nil {
@@ -156,7 +172,7 @@ func kafkaRaw(addrs []string, admin *lazyBroker) contender {
 				SessionTimeout:    kafka.DefaultSessionTimeout,
 			})
 			rctx, cancel := context.WithCancel(context.Background())
-			k := &kafkaRawRun{w: w, r: r, topic: topic, cancel: cancel, done: make(chan error, 1)}
+			k := &kafkaRawRun{w: w, r: r, topic: topic, cancel: cancel, done: make(chan error, 1), contract: contract}
 			go func() {
 				batch := make([]kafkago.Message, 0, kafkaCommitBatch)
 				for {
@@ -174,10 +190,18 @@ func kafkaRaw(addrs []string, admin *lazyBroker) contender {
 						return
 					}
 					var sent int64
+					var id string
 					for _, h := range m.Headers {
-						if h.Key == sentHeader {
+						switch h.Key {
+						case sentHeader:
 							sent = parseSent(string(h.Value))
+						case "mq-id":
+							id = string(h.Value)
 						}
+					}
+					if contract && id == "" {
+						k.done <- fmt.Errorf("message at offset %d has no mq-id header", m.Offset)
+						return
 					}
 					recv(sent)
 					batch = append(batch, m)

@@ -52,7 +52,7 @@ func sqsPlan(ctx context.Context) brokerPlan {
 		}
 		return &closeIdle{Broker: b, t: transport}, nil
 	}
-	p.Contenders = append(p.Contenders, sqsRaw(endpoint, region))
+	p.Contenders = append(p.Contenders, sqsRaw(endpoint, region, false), sqsRaw(endpoint, region, true))
 	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("sqs.New over the same client as raw (what sqs:// builds: standard retryer without rate limit, 128 idle connections per host), Receivers max(1, conc/2), WaitTime %ds, Senders 16 (default); ten messages per Publish; Subscribe with Concurrency(conc)", sqsWait), open)...)
 	p.Contenders = append(p.Contenders, contender{Name: "watermill-default", NA: "watermill-aws, Watermill's SQS driver, cannot be downloaded (module proxy: 403; github.com unreachable)"},
 		contender{Name: "watermill-tuned", NA: "watermill-aws, Watermill's SQS driver, cannot be downloaded (module proxy: 403; github.com unreachable)"})
@@ -65,14 +65,21 @@ type sqsRawRun struct {
 	queue     string
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	contract  bool // send an mq-id attribute with each message
 }
 
 func (r *sqsRawRun) Publish(ctx context.Context, bodies [][]byte, sent int64) error {
 	entries := make([]types.SendMessageBatchRequestEntry, len(bodies))
 	for i, b := range bodies {
 		entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(string(b))}
+		if sent != 0 || r.contract {
+			entries[i].MessageAttributes = map[string]types.MessageAttributeValue{}
+		}
 		if sent != 0 {
-			entries[i].MessageAttributes = map[string]types.MessageAttributeValue{sentHeader: {DataType: aws.String("String"), StringValue: aws.String(formatSent(sent))}}
+			entries[i].MessageAttributes[sentHeader] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(formatSent(sent))}
+		}
+		if r.contract {
+			entries[i].MessageAttributes["mq-id"] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(mq.NewID())}
 		}
 	}
 	out, err := r.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(r.queue), Entries: entries})
@@ -150,8 +157,25 @@ func (c *closeIdle) Unwrap() any { return c.Broker }
 // sqsRaw is aws-sdk-go-v2 used directly: SendMessageBatch of ten,
 // receivers long-polling ReceiveMessage for ten at a time and deleting
 // each received batch with DeleteMessageBatch.
-func sqsRaw(endpoint, region string) contender {
-	return contender{Name: "raw", Role: "raw", Note: fmt.Sprintf("aws-sdk-go-v2: SendMessageBatch of ten per call; max(1, conc/2) receivers each looping ReceiveMessage(MaxNumberOfMessages 10, WaitTimeSeconds %d) then DeleteMessageBatch", sqsWait),
+//
+// With contract, it also carries what mq's contract puts on every
+// message, so that the gap between it and raw is the contract's cost and
+// the gap between mq and it is the driver's: a UUIDv7 ID in an attribute
+// (as the driver sends it) and the receive count and send time asked for
+// on receive (Attempt and PublishTime).
+func sqsRaw(endpoint, region string, contract bool) contender {
+	name, role := "raw", "raw"
+	note := fmt.Sprintf("aws-sdk-go-v2: SendMessageBatch of ten per call; max(1, conc/2) receivers each looping ReceiveMessage(MaxNumberOfMessages 10, WaitTimeSeconds %d) then DeleteMessageBatch", sqsWait)
+	var system []types.MessageSystemAttributeName
+	if contract {
+		name, role = "raw+contract", ""
+		note = "raw, plus what mq's contract carries: an mq-id attribute holding mq.NewID() on each message, and ApproximateReceiveCount and SentTimestamp asked for on receive"
+		system = []types.MessageSystemAttributeName{
+			types.MessageSystemAttributeNameApproximateReceiveCount,
+			types.MessageSystemAttributeNameSentTimestamp,
+		}
+	}
+	return contender{Name: name, Role: role, Note: note,
 		Start: func(ctx context.Context, c cell, recv func(int64)) (run, error) {
 			client, transport, err := sqsClient(ctx, endpoint, region)
 			if err != nil {
@@ -162,15 +186,16 @@ func sqsRaw(endpoint, region string) contender {
 				return nil, fmt.Errorf("create queue: %w", err)
 			}
 			rctx, cancel := context.WithCancel(context.Background())
-			r := &sqsRawRun{client: client, transport: transport, queue: aws.ToString(out.QueueUrl), cancel: cancel}
+			r := &sqsRawRun{client: client, transport: transport, queue: aws.ToString(out.QueueUrl), cancel: cancel, contract: contract}
 			for range sqsReceivers(c.Conc) {
 				r.wg.Go(func() {
 					for rctx.Err() == nil {
 						got, err := client.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{
-							QueueUrl:              aws.String(r.queue),
-							MaxNumberOfMessages:   10,
-							WaitTimeSeconds:       sqsWait,
-							MessageAttributeNames: []string{"All"},
+							QueueUrl:                    aws.String(r.queue),
+							MaxNumberOfMessages:         10,
+							WaitTimeSeconds:             sqsWait,
+							MessageAttributeNames:       []string{"All"},
+							MessageSystemAttributeNames: system,
 						})
 						if err != nil {
 							select { // back off before retrying a failed receive
