@@ -370,12 +370,6 @@ func mwMetrics(t *testing.T, e *env) {
 	e.await(t, c, "4 handler runs to finish", func() bool {
 		return c.acks(msgs[0].ID) == 1 && c.acks(msgs[1].ID) == 1 && c.count(msgs[2].ID) == 1
 	})
-	// Metrics records just after the handler returns: poll the reader.
-	var got map[string]float64
-	e.eventually(t, "4 processed messages and none in flight", func() bool {
-		got = collectMetrics(t, r, e.topic)
-		return got[middleware.MetricProcessed] == 4 && got[middleware.MetricInFlight] == 0
-	})
 	want := map[string]float64{
 		middleware.MetricPublished:    3,
 		middleware.MetricProcessed:    4,
@@ -384,9 +378,27 @@ func mwMetrics(t *testing.T, e *env) {
 		middleware.MetricDuration:     4,
 		middleware.MetricInFlight:     0,
 	}
+	// Metrics records its instruments one after another just after the
+	// handler returns, so a collection can fall between two of them: poll
+	// the reader until every instrument has its final value (a wrong
+	// value never settles, and is reported below).
+	var got map[string]float64
+	settled := func() bool {
+		got = collectMetrics(t, r, e.topic)
+		for name, v := range want {
+			if got[name] != v {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(e.timeout)
+	for !settled() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	for name, v := range want {
 		if got[name] != v {
-			t.Errorf("%s: got %v, want %v", name, got[name], v)
+			t.Errorf("%s: got %v, want %v (after waiting %v for the metrics to settle)", name, got[name], v, e.timeout)
 		}
 	}
 }
