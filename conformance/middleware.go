@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -381,26 +382,18 @@ func mwMetrics(t *testing.T, e *env) {
 	// Metrics records its instruments one after another just after the
 	// handler returns, so a collection can fall between two of them: poll
 	// the reader until every instrument has its final value (a wrong
-	// value never settles, and is reported below).
-	var got map[string]float64
-	settled := func() bool {
-		got = collectMetrics(t, r, e.topic)
+	// value never settles, and the failure lists it).
+	mismatches := func() string {
+		got := collectMetrics(t, r, e.topic)
+		var out string
 		for name, v := range want {
 			if got[name] != v {
-				return false
+				out += fmt.Sprintf("; %s: got %v, want %v", name, got[name], v)
 			}
 		}
-		return true
+		return out
 	}
-	deadline := time.Now().Add(e.timeout)
-	for !settled() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	for name, v := range want {
-		if got[name] != v {
-			t.Errorf("%s: got %v, want %v (after waiting %v for the metrics to settle)", name, got[name], v, e.timeout)
-		}
-	}
+	e.awaitFor(t, e.timeout, nil, "every metric to reach its expected value", func() bool { return mismatches() == "" }, mismatches)
 }
 
 // collectMetrics sums each instrument's points for topic (histograms by
