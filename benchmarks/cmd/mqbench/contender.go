@@ -36,6 +36,17 @@ type contender struct {
 	Start func(ctx context.Context, c cell, recv func(sent int64)) (run, error)
 }
 
+// ratio reports whether c is one of the contenders of the mq/raw ratios
+// (the reference, raw+contract and mq), which run the extra paired rounds
+// of -ratio-rounds: the targets are read from them.
+func (c contender) ratio() bool { return isRatio(c.Role, c.Name) }
+
+// isRatio reports whether the contender of this role and name is one of
+// the mq/raw ratios' (see contender.ratio).
+func isRatio(role, name string) bool {
+	return role == "raw" || role == "mq" || name == "raw+contract"
+}
+
 // run is one contender set up on a fresh topic.
 type run interface {
 	// Publish sends len(bodies) messages in one call, stamping each with

@@ -23,6 +23,8 @@
 //	-short             quick check: 1 KiB, concurrency 4, 2 rounds, 3 s latency runs (false)
 //	-brokers LIST      brokers to measure (memory,kafka,rabbitmq,sqs)
 //	-rounds N          paired rounds per cell (3; -short 2)
+//	-ratio-rounds N    paired rounds per cell of raw, raw+contract and mq, whose
+//	                   mq/raw ratios are the targets (7; -short 2; at least -rounds)
 //	-sizes LIST        body sizes in bytes (16,1024,65536; -short 1024)
 //	-conc LIST         concurrency levels (1,4,16; -short 4)
 //	-latency BOOL      run the open-loop latency measurement (true)
@@ -31,7 +33,9 @@
 //	-contenders RE     measure only contenders whose name matches RE (all)
 //	-out DIR           directory of the results files (results, git-ignored)
 //	-report FILE       Markdown report to write, "" for none (../BENCHMARKS.md)
-//	-report-from FILE  only regenerate the report from a results file
+//	-report-from LIST  only regenerate the report from results files
+//	                   (comma-separated; a later file's rounds are numbered after
+//	                   the earlier ones', so a run of extra rounds can be added)
 //	-machine-note TEXT conditions of the run, printed at the top of the report
 //	-notes FILE        Markdown included after the targets, if the file exists (notes.md)
 //	-cpuprofile FILE   CPU profile of the whole run, for go tool pprof
@@ -60,7 +64,9 @@
 //
 // Throughput runs are grouped in cells (broker, body size, concurrency).
 // Each round runs every contender of the cell once, each on a fresh topic,
-// the order reversed every other round. A run publishes and consumes
+// the order reversed every other round; the rounds past -rounds, up to
+// -ratio-rounds, run only the contenders of the mq/raw ratios, whose
+// single rounds move by 10-30 % on a small machine. A run publishes and consumes
 // warm-up messages first, then times N messages from the first publish
 // until the consumer has handled the last one, reading the process's CPU
 // time (getrusage) and allocation count (runtime.MemStats) before and

@@ -25,6 +25,7 @@ type machineHeader struct {
 	Brokers     map[string]string `json:"brokers"`
 	Modules     map[string]string `json:"modules"`
 	Rounds      int               `json:"rounds"`
+	RatioRounds int               `json:"ratio_rounds,omitempty"` // rounds of raw, raw+contract and mq; 0 in older files: Rounds
 	Sizes       []int             `json:"sizes"`
 	Concs       []int             `json:"concs"`
 	LatencySecs float64           `json:"latency_seconds"`
@@ -70,7 +71,7 @@ func machineInfo(o options, ps []brokerPlan) machineHeader {
 		CPUs: runtime.NumCPU(), CPUModel: cpuModel(), Kernel: strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
 		Go: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		Brokers: map[string]string{}, Modules: map[string]string{},
-		Rounds: o.rounds, Sizes: o.sizes, Concs: o.concs, LatencySecs: o.latencyDur.Seconds(),
+		Rounds: o.rounds, RatioRounds: o.ratioRounds, Sizes: o.sizes, Concs: o.concs, LatencySecs: o.latencyDur.Seconds(),
 		Msgs: map[string]int{}, PerConc: map[string]bool{}, Batch: map[string]int{}, Rates: map[string]int{}, Scale: o.scale, Args: os.Args[1:],
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {

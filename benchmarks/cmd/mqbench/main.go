@@ -23,28 +23,29 @@ type brokerPlan struct {
 	Name        string
 	Contenders  []contender
 	NA          string  // why the broker cannot be measured (its address is not set)
-	Msgs        int     // messages per throughput run of 16 B and 1 KiB at concurrency 16 (64 KiB: an eighth)
+	Msgs        int     // messages per throughput run of 16 B and 1 KiB at concurrency 16 (64 KiB: a quarter)
 	PerConc     bool    // scale Msgs by conc/16: synchronous publishers' throughput grows with their number
 	Batch       int     // messages per Publish call
 	LatencyRate float64 // messages per second in the latency run
 }
 
 type options struct {
-	short      bool
-	brokers    []string
-	rounds     int
-	sizes      []int
-	concs      []int
-	latency    bool
-	latencyDur time.Duration
-	scale      float64
-	only       *regexp.Regexp
-	out        string
-	report     string
-	reportFrom string
-	cpuprofile string
-	note       string
-	notes      string
+	short       bool
+	brokers     []string
+	rounds      int
+	ratioRounds int
+	sizes       []int
+	concs       []int
+	latency     bool
+	latencyDur  time.Duration
+	scale       float64
+	only        *regexp.Regexp
+	out         string
+	report      string
+	reportFrom  string
+	cpuprofile  string
+	note        string
+	notes       string
 }
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 	flag.BoolVar(&o.short, "short", false, "quick check: 1 KiB, concurrency 4, 2 rounds, short latency runs (under 5 minutes)")
 	flag.StringVar(&brokers, "brokers", "memory,kafka,rabbitmq,sqs", "brokers to measure, comma-separated")
 	flag.IntVar(&o.rounds, "rounds", 0, "paired rounds per cell (default 3, -short 2)")
+	flag.IntVar(&o.ratioRounds, "ratio-rounds", 0, "paired rounds per cell for the contenders of the mq/raw ratios (raw, raw+contract, mq); the others run -rounds (default 7, -short 2; never fewer than -rounds)")
 	flag.StringVar(&sizes, "sizes", "", "body sizes in bytes, comma-separated (default 16,1024,65536; -short 1024)")
 	flag.StringVar(&concs, "conc", "", "concurrency levels, comma-separated (default 1,4,16; -short 4)")
 	flag.BoolVar(&o.latency, "latency", true, "run the open-loop latency measurement")
@@ -88,6 +90,13 @@ func main() {
 			o.rounds = 2
 		}
 	}
+	if o.ratioRounds == 0 {
+		o.ratioRounds = 7
+		if o.short {
+			o.ratioRounds = 2
+		}
+	}
+	o.ratioRounds = max(o.ratioRounds, o.rounds)
 	if o.latencyDur == 0 {
 		o.latencyDur = 10 * time.Second
 		if o.short {
@@ -214,8 +223,11 @@ func measure(ctx context.Context, o options) (string, error) {
 				c := cell{Size: size, Conc: conc, Batch: p.Batch}
 				n := runMsgs(p, c, o.short, o.scale)
 				warm := max(n/20, 2*conc*p.Batch)
-				for round := range o.rounds {
+				for round := range o.ratioRounds {
 					order := slices.Clone(cs)
+					if round >= o.rounds {
+						order = slices.DeleteFunc(order, func(c contender) bool { return !c.ratio() })
+					}
 					if round%2 == 1 {
 						slices.Reverse(order) // paired rounds: alternate who goes first
 					}
@@ -257,7 +269,7 @@ func runMsgs(p brokerPlan, c cell, short bool, scale float64) int {
 		n = n * c.Conc / 16
 	}
 	if c.Size > 8192 {
-		n /= 8
+		n /= 4 // an eighth made 64 KiB runs at concurrency 16 last 0.3 s: too short to measure
 	}
 	if short {
 		n /= 5

@@ -48,7 +48,7 @@ func TestRunMsgs(t *testing.T) {
 	}{
 		{cell{Size: 1024, Conc: 16, Batch: 10}, false, 10000},
 		{cell{Size: 1024, Conc: 4, Batch: 10}, false, 2500},
-		{cell{Size: 65536, Conc: 16, Batch: 10}, false, 1250},
+		{cell{Size: 65536, Conc: 16, Batch: 10}, false, 2500},
 		{cell{Size: 1024, Conc: 4, Batch: 10}, true, 500},
 		{cell{Size: 65536, Conc: 1, Batch: 10}, true, 200},
 	}
@@ -139,6 +139,62 @@ func TestReport(t *testing.T) {
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q; got:\n%s", want, report)
+		}
+	}
+}
+
+// writeLines writes v as a JSON lines file at path.
+func writeLines(t *testing.T, path string, v ...any) {
+	t.Helper()
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	for _, l := range v {
+		if err := enc.Encode(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReportMergesRounds merges two results files that both number their
+// rounds from 0: each file's mq run must be paired with its own raw run.
+// Before rounds were renumbered on merge, the second file's round 0
+// replaced the first's, and the report showed one ratio where there are
+// two. It also checks that the rounds line counts the ratio contenders'
+// extra rounds (-ratio-rounds) apart from the others'.
+func TestReportMergesRounds(t *testing.T) {
+	dir := t.TempDir()
+	head := machineHeader{Kind: "machine", Mode: "full", CPUs: 2, Go: "go1.26", Rounds: 1, Sizes: []int{1024}, Concs: []int{4},
+		Msgs: map[string]int{"kafka": 100}, Batch: map[string]int{"kafka": 1}, Rates: map[string]int{"kafka": 10}}
+	cs := []any{
+		contenderInfo{Kind: "contender", Broker: "kafka", Contender: "raw", Role: "raw"},
+		contenderInfo{Kind: "contender", Broker: "kafka", Contender: "mq", Role: "mq"},
+		contenderInfo{Kind: "contender", Broker: "kafka", Contender: "other"},
+	}
+	run := func(contender, role string, round int, rate, cpu float64) result {
+		return result{Kind: "throughput", Broker: "kafka", Contender: contender, Role: role, Size: 1024, Conc: 4, Round: round, MsgsPerSec: rate, CPUPerMsgUS: cpu}
+	}
+	a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+	writeLines(t, a, append([]any{head}, append(cs,
+		run("raw", "raw", 0, 1000, 10), run("mq", "mq", 0, 1000, 11), run("other", "", 0, 500, 20))...)...)
+	writeLines(t, b, append([]any{head}, append(cs,
+		run("raw", "raw", 0, 1000, 20), run("mq", "mq", 0, 900, 26))...)...)
+	out := filepath.Join(dir, "BENCHMARKS.md")
+	if err := writeReport(a+","+b, out, ""); err != nil {
+		t.Fatalf("writeReport: %v", err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| 1 KiB | 4 | 0.950 [0.900–1.000] | 1.200 [1.100–1.300] |", // one ratio per file's round
+		"| Rounds per cell | 2 for raw, raw+contract and mq (the mq/raw ratios), 1 for the other contenders",
+	} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("report lacks %q; got:\n%s", want, data)
 		}
 	}
 }
