@@ -228,7 +228,8 @@ func writeMethod(w *bytes.Buffer, m machineHeader) {
 	fmt.Fprintf(w, `## Method
 
 - **Throughput.** For every broker, body size and concurrency ("cell"), each round runs every contender once on a fresh
-  topic (and group), in alternating order. A run starts the consumer, publishes and consumes warm-up messages (discarded),
+  topic (and group), in alternating order; extra rounds (see Rounds per cell) run only raw, raw+contract and mq, whose
+  ratios are the targets. A run starts the consumer, publishes and consumes warm-up messages (discarded),
   then times N messages from the first publish until the consumer has handled the last one. *conc* goroutines publish
   (one message per call, ten on SQS, where SendMessageBatch is the client's best practice), and the consumer handles up to
   *conc* messages at once where the contender has such a setting. The handler does nothing but count.
