@@ -25,6 +25,8 @@
 //	maxHeaders       most headers per message (default 0: no limit; 10 mimics SQS)
 //	ackDeadline      redeliver a message whose handler runs longer than this,
 //	                 as SQS's visibility timeout does (default 0: never)
+//	retain           newest messages each topic keeps for replay by new groups
+//	                 (default 0: all of them; see Capabilities)
 //
 // # Delivery semantics
 //
@@ -54,7 +56,9 @@
 // as long as its server exists (a named server for the rest of the
 // process; an unnamed one until its Broker is no longer referenced), so a
 // topic's memory grows with what is published to it: fine for tests and
-// examples, not for a long-lived production service.
+// examples. A long-running process sets Options.Retain (retain=N in the
+// URL): each topic then keeps only its newest N messages for replay, and
+// an older message is freed once every group that had it acknowledged it.
 //
 // # As
 //

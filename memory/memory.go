@@ -64,6 +64,16 @@ type Options struct {
 	// works on it, as SQS's visibility timeout does. The late handler's
 	// acknowledgement is then discarded. Default 0: no deadline.
 	AckDeadline time.Duration
+	// Retain is how many of its newest messages each topic keeps in its
+	// log for groups created later with mq.StartAt(mq.Earliest), as
+	// Kafka's retention limits what a new consumer group can replay.
+	// Dropping a message from the log never takes it from a group that
+	// already has it: it stays until acknowledged. Default 0: keep every
+	// message for as long as the server exists, so that a topic's memory
+	// grows with everything published to it; set Retain for a
+	// long-running process. On a named server, the Retain of the Broker
+	// that publishes applies. Negative values count as 0.
+	Retain int
 	// Logger receives driver logs (dropped permanent failures, handler
 	// panics). Default slog.Default().
 	Logger *slog.Logger
@@ -81,6 +91,7 @@ func optionsFromURL(u *url.URL) (Options, error) {
 		MaxMessageBytes: p.Int("maxMessageBytes", DefaultMaxMessageBytes, 1, 1<<30),
 		MaxHeaders:      p.Int("maxHeaders", 0, 0, 1<<16),
 		AckDeadline:     p.Duration("ackDeadline", 0, 0, 24*time.Hour),
+		Retain:          p.Int("retain", 0, 0, 1<<30),
 	}
 	return o, p.Err()
 }
@@ -116,6 +127,7 @@ var (
 // New returns a Broker with opts. It never fails: invalid values are
 // replaced by defaults.
 func New(opts Options) *Broker {
+	opts.Retain = max(opts.Retain, 0)
 	if opts.MaxMessageBytes <= 0 {
 		opts.MaxMessageBytes = DefaultMaxMessageBytes
 	}
@@ -224,7 +236,7 @@ func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...*mq.Mess
 		e := &entries[i]
 		t.seq++
 		e.seq = t.seq
-		t.log.append(e)
+		t.log.append(e, b.opts.Retain)
 		first := true
 		for _, g := range t.groups {
 			if first {

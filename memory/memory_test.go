@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +56,8 @@ func TestOpenURL(t *testing.T) {
 		{"mem://x?grop=g", mq.ErrInvalidURL},
 		{"mem://x?maxHeaders=-1", mq.ErrInvalidURL},
 		{"mem://x?ackDeadline=soon", mq.ErrInvalidURL},
+		{"mem://x?retain=100", nil},
+		{"mem://x?retain=-1", mq.ErrInvalidURL},
 		{"mem://x?provision=maybe", mq.ErrInvalidURL},
 		{"mem://x:99", mq.ErrInvalidURL},
 	} {
@@ -293,5 +296,54 @@ func TestReplayLongLogInOrder(t *testing.T) {
 		if id != fmt.Sprint(i) {
 			t.Fatalf("replayed message %d has ID %s, want %d (publish order)", i, id, i)
 		}
+	}
+}
+
+// With Retain, a group created later replays only the newest messages,
+// in order, while a group that existed at publish time still receives
+// every message: dropping one from the log never takes it from a group.
+func TestRetainBoundsReplayNotDelivery(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New(memory.Options{Retain: 3})
+	t.Cleanup(func() { b.Close(ctx) })
+	if err := b.Provision(ctx, "t", "early"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 2500 // the log drops whole chunks as it goes
+	for i := range n {
+		if err := b.Publish(ctx, "t", &mq.Message{ID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each group's handler records IDs until it sees the marker, which is
+	// published after both subscriptions started: in publish order it
+	// comes after everything the group had, so nothing more can follow.
+	got := map[string][]string{}
+	var mu sync.Mutex
+	for _, group := range []string{"late", "early"} {
+		run(t, b, "t", func(ctx context.Context, m *mq.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got[group] = append(got[group], m.ID)
+			return nil
+		}, mq.Group(group), mq.StartAt(mq.Earliest))
+	}
+	wait(t, "the late group's replay", func() bool { mu.Lock(); defer mu.Unlock(); return len(got["late"]) >= 3 })
+	if err := b.Publish(ctx, "t", &mq.Message{ID: "marker"}); err != nil {
+		t.Fatal(err)
+	}
+	done := func(ids []string) bool { return len(ids) > 0 && ids[len(ids)-1] == "marker" }
+	wait(t, "the marker", func() bool { mu.Lock(); defer mu.Unlock(); return done(got["late"]) && done(got["early"]) })
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"2497", "2498", "2499", "marker"}; !slices.Equal(got["late"], want) {
+		late := got["late"]
+		if len(late) > 8 {
+			late = append(late[:4:4], "...", fmt.Sprint(len(late), " in all"))
+		}
+		t.Errorf("late group got %v, want the newest 3 then the marker: %v", late, want)
+	}
+	if len(got["early"]) != n+1 {
+		t.Errorf("early group received %d messages, want all %d and the marker", len(got["early"]), n+1)
 	}
 }

@@ -49,18 +49,43 @@ type topic struct {
 // the server lock, however long it grows.
 type entryLog struct {
 	chunks [][]*entry // every chunk but the last is full
-	n      int
+	head   int        // entries at the start of chunks[0] already dropped
+	n      int        // entries retained
 }
 
 const logChunk = 1024
 
-func (l *entryLog) append(e *entry) {
+// append adds e at the end of the log, then drops the oldest entries
+// while more than retain are kept (retain 0: keep all).
+func (l *entryLog) append(e *entry, retain int) {
 	if k := len(l.chunks); k == 0 || len(l.chunks[k-1]) == logChunk {
 		l.chunks = append(l.chunks, nil) // grows by append: small topics stay small
 	}
 	last := &l.chunks[len(l.chunks)-1]
 	*last = append(*last, e)
 	l.n++
+	for retain > 0 && l.n > retain {
+		l.chunks[0][l.head] = nil // groups still holding it keep it alive
+		l.head++
+		l.n--
+		if l.head == logChunk { // a full chunk: a later one holds the newest entry
+			l.chunks[0] = nil
+			l.chunks = l.chunks[1:]
+			l.head = 0
+		}
+	}
+}
+
+// all calls f for each retained entry, oldest first.
+func (l *entryLog) all(f func(*entry)) {
+	for i, chunk := range l.chunks {
+		if i == 0 {
+			chunk = chunk[l.head:]
+		}
+		for _, e := range chunk {
+			f(e)
+		}
+	}
 }
 
 // entry is one published message, frozen at publish time: a private

@@ -50,3 +50,35 @@ func TestReadyQueueOrder(t *testing.T) {
 		}
 	}
 }
+
+// The log keeps the newest retain entries in order, across chunk
+// boundaries, for every retain (0 keeps all).
+func TestEntryLogRetain(t *testing.T) {
+	for _, retain := range []int{0, 1, 2, logChunk - 1, logChunk, logChunk + 1, 3 * logChunk} {
+		var l entryLog
+		for i := range 4*logChunk + 7 {
+			l.append(&entry{seq: int64(i)}, retain)
+			kept := i + 1
+			if retain > 0 {
+				kept = min(kept, retain)
+			}
+			if l.n != kept {
+				t.Fatalf("retain %d, after %d appends: n = %d, want %d", retain, i+1, l.n, kept)
+			}
+			if len(l.chunks) > kept/logChunk+2 {
+				t.Fatalf("retain %d, after %d appends: %d chunks hold %d entries; dropped chunks are kept", retain, i+1, len(l.chunks), kept)
+			}
+		}
+		var got []int64
+		l.all(func(e *entry) { got = append(got, e.seq) })
+		want := int64(4*logChunk + 7 - l.n)
+		for j, seq := range got {
+			if seq != want+int64(j) {
+				t.Fatalf("retain %d: entry %d has seq %d, want %d (the newest, in order)", retain, j, seq, want+int64(j))
+			}
+		}
+		if len(got) != l.n {
+			t.Fatalf("retain %d: all visited %d entries, want %d", retain, len(got), l.n)
+		}
+	}
+}

@@ -115,12 +115,10 @@ func (b *Broker) join(topicName string, cfg mq.SubscribeConfig) (*group, error) 
 		g = newGroup(topicName, cfg.Group)
 		if cfg.StartAt == mq.Earliest {
 			replay := make([]pending, 0, t.log.n)
-			for _, chunk := range t.log.chunks {
-				for _, e := range chunk {
-					replay = append(replay, pending{})
-					g.add(e, &replay[len(replay)-1])
-				}
-			}
+			t.log.all(func(e *entry) {
+				replay = append(replay, pending{})
+				g.add(e, &replay[len(replay)-1])
+			})
 		}
 		t.groups[cfg.Group] = g
 	}
