@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/internal/dispatch"
 )
 
 func TestConfigFromURL(t *testing.T) {
@@ -320,5 +321,91 @@ func TestToKafkaSharesTheMessage(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { km = toKafka("t", m, hdrs[:0]) }); n != 0 {
 		t.Errorf("toKafka into a buffer with room: got %v allocations, want 0", n)
+	}
+}
+
+// testPartition returns a partition of a subscription that is not running,
+// for tests of deliveries.
+func testPartition() *partition {
+	s := &subscription{topic: "t", cfg: mq.SubscribeConfig{Group: "g"}}
+	return newPartition(&generation{s: s}, 0, 0, nil)
+}
+
+func TestNewDeliveryAllocations(t *testing.T) {
+	p := testPartition()
+	km := kafka.Message{Value: []byte("body"), Headers: []kafka.Header{{Key: headerID, Value: []byte("0190a6f4-0000-7000-8000-000000000000")}}}
+	n := testing.AllocsPerRun(100, func() {
+		d := p.newDelivery(km)
+		p.t.ack(d.seq)
+		km.Offset++
+	})
+	// The delivery with its message, the ID string, the Header map, the
+	// native message kept for Message.As, and the Settle func value. Begin
+	// is the partition's (it used to be one more func value per message).
+	if n > 5 {
+		t.Errorf("newDelivery: got %v allocations, want at most 5", n)
+	}
+}
+
+func TestDeliverySettleCountsRunningHandlers(t *testing.T) {
+	p := testPartition()
+	ctx := t.Context()
+	next := int64(0)
+	deliver := func() *delivery {
+		d := p.newDelivery(kafka.Message{Offset: next})
+		next++
+		return d
+	}
+	running := func() int {
+		p.t.mu.Lock()
+		defer p.t.mu.Unlock()
+		return p.t.running
+	}
+
+	d := deliver()
+	if err := d.Begin(); err != nil {
+		t.Fatalf("Begin: got %v, want nil", err)
+	}
+	if got := running(); got != 1 {
+		t.Fatalf("after Begin: got %d running, want 1", got)
+	}
+	if _, retry := d.Settle(ctx, nil); retry {
+		t.Errorf("Settle(nil): got retry, want none")
+	}
+	if got := running(); got != 0 {
+		t.Errorf("after an ack: got %d running, want 0", got)
+	}
+
+	// Released unstarted at shutdown: never counted, so not uncounted.
+	deliver().Settle(ctx, dispatch.ErrNotHandled)
+	if got := running(); got != 0 {
+		t.Errorf("after a release: got %d running, want 0", got)
+	}
+
+	// A handler running when the partition is revoked: revoke waits for
+	// it, and later deliveries are refused by Begin.
+	d = deliver()
+	if err := d.Begin(); err != nil {
+		t.Fatalf("Begin: got %v, want nil", err)
+	}
+	revoked := make(chan bool)
+	go func() { revoked <- p.t.revoke(10 * time.Second) }()
+	for !p.t.isRevoked() {
+		time.Sleep(time.Millisecond)
+	}
+	late := deliver()
+	if err := late.Begin(); !errors.Is(err, errRevoked) {
+		t.Errorf("Begin after revoke: got %v, want errRevoked", err)
+	}
+	late.Settle(ctx, errRevoked)
+	if got := running(); got != 1 {
+		t.Errorf("after a refused Begin: got %d running, want 1", got)
+	}
+	d.Settle(ctx, nil)
+	if !<-revoked {
+		t.Errorf("revoke: got false, want true once the running handler settled")
+	}
+	if c, _ := p.t.toCommit(); c.offset != 1 {
+		t.Errorf("commit point: got %d, want 1 (the revoked partition's unhandled messages stay uncommitted)", c.offset)
 	}
 }

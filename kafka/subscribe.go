@@ -273,6 +273,13 @@ type partition struct {
 	id    int
 	start int64
 	t     *tracker
+	begin func() error // the Begin of every delivery of the partition
+}
+
+func newPartition(g *generation, id int, start int64, fails map[int64]int) *partition {
+	p := &partition{g: g, id: id, start: start, t: newTracker(start, fails)}
+	p.begin = p.beginHandler
+	return p
 }
 
 // startGeneration runs the committer of gen, which resolves start offsets
@@ -316,7 +323,7 @@ func (g *generation) run(genCtx context.Context) {
 		if o, ok := resolved[pa.ID]; ok {
 			start = o
 		}
-		p := &partition{g: g, id: pa.ID, start: start, t: newTracker(start, fails[pa.ID])}
+		p := newPartition(g, pa.ID, start, fails[pa.ID])
 		if _, ok := resolved[pa.ID]; ok {
 			// Commit the resolved start at once, so that the group's
 			// position holds even if the partition moves to another
@@ -524,14 +531,14 @@ func (p *partition) fetch(ctx context.Context) {
 
 // delivery is one fetched message on its way through the dispatcher. It
 // holds the message handed to the handler, so that both take one
-// allocation.
+// allocation. Its Begin is its partition's, shared by all its deliveries:
+// a per-delivery func value would cost an allocation per message.
 type delivery struct {
 	dispatch.Delivery
-	msg     mq.Message
-	p       *partition
-	seq     int64
-	offset  int64
-	running bool // the handler was counted by begin; only the worker touches it
+	msg    mq.Message
+	p      *partition
+	seq    int64
+	offset int64
 }
 
 func (p *partition) newDelivery(km kafka.Message) *delivery {
@@ -571,18 +578,27 @@ func (p *partition) newDelivery(km kafka.Message) *delivery {
 	d.Msg = m
 	d.Lane = m.Key
 	d.Settle = d.settle
-	d.Begin = d.begin
+	d.Begin = p.begin
 	return d
 }
 
-// begin is the delivery's Begin: the handler runs unless the message's
-// partition was revoked while it waited.
-func (d *delivery) begin() error {
-	if !d.p.t.begin() {
+// beginHandler is the Begin of the partition's deliveries: the handler
+// runs, and is counted as running, unless the partition was revoked while
+// the delivery waited.
+func (p *partition) beginHandler() error {
+	if !p.t.begin() {
 		return errRevoked
 	}
-	d.running = true
 	return nil
+}
+
+// handlerRan reports whether a delivery settled with err had its handler
+// run (and counted by beginHandler). Only the dispatcher's release at
+// shutdown (dispatch.ErrNotHandled) and a refusing Begin (errRevoked)
+// settle without a run, and both pass those values as they are; handlers
+// cannot return them.
+func handlerRan(err error) bool {
+	return err != errRevoked && err != dispatch.ErrNotHandled
 }
 
 // settle records a handler's outcome: ack moves the commit point, a
@@ -591,8 +607,7 @@ func (d *delivery) begin() error {
 func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
 	p := d.p
 	s := p.g.s
-	ran := d.running
-	d.running = false
+	ran := handlerRan(err)
 	switch {
 	case err == nil:
 		p.t.ackEnd(d.seq, ran)
