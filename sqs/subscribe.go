@@ -187,7 +187,8 @@ type subscription struct {
 // held is one received message the subscription is responsible for.
 type held struct {
 	sm   types.Message
-	msg  *mq.Message
+	msg  *mq.Message // &m
+	m    mq.Message
 	lane string // the Key on FIFO queues, "" when unordered
 
 	del   dispatch.Delivery // its first submission to the dispatcher
@@ -314,7 +315,7 @@ func (s *subscription) receive(ctx context.Context) {
 		if len(got) == 0 {
 			continue
 		}
-		rb := &recvBatch{open: len(got)}
+		rb := &recvBatch{open: len(got), acked: make([]*held, 0, len(got))}
 		if len(got) < n {
 			rb.done = make(chan struct{})
 			rb.left.Store(int32(len(got)))
@@ -384,12 +385,14 @@ func systemAttributes(fifo bool) []types.MessageSystemAttributeName {
 // behind an earlier message of its Key still being handled; otherwise it
 // goes to the dispatcher at once.
 func (s *subscription) deliver(ctx context.Context, sm *types.Message, visibleAt time.Time, rb *recvBatch) {
-	m := &mq.Message{Topic: s.q.topic, Group: s.group}
+	h := &held{sm: *sm, visibleAt: visibleAt, batch: rb}
+	m := &h.m
+	h.msg = m
+	m.Topic, m.Group = s.q.topic, s.group
 	if err := decode(sm, m); err != nil {
 		s.b.log.Warn("sqs: message has malformed mq attributes; delivering what could be decoded", "queue", s.q.name, "sqs_message_id", aws.ToString(sm.MessageId), "error", err)
 	}
 	hook.SetMessageRaw(m, *sm)
-	h := &held{sm: *sm, msg: m, visibleAt: visibleAt, batch: rb}
 	if s.q.fifo {
 		h.lane = m.Key
 	}
@@ -682,7 +685,8 @@ func (s *subscription) flushBatch(b *recvBatch) {
 		return
 	}
 	s.queueDeletes(b.acked...)
-	b.acked = nil
+	clear(b.acked)
+	b.acked = b.acked[:0]
 }
 
 // flushBatches queues every waiting delete, and from now on acknowledged
