@@ -923,15 +923,20 @@ func (c *credits) take(ctx context.Context) (int, bool) {
 	}
 }
 
-// give returns n credits.
+// give returns n credits, waking a receiver if a full batch is free:
+// take waits for no less, and waking it for every credit given back
+// cost a goroutine switch per message.
 func (c *credits) give(n int) {
 	if n <= 0 {
 		return
 	}
 	c.mu.Lock()
 	c.free += n
+	full := c.free >= maxBatch
 	c.mu.Unlock()
-	c.wake()
+	if full {
+		c.wake()
+	}
 }
 
 func (c *credits) wake() {
