@@ -118,9 +118,13 @@ func isAttrName(name string) bool {
 	return true
 }
 
-// encoded is one message ready for SendMessage(Batch).
+// encoded is one message ready for SendMessage(Batch). The ID and Key
+// attributes point to its id and key, so that they cost no allocation of
+// their own: an encoded must not be copied while the attributes are used.
 type encoded struct {
 	body  string
+	id    string
+	key   string
 	attrs map[string]types.MessageAttributeValue
 	// size is the message's size as SQS counts it: the body plus each
 	// attribute's name, type and value.
@@ -142,14 +146,14 @@ func binaryAttr(v []byte) types.MessageAttributeValue {
 	return types.MessageAttributeValue{DataType: binaryType, BinaryValue: v}
 }
 
-// encode maps m onto an SQS body and message attributes. It never loses
+// encode maps m onto e, an SQS body and message attributes. It never loses
 // anything: a body SQS cannot carry as text goes into the mq-body binary
 // attribute; headers become String attributes while the ten-attribute
 // limit allows, trace headers first, and the rest (along with any header,
 // ID or Key that SQS cannot carry as a String attribute) are packed into
 // the mq-h binary attribute. See the package documentation for the format.
-func encode(m *mq.Message) encoded {
-	e := encoded{attrs: make(map[string]types.MessageAttributeValue, 2+len(m.Header))}
+func (e *encoded) encode(m *mq.Message) {
+	*e = encoded{attrs: make(map[string]types.MessageAttributeValue, 2+len(m.Header))}
 	var packed []string // key, value pairs for mq-h
 
 	add := func(name string, v types.MessageAttributeValue) {
@@ -161,13 +165,15 @@ func encode(m *mq.Message) encoded {
 	}
 
 	if isSQSText(m.ID) && m.ID != "" {
-		add(attrID, stringAttr(m.ID))
+		e.id = m.ID
+		add(attrID, types.MessageAttributeValue{DataType: stringType, StringValue: &e.id})
 	} else {
 		packed = append(packed, attrID, m.ID)
 	}
 	if m.Key != "" {
 		if isSQSText(m.Key) {
-			add(attrKey, stringAttr(m.Key))
+			e.key = m.Key
+			add(attrKey, types.MessageAttributeValue{DataType: stringType, StringValue: &e.key})
 		} else {
 			packed = append(packed, attrKey, m.Key)
 		}
@@ -221,7 +227,6 @@ func encode(m *mq.Message) encoded {
 	if len(packed) > 0 {
 		add(attrPacked, binaryAttr(packPairs(packed)))
 	}
-	return e
 }
 
 // packPairs writes each string as a uvarint length followed by its bytes.

@@ -16,7 +16,8 @@ import (
 // roundTrip encodes m and decodes it as SQS would deliver it.
 func roundTrip(t *testing.T, m *mq.Message) (*mq.Message, encoded) {
 	t.Helper()
-	e := encode(m)
+	var e encoded
+	e.encode(m)
 	if len(e.attrs) > maxAttributes {
 		t.Fatalf("encode made %d attributes, SQS allows %d", len(e.attrs), maxAttributes)
 	}
@@ -107,7 +108,8 @@ func TestCodecSizeBound(t *testing.T) {
 		h[fmt.Sprintf("\x01%03d", i)] = ""
 	}
 	m := &mq.Message{ID: "\x01" + strings.Repeat("i", 100), Key: "\x01k", Body: []byte{0xff}, Header: h}
-	e := encode(m)
+	var e encoded
+	e.encode(m)
 	if over := e.size - m.Size(); over > headerReserve {
 		t.Errorf("encoding overhead: got %d bytes, want at most the reserve of %d", over, headerReserve)
 	}
@@ -178,4 +180,16 @@ func attrNames(m map[string]types.MessageAttributeValue) []string {
 		s = append(s, k)
 	}
 	return s
+}
+
+// TestEncodeAllocs: encoding a message with a text body allocates only
+// the attribute map and the body string; the ID and Key attributes point
+// into the encoded message rather than to strings of their own.
+func TestEncodeAllocs(t *testing.T) {
+	m := &mq.Message{ID: mq.NewID(), Key: "k", Body: []byte("hello")}
+	var e encoded
+	allocs := testing.AllocsPerRun(100, func() { e.encode(m) })
+	if allocs > 3 {
+		t.Errorf("allocations per encode: got %v, want at most 3 (the map, its entries and the body)", allocs)
+	}
 }

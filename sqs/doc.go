@@ -92,12 +92,13 @@
 // within two seconds, cost no extension call. If the process dies, SQS
 // redelivers a message when its current timeout ends.
 //
-//   - Handler returns nil: the message is deleted. Deletes are batched (up
-//     to ten per DeleteMessageBatch, taking what accumulated while the
-//     previous call ran, and waiting up to 25 ms for a batch to fill while
-//     other deliveries are pending) and retried through transient
-//     failures; a subscription's deletes reach SQS before Subscribe
-//     returns.
+//   - Handler returns nil: the message is deleted. Deletes are batched:
+//     a message's delete waits for the other messages of the same
+//     ReceiveMessage to be handled, at most 100 ms, so that each receive
+//     takes one DeleteMessageBatch, as in a receive-handle-delete loop;
+//     deletes that accumulate while calls run go out up to ten per call.
+//     They are retried through transient failures, and a subscription's
+//     deletes reach SQS before Subscribe returns.
 //   - Handler returns an error: the message's visibility timeout is set to
 //     the subscription's Backoff (or mq.RetryAfter) delay, rounded up to
 //     whole seconds and at most 12 hours, so it is redelivered no earlier.

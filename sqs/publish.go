@@ -69,16 +69,16 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 		if q.fifo && m.Delay > 0 {
 			return fmt.Errorf("sqs: %w: message %d has Delay %v, but %q is a FIFO queue, which has no per-message delay", mq.ErrNotSupported, i, m.Delay, q.name)
 		}
-		e := encode(m)
+		ent := &call.entries[i]
+		e := &ent.enc
+		e.encode(m)
 		if e.size > b.opts.ServerMaxBytes {
 			return fmt.Errorf("sqs: %w: message %d (id %q) is %d bytes once encoded for SQS, the server's limit is %d", mq.ErrMessageTooLarge, i, m.ID, e.size, b.opts.ServerMaxBytes)
 		}
-		ent := &call.entries[i]
 		ent.call = call
 		ent.ctx = ctx
-		ent.size = e.size
 		ent.req = types.SendMessageBatchRequestEntry{
-			MessageBody:       aws.String(e.body),
+			MessageBody:       &e.body,
 			MessageAttributes: e.attrs,
 		}
 		if q.fifo {
@@ -130,8 +130,8 @@ type pubCall struct {
 type pubEntry struct {
 	call *pubCall
 	ctx  context.Context // the caller's: an entry whose caller gave up is not sent
+	enc  encoded         // req points into it
 	req  types.SendMessageBatchRequestEntry
-	size int
 	err  error
 }
 
@@ -230,10 +230,10 @@ func (p *publisher) take(batch []*pubEntry) []*pubEntry {
 			n++
 			continue
 		}
-		if len(batch) > 0 && bytes+e.size > p.b.opts.ServerMaxBytes {
+		if len(batch) > 0 && bytes+e.enc.size > p.b.opts.ServerMaxBytes {
 			break
 		}
-		bytes += e.size
+		bytes += e.enc.size
 		batch = append(batch, e)
 		n++
 	}

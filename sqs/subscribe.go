@@ -98,20 +98,20 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 		receivers = (cfg.Concurrency + maxBatch - 1) / maxBatch
 	}
 	s := &subscription{
-		b:         b,
-		q:         q,
-		cfg:       cfg,
-		h:         h,
-		group:     group,
-		dlq:       dlq,
-		receivers: receivers,
-		stopCh:    make(chan struct{}),
-		fatal:     make(chan error, 1),
-		credits:   newCredits(cfg.Concurrency + maxBatch*receivers),
-		delLimit:  maxBatch * max(2, receivers),
-		held:      map[*mq.Message]*held{},
-		lanes:     map[string][]*held{},
-		delFull:   make(chan struct{}, 1),
+		b:          b,
+		q:          q,
+		cfg:        cfg,
+		h:          h,
+		group:      group,
+		dlq:        dlq,
+		receivers:  receivers,
+		stopCh:     make(chan struct{}),
+		fatal:      make(chan error, 1),
+		credits:    newCredits(cfg.Concurrency + maxBatch*receivers),
+		delLimit:   maxBatch * max(2, receivers),
+		held:       map[*mq.Message]*held{},
+		lanes:      map[string][]*held{},
+		delWaiting: map[*recvBatch]struct{}{},
 	}
 	if err := b.track(s); err != nil {
 		return fmt.Errorf("sqs: Subscribe: %w", mq.ErrClosed)
@@ -166,15 +166,17 @@ type subscription struct {
 	stopping bool                  // no more retries or lane successors
 	retries  sync.WaitGroup        // pending in-place retries
 
-	// Acknowledged messages waiting for DeleteMessageBatch. Delete loops
-	// start on demand, up to the number of receivers (at least two), and
-	// end when nothing is pending: while they are busy, deletes accumulate
-	// into the next batch.
+	// Acknowledged messages waiting for DeleteMessageBatch. An
+	// acknowledged message first waits in its receive batch (see ack),
+	// then joins delPending. Delete loops start on demand, up to the
+	// number of receivers (at least two), and end when nothing is pending:
+	// while they are busy, deletes accumulate into the next batch.
 	delMu      sync.Mutex
 	delPending []*held
 	delActive  int
 	delWG      sync.WaitGroup
-	delFull    chan struct{} // signaled when a full batch is pending, or no more acks are coming soon
+	delWaiting map[*recvBatch]struct{} // receive batches with acknowledged messages waiting in them
+	delDirect  bool                    // stopping: acknowledged messages go to delPending at once
 	// Acknowledged messages not yet deleted (pending or being deleted),
 	// and how many of them may have their credit back before their delete
 	// is done.
@@ -185,12 +187,14 @@ type subscription struct {
 // held is one received message the subscription is responsible for.
 type held struct {
 	sm   types.Message
-	msg  *mq.Message
+	msg  *mq.Message // &m
+	m    mq.Message
 	lane string // the Key on FIFO queues, "" when unordered
 
 	del   dispatch.Delivery // its first submission to the dispatcher
-	batch *recvBatch        // the partial receive it came in, or nil
+	batch *recvBatch        // the receive it came in
 	owes  bool              // acknowledged, its credit comes back when the delete is done; guarded by subscription.delMu
+	acked bool              // acknowledged; guarded by subscription.delMu
 
 	visibleAt time.Time // when SQS makes it visible unless extended; guarded by subscription.mu
 
@@ -248,6 +252,7 @@ func (s *subscription) run(ctx context.Context) error {
 	s.stopRetries()
 	s.d.Shutdown(drainCtx) // every delivery is settled when it returns
 	recvWG.Wait()
+	s.flushBatches()
 	s.delWG.Wait() // deletes reached SQS (or failed)
 	close(hbStop)
 	hbWG.Wait()
@@ -307,15 +312,18 @@ func (s *subscription) receive(ctx context.Context) {
 			continue
 		}
 		failures = 0
-		var rb *recvBatch
-		if len(got) > 0 && len(got) < n {
-			rb = &recvBatch{done: make(chan struct{})}
+		if len(got) == 0 {
+			continue
+		}
+		rb := &recvBatch{open: len(got), acked: make([]*held, 0, len(got))}
+		if len(got) < n {
+			rb.done = make(chan struct{})
 			rb.left.Store(int32(len(got)))
 		}
 		for i := range got {
 			s.deliver(ctx, &got[i], visibleAt, rb)
 		}
-		if rb != nil {
+		if rb.done != nil {
 			pause.Reset(receivePause)
 			select {
 			case <-rb.done:
@@ -337,10 +345,19 @@ func (s *subscription) receive(ctx context.Context) {
 // back messages that other free handlers could take.
 const receivePause = 25 * time.Millisecond
 
-// recvBatch counts the messages of one partial receive not yet done with.
+// recvBatch is the messages one ReceiveMessage returned.
 type recvBatch struct {
+	// On a partial receive only (done is nil otherwise): the messages not
+	// yet done with (deleted or released), see receivePause.
 	left atomic.Int32
 	done chan struct{} // closed when left reaches 0
+
+	// Guarded by subscription.delMu: the messages neither acknowledged
+	// nor released yet, those acknowledged whose delete waits for them,
+	// and the timer that bounds that wait (see ack).
+	open  int
+	acked []*held
+	wait  *time.Timer
 }
 
 // allAttributes asks ReceiveMessage for every message attribute.
@@ -368,12 +385,14 @@ func systemAttributes(fifo bool) []types.MessageSystemAttributeName {
 // behind an earlier message of its Key still being handled; otherwise it
 // goes to the dispatcher at once.
 func (s *subscription) deliver(ctx context.Context, sm *types.Message, visibleAt time.Time, rb *recvBatch) {
-	m := &mq.Message{Topic: s.q.topic, Group: s.group}
+	h := &held{sm: *sm, visibleAt: visibleAt, batch: rb}
+	m := &h.m
+	h.msg = m
+	m.Topic, m.Group = s.q.topic, s.group
 	if err := decode(sm, m); err != nil {
 		s.b.log.Warn("sqs: message has malformed mq attributes; delivering what could be decoded", "queue", s.q.name, "sqs_message_id", aws.ToString(sm.MessageId), "error", err)
 	}
 	hook.SetMessageRaw(m, *sm)
-	h := &held{sm: *sm, msg: m, visibleAt: visibleAt, batch: rb}
 	if s.q.fifo {
 		h.lane = m.Key
 	}
@@ -512,6 +531,7 @@ func (s *subscription) release(h *held, delay time.Duration) {
 	if !s.forget(h) {
 		return
 	}
+	s.unbatch(h)
 	secs := int32(min(max(delay+time.Second-1, 0)/time.Second, maxVisibility/time.Second))
 	ctx, cancel := context.WithTimeout(s.b.base, callTimeout)
 	defer cancel()
@@ -534,7 +554,7 @@ func (s *subscription) forget(h *held) bool {
 	defer s.mu.Unlock()
 	_, ok := s.held[h.msg]
 	delete(s.held, h.msg)
-	if ok && h.batch != nil && h.batch.left.Add(-1) == 0 {
+	if ok && h.batch.done != nil && h.batch.left.Add(-1) == 0 {
 		close(h.batch.done)
 	}
 	return ok
@@ -596,67 +616,117 @@ func isFIFOURL(u string) bool {
 	return len(u) > len(fifoSuffix) && u[len(u)-len(fifoSuffix):] == fifoSuffix
 }
 
-// ack queues h's delete, starting a delete loop if none runs or those
-// running cannot take all that is pending in their next round. The
-// message stays held (its visibility extended) until the delete is done,
-// but its credit comes back at once, so receivers go on fetching while
-// deletes gather into full batches, unless delLimit acknowledged messages
+// ack queues h's delete. The message stays held (its visibility
+// extended) until the delete is done, but its credit comes back at once,
+// so receivers go on fetching, unless delLimit acknowledged messages
 // already wait for their delete: then the credit comes back with the
 // delete, which bounds what a slow or failing DeleteMessageBatch lets
 // pile up.
+//
+// The delete waits for the rest of h's receive batch to be acknowledged
+// or released, so that the batch takes one DeleteMessageBatch, as in a
+// plain receive-handle-delete loop: each call costs about as much client
+// CPU as the messages it carries. The wait is bounded by deleteWait and
+// ends when the subscription stops.
 func (s *subscription) ack(h *held) {
-	// Whether more acknowledgements are on their way: handlers running or
-	// queued besides this one (whose settle the dispatcher still counts).
-	more := s.d.Pending() > 1
 	s.delMu.Lock()
-	s.delPending = append(s.delPending, h)
 	s.delHeld++
 	h.owes = s.delHeld > s.delLimit
-	if len(s.delPending) >= maxBatch || !more {
-		select {
-		case s.delFull <- struct{}{}:
-		default:
+	h.acked = true
+	owes := h.owes
+	b := h.batch
+	b.open--
+	switch {
+	case s.delDirect:
+		s.queueDeletes(h)
+	default:
+		b.acked = append(b.acked, h)
+		if b.open == 0 {
+			s.flushBatch(b)
+		} else if b.wait == nil {
+			s.delWaiting[b] = struct{}{}
+			b.wait = time.AfterFunc(deleteWait, func() {
+				s.delMu.Lock()
+				defer s.delMu.Unlock()
+				s.flushBatch(b)
+			})
 		}
 	}
-	if s.delActive < max(2, s.receivers) && (s.delActive == 0 || s.delActive*maxBatch < len(s.delPending)) {
-		s.delActive++
-		s.delWG.Add(1)
-		go s.deleteLoop()
-	}
-	owes := h.owes
 	s.delMu.Unlock()
 	if !owes {
 		s.credits.give(1)
 	}
 }
 
-// deleteLinger is how long a delete loop waits for a partial batch to
-// fill while handlers that will acknowledge more are running. A fuller
-// batch saves a call per message deleted, which is most of the client's
-// cost. The loop stops waiting as soon as the batch is full or no handler
-// is running or queued, so the wait only delays the deletes of messages
-// handled while others are (the messages stay held meanwhile), never a
-// handler, a receive or Close.
-const deleteLinger = 25 * time.Millisecond
+// unbatch records that h, released rather than acknowledged, no longer
+// holds back the deletes of its receive batch.
+func (s *subscription) unbatch(h *held) {
+	s.delMu.Lock()
+	defer s.delMu.Unlock()
+	if h.acked {
+		return
+	}
+	b := h.batch
+	b.open--
+	if b.open == 0 {
+		s.flushBatch(b)
+	}
+}
+
+// flushBatch queues the deletes of b's acknowledged messages waiting for
+// the rest of b. s.delMu must be held.
+func (s *subscription) flushBatch(b *recvBatch) {
+	if b.wait != nil {
+		b.wait.Stop() // if it fired already, its flushBatch finds b empty or flushes later acks early
+		b.wait = nil
+	}
+	delete(s.delWaiting, b)
+	if len(b.acked) == 0 {
+		return
+	}
+	s.queueDeletes(b.acked...)
+	clear(b.acked)
+	b.acked = b.acked[:0]
+}
+
+// flushBatches queues every waiting delete, and from now on acknowledged
+// messages do not wait for their receive batch. Subscribe calls it once
+// no more handler runs.
+func (s *subscription) flushBatches() {
+	s.delMu.Lock()
+	defer s.delMu.Unlock()
+	s.delDirect = true
+	for b := range s.delWaiting {
+		s.flushBatch(b)
+	}
+}
+
+// queueDeletes adds hs to the pending deletes, starting a delete loop if
+// none runs or those running cannot take all that is pending in their
+// next round. s.delMu must be held.
+func (s *subscription) queueDeletes(hs ...*held) {
+	s.delPending = append(s.delPending, hs...)
+	if s.delActive < max(2, s.receivers) && (s.delActive == 0 || s.delActive*maxBatch < len(s.delPending)) {
+		s.delActive++
+		s.delWG.Add(1)
+		go s.deleteLoop()
+	}
+}
+
+// deleteWait bounds how long an acknowledged message's delete waits for
+// the rest of its receive batch. It is well under a third of
+// claimTimeout, so the wait costs no visibility extension, and it only
+// delays deletes (the messages stay held meanwhile), never a handler, a
+// receive or Close.
+const deleteWait = 100 * time.Millisecond
 
 // deleteLoop deletes pending acknowledged messages in batches of up to
 // ten until none is pending, returning the credits still owed.
 func (s *subscription) deleteLoop() {
 	defer s.delWG.Done()
 	batch := make([]*held, 0, maxBatch)
-	linger := time.NewTimer(deleteLinger)
-	defer linger.Stop()
 	for {
 		s.delMu.Lock()
-		if len(s.delPending) > 0 && len(s.delPending) < maxBatch && s.d.Pending() > 0 {
-			s.delMu.Unlock()
-			linger.Reset(deleteLinger)
-			select {
-			case <-s.delFull:
-			case <-linger.C:
-			}
-			s.delMu.Lock()
-		}
 		n := min(len(s.delPending), maxBatch)
 		if n == 0 {
 			s.delActive--
@@ -853,15 +923,20 @@ func (c *credits) take(ctx context.Context) (int, bool) {
 	}
 }
 
-// give returns n credits.
+// give returns n credits, waking a receiver if a full batch is free:
+// take waits for no less, and waking it for every credit given back
+// cost a goroutine switch per message.
 func (c *credits) give(n int) {
 	if n <= 0 {
 		return
 	}
 	c.mu.Lock()
 	c.free += n
+	full := c.free >= maxBatch
 	c.mu.Unlock()
-	c.wake()
+	if full {
+		c.wake()
+	}
 }
 
 func (c *credits) wake() {
