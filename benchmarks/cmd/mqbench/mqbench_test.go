@@ -110,16 +110,7 @@ func TestReport(t *testing.T) {
 		result{Kind: "latency", Broker: "kafka", Contender: "mq", Rate: 10, Received: 10, E2EP50: 1, E2EP99: 2, E2EP999: 3, PubP50: 1, PubP99: 1, PubP999: 1},
 		result{Kind: "latency", Broker: "kafka", Contender: "other", Rate: 10, Error: "n/a: cannot be had"},
 	}
-	var b strings.Builder
-	enc := json.NewEncoder(&b)
-	for _, l := range lines {
-		if err := enc.Encode(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(in, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeLines(t, in, lines...)
 	out := filepath.Join(dir, "BENCHMARKS.md")
 	if err := writeReport(in, out, filepath.Join(dir, "no-notes.md")); err != nil {
 		t.Fatalf("writeReport: %v", err)
