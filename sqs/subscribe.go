@@ -173,7 +173,8 @@ type subscription struct {
 	// while they are busy, deletes accumulate into the next batch.
 	delMu      sync.Mutex
 	delPending []*held
-	delActive  int
+	delActive  int // running delete loops
+	delBusy    int // of which in a DeleteMessageBatch call
 	delWG      sync.WaitGroup
 	delWaiting map[*recvBatch]struct{} // receive batches with acknowledged messages waiting in them
 	delDirect  bool                    // stopping: acknowledged messages go to delPending at once
@@ -702,11 +703,10 @@ func (s *subscription) flushBatches() {
 }
 
 // queueDeletes adds hs to the pending deletes, starting a delete loop if
-// none runs or those running cannot take all that is pending in their
-// next round. s.delMu must be held.
+// needLoop says so. s.delMu must be held.
 func (s *subscription) queueDeletes(hs ...*held) {
 	s.delPending = append(s.delPending, hs...)
-	if s.delActive < max(2, s.receivers) && (s.delActive == 0 || s.delActive*maxBatch < len(s.delPending)) {
+	if s.delActive < max(2, s.receivers) && needLoop(len(s.delPending), s.delActive, s.delBusy) {
 		s.delActive++
 		s.delWG.Add(1)
 		go s.deleteLoop()
@@ -737,10 +737,12 @@ func (s *subscription) deleteLoop() {
 		batch = append(batch[:0], s.delPending[:n]...)
 		clear(s.delPending[:n])
 		s.delPending = s.delPending[n:]
+		s.delBusy++
 		s.delMu.Unlock()
 		s.deleteBatch(batch)
 		owed := 0
 		s.delMu.Lock()
+		s.delBusy--
 		s.delHeld -= len(batch)
 		for _, h := range batch {
 			if h.owes {
