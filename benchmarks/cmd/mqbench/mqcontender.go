@@ -25,10 +25,18 @@ const benchGroup = "bench"
 
 var topicSeq atomic.Int64
 
+// topicMade, when not nil, is given each name freshTopic returns: tests
+// set it to learn what a run created on a broker.
+var topicMade func(topic string)
+
 // freshTopic returns a topic name no earlier run used, valid on every
 // broker (letters, digits and '-', at most 80 characters for SQS).
 func freshTopic(prefix string) string {
-	return fmt.Sprintf("mqb-%s-%s-%d", prefix, strconv.FormatInt(time.Now().UnixNano(), 36), topicSeq.Add(1))
+	topic := fmt.Sprintf("mqb-%s-%s-%d", prefix, strconv.FormatInt(time.Now().UnixNano(), 36), topicSeq.Add(1))
+	if topicMade != nil {
+		topicMade(topic)
+	}
+	return topic
 }
 
 // openFunc opens an mq broker set up for a cell.
