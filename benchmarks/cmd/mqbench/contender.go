@@ -54,8 +54,16 @@ type run interface {
 	// returns when the broker accepted them (as far as the contender
 	// waits for that). It is safe for concurrent use.
 	Publish(ctx context.Context, bodies [][]byte, sent int64) error
-	// Close stops the consumer and releases everything Start made.
+	// Close stops the consumer and releases everything Start made in
+	// this process.
 	Close(ctx context.Context) error
+	// Delete removes from the broker what Start created there: the topic
+	// and the queues and exchanges named after it. The harness calls it
+	// after Close, outside the measured time. Without it every run left
+	// its topic behind (about a thousand per make bench), and brokers
+	// slow down with them: ElasticMQ restores every queue of its store
+	// before it answers at start-up.
+	Delete(ctx context.Context) error
 }
 
 // parseSent reads a sentHeader value; 0 when missing or malformed.
@@ -75,3 +83,6 @@ func formatSent(ns int64) string { return strconv.FormatInt(ns, 10) }
 
 // closeTimeout bounds each contender's Close.
 const closeTimeout = 30 * time.Second
+
+// deleteTimeout bounds each run's Delete.
+const deleteTimeout = 30 * time.Second

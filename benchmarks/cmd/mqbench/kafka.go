@@ -38,12 +38,32 @@ func kafkaPlan() brokerPlan {
 	url := "kafka://" + env + fmt.Sprintf("?batch_size=%d&batch_timeout=%s&commit_interval=%s", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval)
 	admin := &lazyBroker{url: url}
 	open := func(ctx context.Context, _ cell) (mq.Broker, error) { return mq.Open(ctx, url) }
+	del := func(ctx context.Context, topic string) error { return deleteKafkaTopic(ctx, addrs, topic) }
 	p.Contenders = append(p.Contenders, kafkaRaw(addrs, admin, false), kafkaRaw(addrs, admin, true))
-	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("kafka:// with acks=all, batch_size=%d, batch_timeout=%v, commit_interval=%v (the defaults), topics of %d partitions; Subscribe with Concurrency(conc); one message per Publish", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval, kafka.DefaultPartitions), open)...)
+	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("kafka:// with acks=all, batch_size=%d, batch_timeout=%v, commit_interval=%v (the defaults), topics of %d partitions; Subscribe with Concurrency(conc); one message per Publish", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval, kafka.DefaultPartitions), open, del)...)
 	p.Contenders = append(p.Contenders,
-		watermillKafka("watermill-default", addrs, admin, false),
-		watermillKafka("watermill-tuned", addrs, admin, true))
+		watermillKafka("watermill-default", addrs, admin, del, false),
+		watermillKafka("watermill-tuned", addrs, admin, del, true))
 	return p
+}
+
+// deleteKafkaTopic deletes topic (every Kafka contender names its topic
+// and nothing else). The consumer groups of the run go with it: Kafka
+// drops a deleted topic's committed offsets, and then the empty groups.
+func deleteKafkaTopic(ctx context.Context, addrs []string, topic string) error {
+	// A transport of its own, closed here, so that no idle admin
+	// connection outlives the run and counts in goroutines_after.
+	t := &kafkago.Transport{}
+	defer t.CloseIdleConnections()
+	client := &kafkago.Client{Addr: kafkago.TCP(addrs...), Transport: t}
+	resp, err := client.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: []string{topic}})
+	if err != nil {
+		return err
+	}
+	if err := resp.Errors[topic]; err != nil {
+		return fmt.Errorf("delete topic %s: %w", topic, err)
+	}
+	return nil
 }
 
 // lazyBroker is an mq broker opened on first use, for creating topics
@@ -92,6 +112,7 @@ func (l *lazyBroker) provision(ctx context.Context, topic string, addrs []string
 type kafkaRawRun struct {
 	w      *kafkago.Writer
 	r      *kafkago.Reader
+	addrs  []string
 	topic  string
 	cancel context.CancelFunc
 	done   chan error
@@ -128,6 +149,10 @@ func (k *kafkaRawRun) Close(ctx context.Context) error {
 		err = werr
 	}
 	return err
+}
+
+func (k *kafkaRawRun) Delete(ctx context.Context) error {
+	return deleteKafkaTopic(ctx, k.addrs, k.topic)
 }
 
 // kafkaRaw is kafka-go used directly, the way its documentation advises
@@ -172,7 +197,7 @@ func kafkaRaw(addrs []string, admin *lazyBroker, contract bool) contender {
 				SessionTimeout:    kafka.DefaultSessionTimeout,
 			})
 			rctx, cancel := context.WithCancel(context.Background())
-			k := &kafkaRawRun{w: w, r: r, topic: topic, cancel: cancel, done: make(chan error, 1), contract: contract}
+			k := &kafkaRawRun{w: w, r: r, addrs: addrs, topic: topic, cancel: cancel, done: make(chan error, 1), contract: contract}
 			go func() {
 				batch := make([]kafkago.Message, 0, kafkaCommitBatch)
 				for {
@@ -226,6 +251,7 @@ type watermillRun struct {
 	pub    message.Publisher
 	subs   []message.Subscriber
 	topic  string
+	del    deleteFunc
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -253,6 +279,8 @@ func (w *watermillRun) Close(context.Context) error {
 	return errors.Join(errs...)
 }
 
+func (w *watermillRun) Delete(ctx context.Context) error { return w.del(ctx, w.topic) }
+
 // consume starts a goroutine handling a Watermill subscription's messages.
 func (w *watermillRun) consume(msgs <-chan *message.Message, recv func(int64)) {
 	w.wg.Go(func() {
@@ -269,7 +297,7 @@ func (w *watermillRun) consume(msgs <-chan *message.Message, recv func(int64)) {
 // version, 100ms offset auto-commit. Both start new groups at the oldest
 // offset so that the warm-up messages published while the group forms
 // are not skipped.
-func watermillKafka(name string, addrs []string, admin *lazyBroker, tuned bool) contender {
+func watermillKafka(name string, addrs []string, admin *lazyBroker, del deleteFunc, tuned bool) contender {
 	note := "watermill-kafka v3 Publisher/Subscriber with DefaultSaramaSyncPublisherConfig (acks=1: not durable) and DefaultSaramaSubscriberConfig; one subscription"
 	if tuned {
 		note = "watermill-kafka v3 with Sarama tuned: acks=all, Version 2.8, Consumer.Offsets.AutoCommit.Interval 100ms, Fetch.Default 1 MiB; one subscription (Watermill handles one message at a time per partition)"
@@ -299,7 +327,7 @@ func watermillKafka(name string, addrs []string, admin *lazyBroker, tuned bool) 
 			return nil, err
 		}
 		sctx, cancel := context.WithCancel(context.Background())
-		w := &watermillRun{pub: pub, subs: []message.Subscriber{sub}, topic: topic, cancel: cancel}
+		w := &watermillRun{pub: pub, subs: []message.Subscriber{sub}, topic: topic, del: del, cancel: cancel}
 		msgs, err := sub.Subscribe(sctx, topic)
 		if err != nil {
 			_ = w.Close(ctx)

@@ -21,7 +21,7 @@ import (
 func memoryContenders() []contender {
 	open := func(context.Context, cell) (mq.Broker, error) { return memory.New(memory.Options{}), nil }
 	cs := []contender{chanContender()}
-	cs = append(cs, mqContenders("memory.New(memory.Options{}); Subscribe with Concurrency(conc); one message per Publish", open)...)
+	cs = append(cs, mqContenders("memory.New(memory.Options{}); Subscribe with Concurrency(conc); one message per Publish", open, nil)...)
 	return append(cs, gochannelContender(), mempubsubContender())
 }
 
@@ -53,6 +53,8 @@ func (r *chanRun) Close(context.Context) error {
 	r.wg.Wait()
 	return nil
 }
+
+func (r *chanRun) Delete(context.Context) error { return nil } // nothing outside the process
 
 // chanContender is a buffered Go channel with conc receiving goroutines:
 // no copies, no acknowledgements, no redelivery. The floor any broker
@@ -94,6 +96,8 @@ func (r *gochannelRun) Close(context.Context) error {
 	r.wg.Wait()
 	return err
 }
+
+func (r *gochannelRun) Delete(context.Context) error { return nil } // nothing outside the process
 
 // gochannelContender is Watermill's GoChannel. A GoChannel subscription
 // handles its messages one at a time (each waits for the previous Ack),
@@ -146,6 +150,8 @@ func (r *mempubsubRun) Close(ctx context.Context) error {
 	}
 	return err
 }
+
+func (r *mempubsubRun) Delete(context.Context) error { return nil } // nothing outside the process
 
 // mempubsubContender is gocloud.dev's mempubsub, with conc goroutines
 // calling Receive on one subscription (competing consumers).

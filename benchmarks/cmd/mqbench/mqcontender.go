@@ -25,19 +25,32 @@ const benchGroup = "bench"
 
 var topicSeq atomic.Int64
 
+// topicMade, when not nil, is given each name freshTopic returns: tests
+// set it to learn what a run created on a broker.
+var topicMade func(topic string)
+
 // freshTopic returns a topic name no earlier run used, valid on every
 // broker (letters, digits and '-', at most 80 characters for SQS).
 func freshTopic(prefix string) string {
-	return fmt.Sprintf("mqb-%s-%s-%d", prefix, strconv.FormatInt(time.Now().UnixNano(), 36), topicSeq.Add(1))
+	topic := fmt.Sprintf("mqb-%s-%s-%d", prefix, strconv.FormatInt(time.Now().UnixNano(), 36), topicSeq.Add(1))
+	if topicMade != nil {
+		topicMade(topic)
+	}
+	return topic
 }
 
 // openFunc opens an mq broker set up for a cell.
 type openFunc func(ctx context.Context, c cell) (mq.Broker, error)
 
+// deleteFunc deletes topic from a broker, with the queues and exchanges
+// named after it: what a run created there (see run.Delete).
+type deleteFunc func(ctx context.Context, topic string) error
+
 // mqRun is an mq broker consuming one fresh topic.
 type mqRun struct {
 	b      mq.Broker
 	topic  string
+	del    deleteFunc // nil: nothing to delete (in-process brokers)
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -70,9 +83,16 @@ func (r *mqRun) Close(ctx context.Context) error {
 	return err
 }
 
+func (r *mqRun) Delete(ctx context.Context) error {
+	if r.del == nil {
+		return nil
+	}
+	return r.del(ctx, r.topic)
+}
+
 // mqContender measures mq over the broker open returns, wrapped by wrap
-// when it is not nil.
-func mqContender(name, role, note string, open openFunc, wrap func(mq.Broker) mq.Broker) contender {
+// when it is not nil; del deletes each run's topic afterwards.
+func mqContender(name, role, note string, open openFunc, del deleteFunc, wrap func(mq.Broker) mq.Broker) contender {
 	return contender{Name: name, Role: role, Note: note, Start: func(ctx context.Context, c cell, recv func(int64)) (run, error) {
 		b, err := open(ctx, c)
 		if err != nil {
@@ -87,7 +107,7 @@ func mqContender(name, role, note string, open openFunc, wrap func(mq.Broker) mq
 			return nil, fmt.Errorf("provision: %w", err)
 		}
 		sctx, cancel := context.WithCancel(context.Background())
-		r := &mqRun{b: b, topic: topic, cancel: cancel, done: make(chan error, 1)}
+		r := &mqRun{b: b, topic: topic, del: del, cancel: cancel, done: make(chan error, 1)}
 		h := func(_ context.Context, m *mq.Message) error {
 			recv(parseSent(m.Header[sentHeader]))
 			return nil
@@ -154,11 +174,12 @@ func stackOTel(b mq.Broker) mq.Broker {
 }
 
 // mqContenders returns mq, mq with the no-op middleware stack and mq with
-// the OpenTelemetry SDK stack over the brokers open returns.
-func mqContenders(note string, open openFunc) []contender {
+// the OpenTelemetry SDK stack over the brokers open returns, deleting
+// each run's topic with del (nil for in-process brokers).
+func mqContenders(note string, open openFunc, del deleteFunc) []contender {
 	return []contender{
-		mqContender("mq", "mq", note, open, nil),
-		mqContender("mq+mw-noop", "", "mq as above, wrapped in the recommended middleware stack (Tracing, Metrics, Logging, DeadLetter, Retry, Recover, Timeout; TracingPublisher, MetricsPublisher) with no-op OpenTelemetry providers", open, stackNoop),
-		mqContender("mq+mw-otel", "", "the same stack with the OpenTelemetry SDK: every span sampled, batched to a discarding exporter; metrics aggregated by a manual reader", open, stackOTel),
+		mqContender("mq", "mq", note, open, del, nil),
+		mqContender("mq+mw-noop", "", "mq as above, wrapped in the recommended middleware stack (Tracing, Metrics, Logging, DeadLetter, Retry, Recover, Timeout; TracingPublisher, MetricsPublisher) with no-op OpenTelemetry providers", open, del, stackNoop),
+		mqContender("mq+mw-otel", "", "the same stack with the OpenTelemetry SDK: every span sampled, batched to a discarding exporter; metrics aggregated by a manual reader", open, del, stackOTel),
 	}
 }

@@ -30,17 +30,26 @@ func rabbitPlan() brokerPlan {
 	open := func(ctx context.Context, c cell) (mq.Broker, error) {
 		return mq.Open(ctx, fmt.Sprintf("%s?prefetch=%d&publish_channels=%d", base, rabbitPrefetch(c.Conc), c.Conc))
 	}
+	// The driver declares a fanout exchange named topic and, for each
+	// group, a queue topic.group (rabbitmq/topology.go). Its delay queues
+	// (topic.group.mq-delay-<ms>) and the DeadLetter middleware's
+	// topic-dlq come only from failed messages, which no handler here
+	// returns.
+	del := func(ctx context.Context, topic string) error {
+		return deleteRabbit(ctx, base, topic, topic+"."+benchGroup)
+	}
 	p.Contenders = append(p.Contenders, rabbitRaw(base))
-	p.Contenders = append(p.Contenders, mqContenders("amqp:// with quorum queues (the default), persistent mandatory messages, publish_channels=conc, prefetch=max(100, 2·conc); Subscribe with Concurrency(conc); one message per Publish", open)...)
+	p.Contenders = append(p.Contenders, mqContenders("amqp:// with quorum queues (the default), persistent mandatory messages, publish_channels=conc, prefetch=max(100, 2·conc); Subscribe with Concurrency(conc); one message per Publish", open, del)...)
 	p.Contenders = append(p.Contenders, watermillAMQP("watermill-default", base, false), watermillAMQP("watermill-tuned", base, true))
 	return p
 }
 
 type rabbitRawRun struct {
+	base             string
 	pubConn, subConn *amqp.Connection
 	chans            chan *amqp.Channel
 	sub              *amqp.Channel
-	topic            string
+	topic, queue     string
 	wg               sync.WaitGroup
 }
 
@@ -88,6 +97,38 @@ func (r *rabbitRawRun) Close(context.Context) error {
 	return err
 }
 
+func (r *rabbitRawRun) Delete(ctx context.Context) error {
+	return deleteRabbit(ctx, r.base, r.topic, r.queue)
+}
+
+// deleteRabbit deletes queues, then exchange, all durable: they outlive
+// the connections that declared them. Deleting a queue or an exchange
+// that is not there succeeds on RabbitMQ.
+func deleteRabbit(ctx context.Context, base, exchange string, queues ...string) error {
+	conn, err := amqp.DialConfig(base, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// amqp091-go's calls take no context: closing the connection when
+	// ctx ends makes a pending one return.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	for _, q := range queues {
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			return fmt.Errorf("delete queue %s: %w", q, err)
+		}
+	}
+	if err := ch.ExchangeDelete(exchange, false, false); err != nil {
+		return fmt.Errorf("delete exchange %s: %w", exchange, err)
+	}
+	return nil
+}
+
 // rabbitRaw is amqp091-go used directly the way RabbitMQ's documentation
 // advises for reliable throughput: a durable fanout exchange and a quorum
 // queue as mq declares them, one confirm-mode channel per publisher,
@@ -128,7 +169,7 @@ func rabbitRaw(base string) contender {
 				return fail(err)
 			}
 			_ = admin.Close()
-			r := &rabbitRawRun{pubConn: pubConn, subConn: subConn, chans: make(chan *amqp.Channel, c.Conc), topic: topic}
+			r := &rabbitRawRun{base: base, pubConn: pubConn, subConn: subConn, chans: make(chan *amqp.Channel, c.Conc), topic: topic, queue: queue}
 			for range c.Conc {
 				ch, err := pubConn.Channel()
 				if err != nil {
@@ -187,8 +228,13 @@ func watermillAMQP(name, base string, tuned bool) contender {
 		if err != nil {
 			return nil, err
 		}
+		// Watermill names the exchange and the queue with the config's
+		// generators: topic and topic_bench here.
+		del := func(ctx context.Context, topic string) error {
+			return deleteRabbit(ctx, base, cfg.Exchange.GenerateName(topic), cfg.Queue.GenerateName(topic))
+		}
 		sctx, cancel := context.WithCancel(context.Background())
-		w := &watermillRun{pub: pub, topic: topic, cancel: cancel}
+		w := &watermillRun{pub: pub, topic: topic, del: del, cancel: cancel}
 		sub, err := wamqp.NewSubscriber(cfg, watermill.NopLogger{})
 		if err != nil {
 			_ = w.Close(ctx)

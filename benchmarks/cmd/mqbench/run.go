@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log"
 	"runtime"
 	"slices"
 	"sync"
@@ -136,6 +137,19 @@ func await(ctx context.Context, done <-chan struct{}, cnt *counter, what string)
 	}
 }
 
+// deleteRun deletes what r created on its broker, after r's Close (so
+// that no consumer of the run still polls the topic) and outside the
+// measured time. A failure is logged, not put in res: the run is
+// measured already, and what is left behind costs the broker space, not
+// the results.
+func deleteRun(r run, res result) {
+	ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+	defer cancel()
+	if err := r.Delete(ctx); err != nil {
+		log.Printf("%s %s: delete what the run created: %v", res.Broker, res.Contender, err)
+	}
+}
+
 // throughputRun measures one contender in one cell on a fresh topic:
 // warm-up messages first (published, consumed and discarded), then n
 // messages timed from the first publish until the last is consumed.
@@ -159,6 +173,7 @@ func throughputRun(ctx context.Context, broker string, ct contender, c cell, n, 
 		if err := r.Close(cctx); err != nil && res.Error == "" {
 			res.Error = "close: " + err.Error()
 		}
+		deleteRun(r, res)
 	}()
 
 	done := cnt.expect(int64(warm))
@@ -237,6 +252,7 @@ func latencyRun(ctx context.Context, broker string, ct contender, size int, rate
 		if err := r.Close(cctx); err != nil && res.Error == "" {
 			res.Error = "close: " + err.Error()
 		}
+		deleteRun(r, res)
 	}()
 	c := cell{Size: size, Conc: 4, Batch: 1}
 	done := cnt.expect(int64(warm))

@@ -52,8 +52,22 @@ func sqsPlan(ctx context.Context) brokerPlan {
 		}
 		return &closeIdle{Broker: b, t: transport}, nil
 	}
+	// The driver's queue is named topic: these Options set no QueuePrefix,
+	// no FIFO and no DeadLetterQueue, so it creates no other queue.
+	del := func(ctx context.Context, topic string) error {
+		client, transport, err := sqsClient(ctx, endpoint, region)
+		if err != nil {
+			return err
+		}
+		defer transport.CloseIdleConnections()
+		out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(topic)})
+		if err != nil {
+			return fmt.Errorf("queue %s: %w", topic, err)
+		}
+		return deleteSQSQueue(ctx, client, aws.ToString(out.QueueUrl))
+	}
 	p.Contenders = append(p.Contenders, sqsRaw(endpoint, region, false), sqsRaw(endpoint, region, true))
-	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("sqs.New over the same client as raw (what sqs:// builds: standard retryer without rate limit, 128 idle connections per host), Receivers max(1, conc/2), WaitTime %ds, Senders 16 (default); ten messages per Publish; Subscribe with Concurrency(conc)", sqsWait), open)...)
+	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("sqs.New over the same client as raw (what sqs:// builds: standard retryer without rate limit, 128 idle connections per host), Receivers max(1, conc/2), WaitTime %ds, Senders 16 (default); ten messages per Publish; Subscribe with Concurrency(conc)", sqsWait), open, del)...)
 	p.Contenders = append(p.Contenders, contender{Name: "watermill-default", NA: "watermill-aws, Watermill's SQS driver, cannot be downloaded (module proxy: 403; github.com unreachable)"},
 		contender{Name: "watermill-tuned", NA: "watermill-aws, Watermill's SQS driver, cannot be downloaded (module proxy: 403; github.com unreachable)"})
 	return p
@@ -96,6 +110,20 @@ func (r *sqsRawRun) Close(context.Context) error {
 	r.cancel()
 	r.wg.Wait()
 	r.transport.CloseIdleConnections()
+	return nil
+}
+
+func (r *sqsRawRun) Delete(ctx context.Context) error {
+	defer r.transport.CloseIdleConnections()
+	return deleteSQSQueue(ctx, r.client, r.queue)
+}
+
+// deleteSQSQueue deletes the queue at url. ElasticMQ keeps every queue
+// in its store and restores them all before it answers at start-up.
+func deleteSQSQueue(ctx context.Context, client *sqs.Client, url string) error {
+	if _, err := client.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(url)}); err != nil {
+		return fmt.Errorf("delete queue %s: %w", url, err)
+	}
 	return nil
 }
 
