@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -187,5 +188,34 @@ func TestReportMergesRounds(t *testing.T) {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("report lacks %q; got:\n%s", want, data)
 		}
+	}
+}
+
+// failingClose is a run that delivers each message at once and whose
+// Close fails.
+type failingClose struct{ recv func(int64) }
+
+func (r failingClose) Publish(_ context.Context, bodies [][]byte, sent int64) error {
+	for range bodies {
+		r.recv(sent)
+	}
+	return nil
+}
+func (failingClose) Close(context.Context) error  { return errors.New("consumer stuck") }
+func (failingClose) Delete(context.Context) error { return nil }
+
+// TestCloseErrorRecorded: a run whose Close fails is reported with that
+// error, for throughput and latency runs alike. Before, the deferred
+// Close set the error on a copy the caller never saw.
+func TestCloseErrorRecorded(t *testing.T) {
+	ct := contender{Name: "stuck", Start: func(_ context.Context, _ cell, recv func(int64)) (run, error) {
+		return failingClose{recv: recv}, nil
+	}}
+	const want = "close: consumer stuck"
+	if res := throughputRun(context.Background(), "test", ct, cell{Size: 16, Conc: 1, Batch: 1}, 20, 2, 0, time.Minute); res.Error != want {
+		t.Errorf("throughputRun: Error %q, want %q", res.Error, want)
+	}
+	if res := latencyRun(context.Background(), "test", ct, 16, 200, 100*time.Millisecond, 2, time.Minute); res.Error != want {
+		t.Errorf("latencyRun: Error %q, want %q", res.Error, want)
 	}
 }

@@ -153,8 +153,11 @@ func deleteRun(r run, res result) {
 // throughputRun measures one contender in one cell on a fresh topic:
 // warm-up messages first (published, consumed and discarded), then n
 // messages timed from the first publish until the last is consumed.
-func throughputRun(ctx context.Context, broker string, ct contender, c cell, n, warm, round int, limit time.Duration) result {
-	res := result{Kind: "throughput", Broker: broker, Contender: ct.Name, Role: ct.Role, Size: c.Size, Conc: c.Conc, Batch: c.Batch, Round: round, Msgs: n}
+//
+// The result is named so that the deferred Close can still record its
+// error in it.
+func throughputRun(ctx context.Context, broker string, ct contender, c cell, n, warm, round int, limit time.Duration) (res result) {
+	res = result{Kind: "throughput", Broker: broker, Contender: ct.Name, Role: ct.Role, Size: c.Size, Conc: c.Conc, Batch: c.Batch, Round: round, Msgs: n}
 	if ct.NA != "" {
 		res.Error = "n/a: " + ct.NA
 		return res
@@ -217,9 +220,11 @@ func throughputRun(ctx context.Context, broker string, ct contender, c cell, n, 
 // in sentHeader. End-to-end latency is consume time minus slot time, so
 // a publisher that falls behind is charged for it (no coordinated
 // omission); publish time is how long the Publish call took.
-func latencyRun(ctx context.Context, broker string, ct contender, size int, rate float64, d time.Duration, warm int, limit time.Duration) result {
+//
+// The result is named, as throughputRun's is.
+func latencyRun(ctx context.Context, broker string, ct contender, size int, rate float64, d time.Duration, warm int, limit time.Duration) (res result) {
 	const pool = 64
-	res := result{Kind: "latency", Broker: broker, Contender: ct.Name, Role: ct.Role, Size: size, Conc: pool, Batch: 1, Rate: rate}
+	res = result{Kind: "latency", Broker: broker, Contender: ct.Name, Role: ct.Role, Size: size, Conc: pool, Batch: 1, Rate: rate}
 	if ct.NA != "" {
 		res.Error = "n/a: " + ct.NA
 		return res
