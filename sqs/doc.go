@@ -68,8 +68,9 @@
 // message redundantly before answering). Concurrent Publish calls to one
 // topic are grouped into SendMessageBatch calls of up to ten messages
 // within SQS's batch size limit, with up to "senders" calls in flight and
-// no batching timer: a lone Publish is sent at once, and messages arriving
-// while calls are in flight form the next batch. Entries SQS fails on its
+// no batching timer: a lone Publish is sent at once, messages arriving
+// while calls are in flight form the next batch, and a full batch of ten
+// does not wait for a call to return. Entries SQS fails on its
 // side are tried up to three times in all (once on FIFO queues, where a
 // resend would overtake later messages); those still failing, or rejected
 // as the sender's fault, are reported in a *mq.PublishError.

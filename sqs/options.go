@@ -108,7 +108,9 @@ type Options struct {
 
 	// Senders bounds the concurrent SendMessageBatch calls per queue.
 	// Concurrent Publish calls are grouped into batches of up to ten
-	// messages while these calls are busy. Default DefaultSenders.
+	// messages while these calls are busy; a full batch goes out at once
+	// while fewer than Senders calls are in flight. Default
+	// DefaultSenders.
 	Senders int
 
 	// DeadLetterQueue, when set, gives each queue the driver creates an
