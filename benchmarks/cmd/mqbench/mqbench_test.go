@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -123,9 +124,9 @@ func TestReport(t *testing.T) {
 	report := string(data)
 	for _, want := range []string{
 		"2-core shared VM",
-		"| 1 KiB | 4 | 1500 [1000–2000] | 1395 [990–1800] | n/a: cannot be had |", // throughput medians
-		"| 1 KiB | 4 | 0.945 [0.900–0.990] | 1.125 [1.050–1.200] |",               // per-round ratios
-		"| kafka | 0.945 at 1 KiB, conc 4 (0.945) | **no** | 1.125 at 1 KiB, conc 4 (1.125) | **no** |",
+		"| 1 KiB | 4 | 1500 [1000–2000] | 1395 [990–1800] | n/a: cannot be had |",                             // throughput medians
+		"| 1 KiB | 4 | 0.945 [0.900–0.990] | 0.900–0.990 (50 %) | 1.125 [1.050–1.200] | 1.050–1.200 (50 %) |", // per-round ratios, two rounds: min–max
+		"| kafka | 0.945 at 1 KiB, conc 4 (0.945) | **no** | 0 held, 0 missed, 1 within noise | 1.125 at 1 KiB, conc 4 (1.125) | **no** | 0 held, 0 missed, 1 within noise |",
 		"| other | n/a: cannot be had |",
 		"- **other**: n/a: cannot be had.",
 	} {
@@ -182,7 +183,7 @@ func TestReportMergesRounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| 1 KiB | 4 | 0.950 [0.900–1.000] | 1.200 [1.100–1.300] |", // one ratio per file's round
+		"| 1 KiB | 4 | 0.950 [0.900–1.000] | 0.900–1.000 (50 %) | 1.200 [1.100–1.300] | 1.100–1.300 (50 %) |", // one ratio per file's round
 		"| Rounds per cell | 2 for raw, raw+contract and mq (the mq/raw ratios), 1 for the other contenders",
 	} {
 		if !strings.Contains(string(data), want) {
@@ -217,5 +218,70 @@ func TestCloseErrorRecorded(t *testing.T) {
 	}
 	if res := latencyRun(context.Background(), "test", ct, 16, 200, 100*time.Millisecond, 2, time.Minute); res.Error != want {
 		t.Errorf("latencyRun: Error %q, want %q", res.Error, want)
+	}
+}
+
+func TestMedianCI(t *testing.T) {
+	seven := []float64{1.30, 0.90, 1.00, 1.20, 0.95, 1.05, 1.10}
+	lo, hi, cov := medianCI(seven)
+	if lo != 0.95 || hi != 1.20 || cov != 0.875 {
+		t.Errorf("seven values: got %v–%v at %v, want the 2nd smallest and 2nd largest, 0.95–1.2 at 0.875", lo, hi, cov)
+	}
+	lo, hi, cov = medianCI([]float64{3, 1, 2})
+	if lo != 1 || hi != 3 || cov != 0.75 {
+		t.Errorf("three values: got %v–%v at %v, want min–max 1–3 at 0.75 (too few for 85 %%)", lo, hi, cov)
+	}
+	var twenty []float64
+	for i := range 20 {
+		twenty = append(twenty, float64(i))
+	}
+	// P(B ≤ 5) = 0.0207 for n = 20, P(B ≤ 6) = 0.0577: k = 5 covers 95.9 %,
+	// k = 6 88.5 %, k = 7 (P(B ≤ 7) = 0.1316) only 73.7 %.
+	lo, hi, cov = medianCI(twenty)
+	if lo != 6 || hi != 13 || math.Abs(cov-0.8847) > 0.001 {
+		t.Errorf("twenty values: got %v–%v at %v, want 6–13 at 0.885", lo, hi, cov)
+	}
+}
+
+func TestJudge(t *testing.T) {
+	for _, c := range []struct {
+		xs     []float64
+		limit  float64
+		atMost bool
+		want   verdict
+	}{
+		{[]float64{1.00, 1.02, 1.04, 1.05, 1.06, 1.08, 1.30}, 1.10, true, held},        // CI 1.02–1.08
+		{[]float64{1.12, 1.15, 1.20, 1.22, 1.25, 1.27, 1.00}, 1.10, true, missed},      // CI 1.12–1.25
+		{[]float64{1.00, 1.05, 1.08, 1.12, 1.15, 1.20, 1.25}, 1.10, true, withinNoise}, // CI 1.05–1.20
+		{[]float64{0.96, 0.97, 1.00, 1.01, 1.02, 1.05, 0.80}, 0.95, false, held},       // CI 0.96–1.02
+		{[]float64{0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 1.10}, 0.95, false, missed},     // CI 0.85–0.94
+		{[]float64{0.90, 0.93, 0.96, 0.98, 1.00, 1.02, 1.05}, 0.95, false, withinNoise},
+	} {
+		if got := judge(c.xs, c.limit, c.atMost); got != c.want {
+			t.Errorf("judge(%v, %v, atMost %v) = %d, want %d", c.xs, c.limit, c.atMost, got, c.want)
+		}
+	}
+}
+
+func TestStealSummary(t *testing.T) {
+	f := func(x float64) *float64 { return &x }
+	runs := []result{
+		{Kind: "throughput", Broker: "kafka", Contender: "raw", Size: 16, Conc: 1, Steal: f(0.01)},
+		{Kind: "throughput", Broker: "rabbitmq", Contender: "mq", Size: 1024, Conc: 4, Round: 2, Steal: f(0.30)},
+		{Kind: "throughput", Broker: "sqs", Contender: "raw", Size: 16, Conc: 1, Steal: f(0.02)},
+		{Kind: "throughput", Broker: "sqs", Contender: "mq", Size: 16, Conc: 1}, // not recorded
+		{Kind: "latency", Broker: "sqs", Contender: "mq", Steal: f(0.9)},        // not a throughput run
+	}
+	want := "median 2.0 %, worst 30.0 % (rabbitmq mq, 1 KiB, conc 4, round 2); 1 of 3 runs above 5 %"
+	if got := stealSummary(runs); got != want {
+		t.Errorf("stealSummary:\n got %s\nwant %s", got, want)
+	}
+	if got := stealSummary(runs[3:4]); got != "" {
+		t.Errorf("stealSummary of runs without steal: got %q, want \"\"", got)
+	}
+	before := sample{wall: time.Unix(0, 0), steal: 0}
+	after := sample{wall: time.Unix(10, 0), steal: time.Duration(runtime.NumCPU()) * time.Second}
+	if got := stealShare(before, after); math.Abs(got-0.1) > 1e-9 {
+		t.Errorf("stealShare of 1 s per CPU over 10 s: got %v, want 0.1", got)
 	}
 }

@@ -35,6 +35,9 @@ type result struct {
 	// APICallsPerMsg counts broker API calls per message by operation
 	// (SQS only, where each call is an HTTP request).
 	APICallsPerMsg map[string]float64 `json:"api_calls_per_msg,omitempty"`
+	// Steal is the hypervisor's steal time over the timed part, as a
+	// share of the machine's CPU capacity (see readSteal).
+	Steal *float64 `json:"steal,omitempty"` // nil: not recorded (results before it was)
 
 	// Latency runs: microseconds.
 	Rate       float64 `json:"rate,omitempty"`
@@ -211,6 +214,8 @@ func throughputRun(ctx context.Context, broker string, ct contender, c cell, n, 
 	res.AllocsPerMsg = float64(after.allocs-before.allocs) / float64(n)
 	res.BytesPerMsg = float64(after.bytes-before.bytes) / float64(n)
 	res.APICallsPerMsg = callsPerMsg(before.calls, after.calls, n)
+	steal := stealShare(before, after)
+	res.Steal = &steal
 	return res
 }
 
