@@ -21,13 +21,17 @@ import (
 // through a small throughput run, and checks that what the run created
 // on the broker (its topic, and the queues and exchanges named after it)
 // is there while it runs and gone once it is over. Brokers whose address
-// is not set are skipped (run: eval "$(scripts/brokers env)").
+// is not set are skipped (run: eval "$(scripts/brokers env)"), unless
+// MQ_TEST_REQUIRE_BROKERS=1 (scripts/test sets it): then they fail.
 func TestRunsDeleteWhatTheyCreate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	for _, p := range []brokerPlan{kafkaPlan(), rabbitPlan(), sqsPlan(ctx)} {
 		t.Run(p.Name, func(t *testing.T) {
 			if p.NA != "" {
+				if os.Getenv("MQ_TEST_REQUIRE_BROKERS") == "1" {
+					t.Fatalf("MQ_TEST_REQUIRE_BROKERS=1 but %s: %s", p.Name, p.NA)
+				}
 				t.Skip(p.NA)
 			}
 			check := leftovers[p.Name]
