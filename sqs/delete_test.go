@@ -14,7 +14,6 @@ import (
 
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/sqs"
-	"github.com/seedmq/mq/sqs/sqstest"
 )
 
 // countingClient returns a client for the test server that counts
@@ -24,23 +23,20 @@ func countingClient(t *testing.T) (c *awssqs.Client, receives, deletes func() in
 	t.Helper()
 	var mu sync.Mutex
 	var recv, del int
-	cfg := sqstest.Config(t)
-	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
-		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("count", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			out, md, err := next.HandleInitialize(ctx, in)
-			mu.Lock()
-			defer mu.Unlock()
-			switch r := out.Result.(type) {
-			case *awssqs.ReceiveMessageOutput:
-				if err == nil && len(r.Messages) > 0 {
-					recv++
-				}
-			case *awssqs.DeleteMessageBatchOutput:
-				del++
+	c = clientWith(t, middleware.InitializeMiddlewareFunc("count", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		out, md, err := next.HandleInitialize(ctx, in)
+		mu.Lock()
+		defer mu.Unlock()
+		switch r := out.Result.(type) {
+		case *awssqs.ReceiveMessageOutput:
+			if err == nil && len(r.Messages) > 0 {
+				recv++
 			}
-			return out, md, err
-		}), middleware.After)
-	})
+		case *awssqs.DeleteMessageBatchOutput:
+			del++
+		}
+		return out, md, err
+	}))
 	count := func(n *int) func() int {
 		return func() int {
 			mu.Lock()
@@ -48,7 +44,7 @@ func countingClient(t *testing.T) (c *awssqs.Client, receives, deletes func() in
 			return *n
 		}
 	}
-	return awssqs.NewFromConfig(cfg), count(&recv), count(&del)
+	return c, count(&recv), count(&del)
 }
 
 // fillQueue sends n messages whose bodies are their index to topic's
@@ -84,11 +80,7 @@ func TestDeletePerReceiveBatch(t *testing.T) {
 	top := topic(t)
 	const n = 10
 	fillQueue(t, c, top, n)
-	b, err := sqs.New(c, sqs.Options{Receivers: 1, WaitTime: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close(context.Background()) })
+	b := newBroker(t, c, sqs.Options{Receivers: 1, WaitTime: time.Second})
 	done := make(chan string, n)
 	subscribe(t, b, top, func(ctx context.Context, m *mq.Message) error {
 		i, _ := strconv.Atoi(string(m.Body))
@@ -118,11 +110,7 @@ func TestDeleteNotHeldBackBySlowSibling(t *testing.T) {
 	const n = 5
 	fillQueue(t, c, top, n)
 	url := queueURL(t, c, top)
-	b, err := sqs.New(c, sqs.Options{Receivers: 1, WaitTime: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close(context.Background()) })
+	b := newBroker(t, c, sqs.Options{Receivers: 1, WaitTime: time.Second})
 	release := make(chan struct{})
 	started := make(chan string, n)
 	subscribe(t, b, top, func(ctx context.Context, m *mq.Message) error {

@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/middleware"
+
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/sqs"
 	"github.com/seedmq/mq/sqs/sqstest"
 )
 
@@ -95,4 +99,27 @@ func waitFor[T any](t testing.TB, ch <-chan T, n int, timeout time.Duration) []T
 		}
 	}
 	return got
+}
+
+// clientWith returns a client for the test server with mw added to its
+// middleware stack (after the SDK's own Initialize steps).
+func clientWith(t testing.TB, mw middleware.InitializeMiddleware) *awssqs.Client {
+	t.Helper()
+	cfg := sqstest.Config(t)
+	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
+		return st.Initialize.Add(mw, middleware.After)
+	})
+	return awssqs.NewFromConfig(cfg)
+}
+
+// newBroker returns the driver over c with opts, closed when the test
+// ends.
+func newBroker(t testing.TB, c *awssqs.Client, opts sqs.Options) *sqs.Broker {
+	t.Helper()
+	b, err := sqs.New(c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	return b
 }

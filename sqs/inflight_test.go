@@ -12,7 +12,6 @@ import (
 
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/sqs"
-	"github.com/seedmq/mq/sqs/sqstest"
 )
 
 // slowClient returns a client for the test server whose calls of
@@ -22,26 +21,23 @@ func slowClient(t *testing.T, op string, delay time.Duration) (c *awssqs.Client,
 	t.Helper()
 	var mu sync.Mutex
 	var now, peak int
-	cfg := sqstest.Config(t)
-	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
-		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("slow", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			if middleware.GetOperationName(ctx) != op {
-				return next.HandleInitialize(ctx, in)
-			}
-			mu.Lock()
-			now++
-			peak = max(peak, now)
-			mu.Unlock()
-			defer func() {
-				mu.Lock()
-				now--
-				mu.Unlock()
-			}()
-			time.Sleep(delay)
+	c = clientWith(t, middleware.InitializeMiddlewareFunc("slow", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		if middleware.GetOperationName(ctx) != op {
 			return next.HandleInitialize(ctx, in)
-		}), middleware.After)
-	})
-	return awssqs.NewFromConfig(cfg), func() int {
+		}
+		mu.Lock()
+		now++
+		peak = max(peak, now)
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			now--
+			mu.Unlock()
+		}()
+		time.Sleep(delay) // a slow server: calls overlap only if the driver lets them
+		return next.HandleInitialize(ctx, in)
+	}))
+	return c, func() int {
 		mu.Lock()
 		defer mu.Unlock()
 		return peak
@@ -59,11 +55,7 @@ func slowClient(t *testing.T, op string, delay time.Duration) (c *awssqs.Client,
 func TestFullBatchesPublishConcurrently(t *testing.T) {
 	const publishers = 4
 	c, maxInFlight := slowClient(t, "SendMessageBatch", 300*time.Millisecond)
-	b, err := sqs.New(c, sqs.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close(context.Background()) })
+	b := newBroker(t, c, sqs.Options{})
 	top := topic(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -104,11 +96,7 @@ func TestFullBatchesDeleteConcurrently(t *testing.T) {
 	top := topic(t)
 	const n = 20
 	fillQueue(t, c, top, n)
-	b, err := sqs.New(c, sqs.Options{Receivers: 2, WaitTime: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close(context.Background()) })
+	b := newBroker(t, c, sqs.Options{Receivers: 2, WaitTime: time.Second})
 	// Hold every handler until all twenty messages arrived, so that both
 	// receive batches are acknowledged at once.
 	arrived := make(chan string, n)
