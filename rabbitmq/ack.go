@@ -64,16 +64,19 @@ func newAcker(ch ackChannel, log *slog.Logger, queue string, prefetch int) *acke
 	return a
 }
 
-// delivered records a delivery before its handler runs. Tags arrive in
-// increasing order, one by one; should one ever be skipped, it stays
-// unsettled, so that no multiple ack covers it.
+// delivered records a delivery before its handler runs. The channel
+// numbers deliveries one by one, but receivers running side by side may
+// record them out of order: a tag above the highest seen marks the ones
+// between as unsettled too, so that no multiple ack covers a delivery
+// whose receiver has not recorded it yet (should a tag ever be skipped, it
+// stays unsettled for the same reason).
 func (a *acker) delivered(tag uint64) {
 	a.mu.Lock()
 	for t := a.seen + 1; t < tag; t++ {
 		a.open[t] = struct{}{}
 	}
 	a.open[tag] = struct{}{}
-	a.seen = tag
+	a.seen = max(a.seen, tag)
 	a.mu.Unlock()
 }
 

@@ -200,3 +200,51 @@ func TestAckerCombinesInOrder(t *testing.T) {
 		t.Errorf("got %d ack frames, tag 3 unacked %v; want tag 3 acked at once in a second frame", f.writes, f.unacked[3])
 	}
 }
+
+// TestAckerDeliveredOutOfOrder records deliveries the way receivers
+// running side by side may: tag 3 before tag 2. No ack may cover tag 2
+// before its handler succeeds, and once it has, later acks combine again
+// (a late record must not leave the acker thinking tag 3 is unsettled).
+func TestAckerDeliveredOutOfOrder(t *testing.T) {
+	f := &fakeAcks{t: t, unacked: map[uint64]bool{}, mayAck: map[uint64]bool{}}
+	a := newAcker(f, slog.New(slog.DiscardHandler), "q", 64)
+	a.holdFor = time.Hour
+	deliver := func(tags ...uint64) {
+		for _, tag := range tags {
+			f.mu.Lock()
+			f.unacked[tag] = true
+			f.mu.Unlock()
+			a.delivered(tag)
+		}
+	}
+	ack := func(tags ...uint64) {
+		for _, tag := range tags {
+			f.mu.Lock()
+			f.mayAck[tag] = true
+			f.mu.Unlock()
+			a.ack(tag)
+		}
+	}
+	f.unacked[2] = true // at the broker, tag 2 is delivered; its receiver has not recorded it
+	deliver(1, 3)
+	ack(1, 3)
+	a.drain()
+	f.mu.Lock()
+	if len(f.unacked) != 1 || !f.unacked[2] {
+		t.Errorf("got unacked %v after acking 1 and 3, want only tag 2", f.unacked)
+	}
+	f.mu.Unlock()
+	deliver(2)
+	ack(2)
+	a.drain()
+	deliver(4, 5)
+	f.mu.Lock()
+	before := f.writes
+	f.mu.Unlock()
+	ack(4, 5)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if got := f.writes - before; got != 1 || len(f.unacked) != 0 {
+		t.Errorf("acking 4 then 5 took %d frames, unacked %v; want one multiple ack and none unacked", got, f.unacked)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -29,8 +31,9 @@ type subscription struct {
 	cfg   mq.SubscribeConfig
 	d     *dispatch.Dispatcher
 	tag   string
-	ch    *amqp.Channel // the consuming channel when fetching stopped
-	acks  *acker        // its acker
+	ch    *amqp.Channel  // the consuming channel when fetching stopped
+	acks  *acker         // its acker
+	recv  sync.WaitGroup // receivers, until each has returned
 }
 
 // Subscribe consumes the queue of the subscription's group on topic and
@@ -105,6 +108,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 		shutdownCtx = b.closeContext()
 	}
 	_ = s.d.Shutdown(shutdownCtx)
+	s.recv.Wait() // each returns once its handler has; Run refuses new ones
 	if s.ch != nil {
 		s.acks.drain() // held acks go out before the channel closes
 		s.closeChannel(s.ch)
@@ -171,7 +175,7 @@ func (s *subscription) run(stop context.Context, prefetch int) error {
 		}
 		backoff = 50 * time.Millisecond
 		a := newAcker(ch, s.b.s.Logger, s.queue, prefetch)
-		lost := s.pump(stop, ch, chCtx, deliveries, a)
+		lost := s.receive(stop, ch, chCtx, deliveries, a)
 		if !lost {
 			s.cancelConsumer(ch)
 			s.ch, s.acks = ch, a
@@ -212,26 +216,58 @@ func (s *subscription) consume(conn *amqp.Connection, prefetch int) (*amqp.Chann
 	return ch, deliveries, chCtx, nil
 }
 
-// pump hands deliveries to the dispatcher until stop ends (false) or the
-// delivery stream ends because the channel or consumer went away (true).
-func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx context.Context, deliveries <-chan amqp.Delivery, a *acker) (lost bool) {
+// receive runs Concurrency receivers on one channel's deliveries. Each
+// runs the handler of what it receives itself, so a message changes
+// goroutine once, from amqp091-go's to its receiver, as it would for a
+// plain amqp091-go consumer; that limits the handlers running at once to
+// Concurrency. receive returns true once the delivery stream has ended
+// (the channel or the consumer went away) and every receiver has
+// returned, so that the next channel's receivers never run beside these;
+// it returns false as soon as stop ends, while receivers may still be
+// finishing a handler (s.recv counts them).
+func (s *subscription) receive(stop context.Context, ch *amqp.Channel, chCtx context.Context, deliveries <-chan amqp.Delivery, a *acker) (lost bool) {
+	n := s.cfg.Concurrency
+	var left atomic.Int32
+	left.Store(int32(n))
+	ended := make(chan struct{})
+	s.recv.Add(n)
+	for range n {
+		go func() {
+			defer s.recv.Done()
+			s.pump(stop, ch, chCtx, deliveries, a)
+			if left.Add(-1) == 0 {
+				close(ended)
+			}
+		}()
+	}
+	select {
+	case <-ended:
+		return stop.Err() == nil
+	case <-stop.Done():
+		return false
+	}
+}
+
+// pump is one receiver: it handles deliveries one at a time until stop
+// ends or the delivery stream ends.
+func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx context.Context, deliveries <-chan amqp.Delivery, a *acker) {
 	for {
 		select {
 		case <-stop.Done():
-			return false
+			return
 		case d, ok := <-deliveries:
-			if !ok {
-				return true
+			if !ok || stop.Err() != nil {
+				// Not taken: left unacknowledged, closing the channel
+				// requeues it.
+				return
 			}
 			// One boxed copy of the delivery serves Message.As and Settle.
 			var raw any = d
 			m := decode(&d, s.topic, s.cfg.Group, s.queue, raw)
 			a.delivered(d.DeliveryTag)
 			del := &dispatch.Delivery{Msg: m, Settle: s.settler(ch, chCtx, a, raw)}
-			if err := s.d.Submit(stop, del); err != nil {
-				// Not taken: leave it unacknowledged; closing the channel
-				// requeues it.
-				return false
+			if err := s.d.Run(stop, del); err != nil {
+				return // not taken, as above
 			}
 		}
 	}

@@ -2,7 +2,8 @@
 // enforces the concurrency limit, keeps deliveries of one ordering lane in
 // submission order, recovers panics, retries in place when a driver asks,
 // and drains on shutdown. Drivers feed it deliveries and settle the
-// results with their broker.
+// results with their broker: with Submit, which hands each to a worker
+// goroutine, or with Run, which handles one in the calling goroutine.
 package dispatch
 
 import (
@@ -47,7 +48,9 @@ type Delivery struct {
 
 // Config configures a Dispatcher.
 type Config struct {
-	// Concurrency is the most handlers running at once (at least 1).
+	// Concurrency is the number of workers, the most handlers running at
+	// once for deliveries given to Submit (at least 1). Run's callers
+	// bring their own goroutines; the driver limits how many.
 	Concurrency int
 	// MaxPending bounds deliveries submitted but not yet settled, running
 	// ones included. Submit blocks while it is reached. Default: Concurrency.
@@ -75,7 +78,9 @@ type Dispatcher struct {
 	pending  int
 	inFlight atomic.Int32 // handlers running now
 	stopping bool
+	started  bool // the workers are running
 	workers  sync.WaitGroup
+	nworkers int
 }
 
 // New starts a dispatcher whose handlers run with contexts derived from
@@ -93,40 +98,43 @@ func New(ctx context.Context, h mq.Handler, cfg Config) *Dispatcher {
 	}
 	hctx, cancel := context.WithCancel(ctx)
 	d := &Dispatcher{
-		h:       h,
-		log:     cfg.Logger,
-		hctx:    hctx,
-		cancel:  cancel,
-		sctx:    context.WithoutCancel(ctx),
-		slots:   make(chan struct{}, cfg.MaxPending),
-		ready:   make(chan *Delivery, cfg.MaxPending),
-		closing: make(chan struct{}),
-		idle:    make(chan struct{}),
-		lanes:   map[string][]*Delivery{},
-		waiting: map[*Delivery]*time.Timer{},
-	}
-	d.workers.Add(cfg.Concurrency)
-	for range cfg.Concurrency {
-		go d.work()
+		h:        h,
+		log:      cfg.Logger,
+		hctx:     hctx,
+		cancel:   cancel,
+		sctx:     context.WithoutCancel(ctx),
+		slots:    make(chan struct{}, cfg.MaxPending),
+		ready:    make(chan *Delivery, cfg.MaxPending),
+		closing:  make(chan struct{}),
+		idle:     make(chan struct{}),
+		lanes:    map[string][]*Delivery{},
+		waiting:  map[*Delivery]*time.Timer{},
+		nworkers: cfg.Concurrency,
 	}
 	return d
 }
 
-// Submit queues del, blocking while MaxPending deliveries are pending. It
-// returns ctx's error if ctx ends first, and mq.ErrClosed once Shutdown
-// has begun; in both cases del was not taken and the caller still owns it.
-func (d *Dispatcher) Submit(ctx context.Context, del *Delivery) error {
-	select {
-	case <-d.closing:
-		return mq.ErrClosed
-	default:
+// startWorkers starts the workers unless they are running; it is called
+// with d.mu held, before the first delivery goes to the ready queue. A
+// dispatcher used with Run alone never starts them.
+func (d *Dispatcher) startWorkers() {
+	if d.started {
+		return
 	}
-	select {
-	case d.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-d.closing:
-		return mq.ErrClosed
+	d.started = true
+	d.workers.Add(d.nworkers)
+	for range d.nworkers {
+		go d.work()
+	}
+}
+
+// Submit queues del for a worker, blocking while MaxPending deliveries are
+// pending. It returns ctx's error if ctx ends first, and mq.ErrClosed once
+// Shutdown has begun; in both cases del was not taken and the caller still
+// owns it.
+func (d *Dispatcher) Submit(ctx context.Context, del *Delivery) error {
+	if err := d.take(ctx); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -142,7 +150,58 @@ func (d *Dispatcher) Submit(ctx context.Context, del *Delivery) error {
 		}
 		d.lanes[del.Lane] = nil
 	}
+	d.startWorkers()
 	d.ready <- del // never blocks: ready holds at most MaxPending
+	return nil
+}
+
+// Run handles del in the calling goroutine, as a worker would, and
+// returns once it is settled. It spares the hand-off to a worker, for a
+// driver that receives from several goroutines, one per handler it may
+// run at once: the dispatcher's Concurrency does not limit Run's callers,
+// the driver does. Panics are recovered, a retry asked by Settle runs
+// later on a worker (keeping del's slot), and Shutdown waits for Run's
+// handler like any other. del.Lane must be empty: Run keeps no order.
+//
+// Like Submit, Run blocks while MaxPending deliveries are pending, and
+// returns ctx's error if ctx ends first or mq.ErrClosed once Shutdown has
+// begun; then del was not taken and the caller still owns it.
+func (d *Dispatcher) Run(ctx context.Context, del *Delivery) error {
+	if del.Lane != "" {
+		return fmt.Errorf("dispatch: Run takes no ordering lane (got %q); use Submit", del.Lane)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := d.take(ctx); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	if d.stopping {
+		d.mu.Unlock()
+		<-d.slots
+		return mq.ErrClosed
+	}
+	d.pending++
+	d.mu.Unlock()
+	d.run(del)
+	return nil
+}
+
+// take acquires one pending slot for Submit or Run.
+func (d *Dispatcher) take(ctx context.Context) error {
+	select {
+	case <-d.closing:
+		return mq.ErrClosed
+	default:
+	}
+	select {
+	case d.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.closing:
+		return mq.ErrClosed
+	}
 	return nil
 }
 
@@ -261,7 +320,8 @@ func (d *Dispatcher) resume(del *Delivery) {
 		return
 	}
 	delete(d.waiting, del)
-	d.ready <- del // never blocks: del holds one of MaxPending slots
+	d.startWorkers() // del may have come from Run
+	d.ready <- del   // never blocks: del holds one of MaxPending slots
 }
 
 func (d *Dispatcher) isStopping() bool {

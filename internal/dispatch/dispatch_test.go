@@ -357,3 +357,121 @@ func TestBeginErrorSkipsTheHandler(t *testing.T) {
 		t.Errorf("stale delivery settled %v, want Begin's error", e)
 	}
 }
+
+// TestRunHandlesInTheCaller checks Run: the delivery is settled when Run
+// returns, a panic becomes the handler's error, no worker starts, and a
+// delivery Run refuses (a lane, a canceled context, shutdown begun) is not
+// settled: the caller still owns it.
+func TestRunHandlesInTheCaller(t *testing.T) {
+	h := func(_ context.Context, m *mq.Message) error {
+		if m.ID == "panic" {
+			panic("boom")
+		}
+		return nil
+	}
+	d := New(context.Background(), h, Config{Concurrency: 2, Logger: quiet})
+	var o outcome
+	for _, id := range []string{"ok", "panic"} {
+		if err := d.Run(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id)}); err != nil {
+			t.Fatalf("Run(%s) = %v, want nil", id, err)
+		}
+		o.mu.Lock()
+		n := len(o.errs[id])
+		o.mu.Unlock()
+		if n != 1 {
+			t.Fatalf("%s settled %d times when Run returned, want once", id, n)
+		}
+	}
+	if e := o.errs["ok"][0]; e != nil {
+		t.Errorf("ok settled with %v, want nil", e)
+	}
+	if e := o.errs["panic"][0]; e == nil || e.Error() != "mq: handler panicked: boom" {
+		t.Errorf("panic settled with %v, want the panic as an error", e)
+	}
+	d.mu.Lock()
+	started := d.started
+	d.mu.Unlock()
+	if started {
+		t.Errorf("workers started, want none for Run alone")
+	}
+
+	if err := d.Run(context.Background(), &Delivery{Msg: &mq.Message{ID: "lane"}, Lane: "k", Settle: o.settle("lane")}); err == nil {
+		t.Errorf("Run with a lane = nil, want an error")
+	}
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := d.Run(canceled, &Delivery{Msg: &mq.Message{ID: "canceled"}, Settle: o.settle("canceled")}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run with a canceled context = %v, want context.Canceled", err)
+	}
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Run(context.Background(), &Delivery{Msg: &mq.Message{ID: "late"}, Settle: o.settle("late")}); !errors.Is(err, mq.ErrClosed) {
+		t.Errorf("Run after Shutdown = %v, want mq.ErrClosed", err)
+	}
+	for _, id := range []string{"lane", "canceled", "late"} {
+		if e := o.errs[id]; len(e) != 0 {
+			t.Errorf("%s was refused but settled with %v, want it left to the caller", id, e)
+		}
+	}
+	if d.Pending() != 0 {
+		t.Errorf("pending = %d after Shutdown, want 0", d.Pending())
+	}
+}
+
+// TestRunRetryGoesToAWorker checks that a retry asked by Settle for a
+// delivery from Run runs again, on a worker started for it.
+func TestRunRetryGoesToAWorker(t *testing.T) {
+	var calls atomic.Int32
+	var attempts sync.Map
+	h := func(_ context.Context, m *mq.Message) error {
+		attempts.Store(calls.Add(1), m.Attempt)
+		if calls.Load() == 1 {
+			return errors.New("fail once")
+		}
+		return nil
+	}
+	d := New(context.Background(), h, Config{Logger: quiet})
+	del := &Delivery{Msg: &mq.Message{ID: "r", Attempt: 1}}
+	del.Settle = func(_ context.Context, err error) (time.Duration, bool) { return time.Millisecond, err != nil }
+	if err := d.Run(context.Background(), del); err != nil {
+		t.Fatal(err)
+	}
+	waitSettled(t, d)
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := attempts.Load(int32(2)); calls.Load() != 2 || a != 2 {
+		t.Fatalf("handler ran %d times, second attempt %v; want 2 runs, the second with Attempt 2", calls.Load(), a)
+	}
+}
+
+// TestShutdownWaitsForRun checks that Shutdown waits for a handler
+// running in Run's caller and cancels it when its context ends.
+func TestShutdownWaitsForRun(t *testing.T) {
+	h := func(ctx context.Context, m *mq.Message) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	d := New(context.Background(), h, Config{Logger: quiet})
+	var o outcome
+	ran := make(chan error, 1)
+	go func() {
+		ran <- d.Run(context.Background(), &Delivery{Msg: &mq.Message{ID: "slow"}, Settle: o.settle("slow")})
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for d.InFlight() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := d.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want DeadlineExceeded", err)
+	}
+	if err := <-ran; err != nil {
+		t.Errorf("Run = %v, want nil (it took the delivery)", err)
+	}
+	if e := o.errs["slow"]; len(e) != 1 || !errors.Is(e[0], context.Canceled) {
+		t.Fatalf("slow message settled %v, want its handler's context.Canceled", e)
+	}
+}
