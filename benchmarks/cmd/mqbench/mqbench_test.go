@@ -94,6 +94,7 @@ func TestMemoryContenders(t *testing.T) {
 // TestReport writes a results file by hand and checks the report fills
 // every cell: numbers where runs succeeded, "n/a" and the reason elsewhere.
 func TestReport(t *testing.T) {
+	latencySteal := 0.125
 	dir := t.TempDir()
 	in := filepath.Join(dir, "r.jsonl")
 	lines := []any{
@@ -109,7 +110,7 @@ func TestReport(t *testing.T) {
 		result{Kind: "throughput", Broker: "kafka", Contender: "mq", Role: "mq", Size: 1024, Conc: 4, Round: 1, MsgsPerSec: 1800, CPUPerMsgUS: 12, AllocsPerMsg: 6},
 		result{Kind: "throughput", Broker: "kafka", Contender: "other", Size: 1024, Conc: 4, Round: 1, Error: "n/a: cannot be had"},
 		result{Kind: "latency", Broker: "kafka", Contender: "raw", Rate: 10, Received: 10, E2EP50: 1, E2EP99: 2, E2EP999: 3, PubP50: 1, PubP99: 1, PubP999: 1},
-		result{Kind: "latency", Broker: "kafka", Contender: "mq", Rate: 10, Received: 10, E2EP50: 1, E2EP99: 2, E2EP999: 3, PubP50: 1, PubP99: 1, PubP999: 1},
+		result{Kind: "latency", Broker: "kafka", Contender: "mq", Rate: 10, Received: 10, E2EP50: 1, E2EP99: 2, E2EP999: 3, PubP50: 1, PubP99: 1, PubP999: 1, Steal: &latencySteal},
 		result{Kind: "latency", Broker: "kafka", Contender: "other", Rate: 10, Error: "n/a: cannot be had"},
 	}
 	writeLines(t, in, lines...)
@@ -128,6 +129,8 @@ func TestReport(t *testing.T) {
 		"| 1 KiB | 4 | 0.945 [0.900–0.990] | 0.900–0.990 (50 %) | 1.125 [1.050–1.200] | 1.050–1.200 (50 %) |", // per-round ratios, two rounds: min–max
 		"| kafka | 0.945 at 1 KiB, conc 4 (0.945) | **no** | 0 held, 0 missed, 1 within noise | 1.125 at 1 KiB, conc 4 (1.125) | **no** | 0 held, 0 missed, 1 within noise |",
 		"| other | n/a: cannot be had |",
+		"| 10 of 10 | n/a |",    // raw's latency run recorded no steal
+		"| 10 of 10 | 12.5 % |", // mq's did
 		"- **other**: n/a: cannot be had.",
 	} {
 		if !strings.Contains(report, want) {

@@ -249,6 +249,15 @@ func stealSummary(runs []result) string {
 		100*median(xs), 100**worst.Steal, worst.Broker, worst.Contender, sizeName(worst.Size), worst.Conc, worst.Round, high, len(xs), 100*stealHigh)
 }
 
+// stealCell formats a run's steal share for a table ("n/a" when the run
+// did not record it).
+func stealCell(s *float64) string {
+	if s == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f %%", 100**s)
+}
+
 func joinInts(xs []int) string {
 	s := make([]string, len(xs))
 	for i, x := range xs {
@@ -590,7 +599,7 @@ func writeBroker(w *bytes.Buffer, rs *results, b string) {
 		}
 		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s |\n", sizeName(k.size), k.conc, ratioSpread(t), ratioCI(t), ratioSpread(c), ratioCI(c))
 	}
-	fmt.Fprintf(w, "\n### Latency, µs (open loop, 1 KiB)\n\n| contender | rate msg/s | e2e p50 | e2e p99 | e2e p99.9 | Publish p50 | Publish p99 | Publish p99.9 | received |\n|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "\n### Latency, µs (open loop, 1 KiB)\n\n| contender | rate msg/s | e2e p50 | e2e p99 | e2e p99.9 | Publish p50 | Publish p99 | Publish p99.9 | received | steal |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range cs {
 		var lr *result
 		for i := range rs.runs {
@@ -600,16 +609,16 @@ func writeBroker(w *bytes.Buffer, rs *results, b string) {
 		}
 		switch {
 		case lr == nil:
-			fmt.Fprintf(w, "| %s | n/a: latency not measured in this run |%s\n", c.Contender, strings.Repeat(" n/a |", 7))
+			fmt.Fprintf(w, "| %s | n/a: latency not measured in this run |%s\n", c.Contender, strings.Repeat(" n/a |", 8))
 		case lr.Received == 0:
-			fmt.Fprintf(w, "| %s | %s |%s\n", c.Contender, na([]string{lr.Error}), strings.Repeat(" n/a |", 7))
+			fmt.Fprintf(w, "| %s | %s |%s\n", c.Contender, na([]string{lr.Error}), strings.Repeat(" n/a |", 8))
 		default:
 			note := ""
 			if lr.Error != "" {
 				note = " (" + strings.TrimPrefix(na([]string{lr.Error}), "n/a: ") + ")"
 			}
-			fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %d of %d%s |\n", c.Contender, lr.Rate,
-				num(lr.E2EP50), num(lr.E2EP99), num(lr.E2EP999), num(lr.PubP50), num(lr.PubP99), num(lr.PubP999), lr.Received, lr.Received+lr.NotArrived, note)
+			fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %d of %d%s | %s |\n", c.Contender, lr.Rate,
+				num(lr.E2EP50), num(lr.E2EP99), num(lr.E2EP999), num(lr.PubP50), num(lr.PubP99), num(lr.PubP999), lr.Received, lr.Received+lr.NotArrived, note, stealCell(lr.Steal))
 		}
 	}
 	fmt.Fprintf(w, "\n### Contenders\n\n")

@@ -35,7 +35,8 @@ type result struct {
 	// APICallsPerMsg counts broker API calls per message by operation
 	// (SQS only, where each call is an HTTP request).
 	APICallsPerMsg map[string]float64 `json:"api_calls_per_msg,omitempty"`
-	// Steal is the hypervisor's steal time over the timed part, as a
+	// Steal is the hypervisor's steal time over the timed part (a
+	// latency run's: from the first send to the last arrival), as a
 	// share of the machine's CPU capacity (see readSteal).
 	Steal *float64 `json:"steal,omitempty"` // nil: not recorded (results before it was)
 
@@ -301,6 +302,7 @@ func latencyRun(ctx context.Context, broker string, ct contender, size int, rate
 		})
 	}
 	interval := time.Duration(float64(time.Second) / rate)
+	stealFrom := sample{wall: time.Now(), steal: readSteal()}
 	t0 := time.Now()
 	for i := range n {
 		at := t0.Add(time.Duration(i) * interval)
@@ -325,6 +327,8 @@ func latencyRun(ctx context.Context, broker string, ct contender, size int, rate
 	}
 	err = await(ctx, done, cnt, "latency")
 	measure.Store(false)
+	steal := stealShare(stealFrom, sample{wall: time.Now(), steal: readSteal()})
+	res.Steal = &steal
 	mu.Lock()
 	got := slices.Clone(e2e)
 	mu.Unlock()
