@@ -160,24 +160,39 @@ func TestShutdownReleasesQueuedAndDrainsRunning(t *testing.T) {
 	}
 }
 
+// TestShutdownDeadlineCancelsHandlers checks that Shutdown waits for a
+// running handler, given by Submit or running in Run's caller, and
+// cancels it when Shutdown's context ends.
 func TestShutdownDeadlineCancelsHandlers(t *testing.T) {
-	h := func(ctx context.Context, m *mq.Message) error {
-		<-ctx.Done()
-		return ctx.Err()
-	}
-	d := New(context.Background(), h, Config{Logger: quiet})
-	var o outcome
-	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "slow"}, Settle: o.settle("slow")})
-	for d.InFlight() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if err := d.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Shutdown = %v, want DeadlineExceeded", err)
-	}
-	if e := o.errs["slow"]; len(e) != 1 || !errors.Is(e[0], context.Canceled) {
-		t.Fatalf("slow message settled %v, want its handler's context.Canceled", e)
+	for _, how := range []string{"Submit", "Run"} {
+		h := func(ctx context.Context, m *mq.Message) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		d := New(context.Background(), h, Config{Logger: quiet})
+		var o outcome
+		del := &Delivery{Msg: &mq.Message{ID: "slow"}, Settle: o.settle("slow")}
+		taken := make(chan error, 1)
+		if how == "Submit" {
+			taken <- d.Submit(context.Background(), del)
+		} else {
+			go func() { taken <- d.Run(context.Background(), del) }()
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for d.InFlight() == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		if err := d.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: Shutdown = %v, want DeadlineExceeded", how, err)
+		}
+		cancel()
+		if err := <-taken; err != nil {
+			t.Errorf("%s = %v, want nil (it took the delivery)", how, err)
+		}
+		if e := o.errs["slow"]; len(e) != 1 || !errors.Is(e[0], context.Canceled) {
+			t.Fatalf("%s: slow message settled %v, want its handler's context.Canceled", how, e)
+		}
 	}
 }
 
@@ -443,35 +458,5 @@ func TestRunRetryGoesToAWorker(t *testing.T) {
 	}
 	if a, _ := attempts.Load(int32(2)); calls.Load() != 2 || a != 2 {
 		t.Fatalf("handler ran %d times, second attempt %v; want 2 runs, the second with Attempt 2", calls.Load(), a)
-	}
-}
-
-// TestShutdownWaitsForRun checks that Shutdown waits for a handler
-// running in Run's caller and cancels it when its context ends.
-func TestShutdownWaitsForRun(t *testing.T) {
-	h := func(ctx context.Context, m *mq.Message) error {
-		<-ctx.Done()
-		return ctx.Err()
-	}
-	d := New(context.Background(), h, Config{Logger: quiet})
-	var o outcome
-	ran := make(chan error, 1)
-	go func() {
-		ran <- d.Run(context.Background(), &Delivery{Msg: &mq.Message{ID: "slow"}, Settle: o.settle("slow")})
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for d.InFlight() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if err := d.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Shutdown = %v, want DeadlineExceeded", err)
-	}
-	if err := <-ran; err != nil {
-		t.Errorf("Run = %v, want nil (it took the delivery)", err)
-	}
-	if e := o.errs["slow"]; len(e) != 1 || !errors.Is(e[0], context.Canceled) {
-		t.Fatalf("slow message settled %v, want its handler's context.Canceled", e)
 	}
 }
