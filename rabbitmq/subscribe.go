@@ -256,9 +256,7 @@ func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx contex
 		case <-stop.Done():
 			return
 		case d, ok := <-deliveries:
-			if !ok || stop.Err() != nil {
-				// Not taken: left unacknowledged, closing the channel
-				// requeues it.
+			if !ok {
 				return
 			}
 			// One boxed copy of the delivery serves Message.As and Settle.
@@ -267,7 +265,9 @@ func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx contex
 			a.delivered(d.DeliveryTag)
 			del := &dispatch.Delivery{Msg: m, Settle: s.settler(ch, chCtx, a, raw)}
 			if err := s.d.Run(stop, del); err != nil {
-				return // not taken, as above
+				// Not taken (stop ended): left unacknowledged, closing
+				// the channel requeues it.
+				return
 			}
 		}
 	}

@@ -133,16 +133,10 @@ func (d *Dispatcher) startWorkers() {
 // Shutdown has begun; in both cases del was not taken and the caller still
 // owns it.
 func (d *Dispatcher) Submit(ctx context.Context, del *Delivery) error {
-	if err := d.take(ctx); err != nil {
+	if err := d.admit(ctx); err != nil {
 		return err
 	}
-	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.stopping {
-		<-d.slots
-		return mq.ErrClosed
-	}
-	d.pending++
 	if del.Lane != "" {
 		if q, busy := d.lanes[del.Lane]; busy {
 			d.lanes[del.Lane] = append(q, del)
@@ -171,25 +165,21 @@ func (d *Dispatcher) Run(ctx context.Context, del *Delivery) error {
 		return fmt.Errorf("dispatch: Run takes no ordering lane (got %q); use Submit", del.Lane)
 	}
 	if err := ctx.Err(); err != nil {
+		return err // even with a slot free: admit's select would pick at random
+	}
+	if err := d.admit(ctx); err != nil {
 		return err
 	}
-	if err := d.take(ctx); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	if d.stopping {
-		d.mu.Unlock()
-		<-d.slots
-		return mq.ErrClosed
-	}
-	d.pending++
 	d.mu.Unlock()
 	d.run(del)
 	return nil
 }
 
-// take acquires one pending slot for Submit or Run.
-func (d *Dispatcher) take(ctx context.Context) error {
+// admit takes one pending slot for Submit or Run and counts the delivery
+// as pending. On success it returns with d.mu held; on failure (ctx's
+// error, or mq.ErrClosed once Shutdown has begun) the slot is free again
+// and d.mu is not held.
+func (d *Dispatcher) admit(ctx context.Context) error {
 	select {
 	case <-d.closing:
 		return mq.ErrClosed
@@ -202,6 +192,13 @@ func (d *Dispatcher) take(ctx context.Context) error {
 	case <-d.closing:
 		return mq.ErrClosed
 	}
+	d.mu.Lock()
+	if d.stopping {
+		d.mu.Unlock()
+		<-d.slots
+		return mq.ErrClosed
+	}
+	d.pending++
 	return nil
 }
 
