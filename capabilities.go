@@ -71,12 +71,6 @@ func (c Capabilities) Has(name Capability) bool {
 	return false
 }
 
-// Limits returns the publish limits the capabilities imply, for
-// ValidateMessages.
-func (c Capabilities) Limits() Limits {
-	return Limits{MaxMessageBytes: c.MaxMessageBytes, MaxHeaders: c.MaxHeaders, AllowDelay: c.DelayedDelivery, MaxDelay: c.MaxDelay}
-}
-
 // Require returns nil if b has every capability in need, and otherwise an
 // error wrapping ErrNotSupported that names the driver and each missing
 // capability. Call it at start-up so that a configuration swapping in a

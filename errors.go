@@ -114,26 +114,11 @@ type retryAfterError struct {
 func (e *retryAfterError) Error() string { return e.err.Error() }
 func (e *retryAfterError) Unwrap() error { return e.err }
 
-// Retryable marks err as transient: the same call may succeed if repeated
-// (a broker restarting, a connection reset, throttling). Drivers use it on
-// errors they return; IsRetryable reads it. Retryable(nil) returns nil.
-func Retryable(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &retryableError{err}
-}
-
-type retryableError struct{ err error }
-
-func (e *retryableError) Error() string   { return e.err.Error() }
-func (e *retryableError) Unwrap() error   { return e.err }
-func (e *retryableError) Retryable() bool { return true }
-
 // IsRetryable reports whether repeating the call that returned err may
 // succeed. It is false for nil, for context errors, for ErrClosed,
 // ErrInvalid, ErrNotSupported, ErrMessageTooLarge, ErrNotFound and
-// Permanent errors, and true for errors marked by Retryable or that
+// Permanent errors, and true for errors with a Retryable() bool method
+// that returns true (drivers mark theirs with driver.Retryable) or that
 // report Temporary() or Timeout() true (as net.Error values do). For a
 // *PublishError it is true when every failure in it is retryable.
 func IsRetryable(err error) bool {

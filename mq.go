@@ -209,3 +209,8 @@ type Broker interface {
 	// does not block and does not change over the broker's life.
 	Capabilities() Capabilities
 }
+
+// ReservedHeaderPrefix starts the header keys drivers use for their own
+// bookkeeping. Publish rejects user headers with it, and drivers remove
+// their own before delivery.
+const ReservedHeaderPrefix = "mq-"

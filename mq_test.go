@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 func TestInvalidSentinelsMatchErrInvalid(t *testing.T) {
@@ -43,15 +44,15 @@ func TestIsRetryable(t *testing.T) {
 	}{
 		{"nil", nil, false},
 		{"plain", base, false},
-		{"marked", mq.Retryable(base), true},
-		{"marked and wrapped", fmt.Errorf("rabbitmq: %w", mq.Retryable(base)), true},
+		{"marked", driver.Retryable(base), true},
+		{"marked and wrapped", fmt.Errorf("rabbitmq: %w", driver.Retryable(base)), true},
 		{"net timeout", netErr, true},
-		{"permanent beats retryable", mq.Permanent(mq.Retryable(base)), false},
-		{"closed", mq.Retryable(mq.ErrClosed), false},
-		{"canceled", mq.Retryable(context.Canceled), false},
+		{"permanent beats retryable", mq.Permanent(driver.Retryable(base)), false},
+		{"closed", driver.Retryable(mq.ErrClosed), false},
+		{"canceled", driver.Retryable(context.Canceled), false},
 		{"invalid", mq.ErrInvalidMessage, false},
-		{"publish all retryable", &mq.PublishError{Total: 2, Failures: []mq.PublishFailure{{Err: mq.Retryable(base)}}}, true},
-		{"publish mixed", &mq.PublishError{Total: 2, Failures: []mq.PublishFailure{{Err: mq.Retryable(base)}, {Index: 1, Err: mq.ErrMessageTooLarge}}}, false},
+		{"publish all retryable", &mq.PublishError{Total: 2, Failures: []mq.PublishFailure{{Err: driver.Retryable(base)}}}, true},
+		{"publish mixed", &mq.PublishError{Total: 2, Failures: []mq.PublishFailure{{Err: driver.Retryable(base)}, {Index: 1, Err: mq.ErrMessageTooLarge}}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := mq.IsRetryable(tc.err); got != tc.want {
@@ -62,7 +63,7 @@ func TestIsRetryable(t *testing.T) {
 }
 
 func TestPermanentAndRetryAfter(t *testing.T) {
-	if mq.Permanent(nil) != nil || mq.RetryAfter(nil, time.Second) != nil || mq.Retryable(nil) != nil {
+	if mq.Permanent(nil) != nil || mq.RetryAfter(nil, time.Second) != nil || driver.Retryable(nil) != nil {
 		t.Fatal("wrapping nil must return nil")
 	}
 	base := errors.New("bad order")
@@ -100,81 +101,6 @@ func TestExponentialBackoff(t *testing.T) {
 		if got := f(attempt); got != want {
 			t.Errorf("backoff(%d) = %v, want %v", attempt, got, want)
 		}
-	}
-}
-
-func TestNewSubscribeConfig(t *testing.T) {
-	c, err := mq.NewSubscribeConfig("dflt")
-	if err != nil || c.Group != "dflt" || c.Concurrency != 1 || c.StartAt != mq.Latest || c.Backoff == nil {
-		t.Fatalf("defaults = %+v, %v", c, err)
-	}
-	for name, opt := range map[string]mq.SubscribeOption{
-		"zero concurrency": mq.Concurrency(0),
-		"bad start":        mq.StartAt(mq.StartPosition(7)),
-		"nil backoff":      mq.Backoff(nil),
-		"bad group":        mq.Group("has space"),
-	} {
-		if _, err := mq.NewSubscribeConfig("", opt); !errors.Is(err, mq.ErrInvalidOption) {
-			t.Errorf("%s: error = %v, want ErrInvalidOption", name, err)
-		}
-	}
-	c, _ = mq.NewSubscribeConfig("", mq.Backoff(mq.ExponentialBackoff(time.Second, time.Minute)))
-	if d := c.RedeliveryDelay(1, mq.RetryAfter(errors.New("x"), 5*time.Second)); d != 5*time.Second {
-		t.Errorf("RedeliveryDelay with RetryAfter = %v, want 5s", d)
-	}
-	if d := c.RedeliveryDelay(2, errors.New("x")); d != 2*time.Second {
-		t.Errorf("RedeliveryDelay(2) = %v, want 2s", d)
-	}
-}
-
-func TestValidateName(t *testing.T) {
-	for _, bad := range []string{"", "a b", "tab\t", "nul\x00", string([]byte{0xff}), strings.Repeat("x", mq.MaxNameBytes+1)} {
-		if err := mq.ValidateName("topic", bad); !errors.Is(err, mq.ErrInvalidTopic) {
-			t.Errorf("ValidateName(%q) = %v, want ErrInvalidTopic", bad, err)
-		}
-	}
-	for _, good := range []string{"orders", "orders.v1", "a-b_c", "ünïcode", strings.Repeat("x", mq.MaxNameBytes)} {
-		if err := mq.ValidateName("topic", good); err != nil {
-			t.Errorf("ValidateName(%q) = %v, want nil", good, err)
-		}
-	}
-}
-
-func TestValidateMessages(t *testing.T) {
-	lim := mq.Limits{MaxMessageBytes: 100, MaxHeaders: 2}
-	delayLim := mq.Limits{AllowDelay: true, MaxDelay: time.Minute}
-	if err := mq.ValidateMessages([]*mq.Message{{Delay: time.Minute}}, delayLim); err != nil {
-		t.Errorf("Delay at MaxDelay: %v, want nil", err)
-	}
-	if err := mq.ValidateMessages([]*mq.Message{{Delay: time.Hour}}, delayLim); !errors.Is(err, mq.ErrInvalidMessage) {
-		t.Errorf("Delay over MaxDelay: %v, want ErrInvalidMessage", err)
-	}
-	for _, tc := range []struct {
-		name string
-		msgs []*mq.Message
-		want error
-	}{
-		{"empty batch", nil, mq.ErrInvalidMessage},
-		{"nil message", []*mq.Message{{}, nil}, mq.ErrInvalidMessage},
-		{"too large", []*mq.Message{{ID: "x", Body: make([]byte, 100)}}, mq.ErrMessageTooLarge},
-		{"too many headers", []*mq.Message{{Header: map[string]string{"a": "", "b": "", "c": ""}}}, mq.ErrInvalidMessage},
-		{"empty header key", []*mq.Message{{Header: map[string]string{"": "v"}}}, mq.ErrInvalidMessage},
-		{"reserved header", []*mq.Message{{Header: map[string]string{"mq-id": "v"}}}, mq.ErrInvalidMessage},
-		{"bad utf8 header", []*mq.Message{{Header: map[string]string{"k": "\xff"}}}, mq.ErrInvalidMessage},
-		{"delay unsupported", []*mq.Message{{Delay: time.Second}}, mq.ErrNotSupported},
-		{"negative delay", []*mq.Message{{Delay: -1}}, mq.ErrInvalidMessage},
-		{"ok", []*mq.Message{{Body: []byte("\x00\xff"), Header: map[string]string{"k": "ü"}}}, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := mq.ValidateMessages(tc.msgs, lim)
-			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
-				t.Fatalf("ValidateMessages = %v, want %v", err, tc.want)
-			}
-		})
-	}
-	m := &mq.Message{}
-	if err := mq.ValidateMessages([]*mq.Message{m}, lim); err != nil || len(m.ID) != 36 {
-		t.Fatalf("ID not filled with a UUID: %q, %v", m.ID, err)
 	}
 }
 

@@ -3,6 +3,8 @@ package mq
 import (
 	"fmt"
 	"time"
+
+	"github.com/seedmq/mq/internal/hook"
 )
 
 // StartPosition says where a group that does not exist yet starts reading.
@@ -56,90 +58,51 @@ const (
 	DefaultBackoffMax  = 30 * time.Second
 )
 
-// SubscribeConfig is the result of applying SubscribeOptions. Drivers read
-// it; users set it through the option functions.
-type SubscribeConfig struct {
-	// Group names the consumer group. Empty means the driver's default
-	// (its URL's group parameter); drivers with fan-out reject an empty
-	// group with ErrInvalidOption.
-	Group string
-	// Concurrency is the most handlers run at once. Default 1.
-	Concurrency int
-	// StartAt is where a new group starts. Default Latest.
-	StartAt StartPosition
-	// Backoff is the redelivery delay after a failed attempt. Default
-	// ExponentialBackoff(DefaultBackoffBase, DefaultBackoffMax).
-	Backoff BackoffFunc
+// subscribeOptions is what a Subscribe call's options set. Drivers read
+// it through package driver's NewSubscribeConfig.
+type subscribeOptions struct {
+	group       string
+	concurrency int
+	startAt     StartPosition
+	backoff     BackoffFunc
+}
+
+func init() {
+	hook.ApplySubscribeOptions = func(opts any, o *hook.SubscribeOptions) {
+		c := subscribeOptions{group: o.Group, concurrency: o.Concurrency, startAt: StartPosition(o.StartAt), backoff: o.Backoff}
+		for _, opt := range opts.([]SubscribeOption) {
+			if opt != nil {
+				opt(&c)
+			}
+		}
+		*o = hook.SubscribeOptions{Group: c.group, Concurrency: c.concurrency, StartAt: int(c.startAt), Backoff: c.backoff}
+	}
 }
 
 // SubscribeOption configures one Subscribe call.
-type SubscribeOption func(*SubscribeConfig)
+type SubscribeOption func(*subscribeOptions)
 
 // Group sets the consumer group. Subscriptions with the same group share
 // its messages; each group receives every message published to the topic.
 func Group(name string) SubscribeOption {
-	return func(c *SubscribeConfig) { c.Group = name }
+	return func(c *subscribeOptions) { c.group = name }
 }
 
 // Concurrency sets the most handlers that run at once for the
 // subscription (default 1). Messages of one key still run one at a time on
 // brokers with OrderingByKey.
 func Concurrency(n int) SubscribeOption {
-	return func(c *SubscribeConfig) { c.Concurrency = n }
+	return func(c *subscribeOptions) { c.concurrency = n }
 }
 
 // StartAt sets where a group that does not exist yet starts reading.
 // It has no effect on an existing group, which resumes where it left off.
 func StartAt(p StartPosition) SubscribeOption {
-	return func(c *SubscribeConfig) { c.StartAt = p }
+	return func(c *subscribeOptions) { c.startAt = p }
 }
 
 // Backoff sets how long a failed message waits before it is redelivered.
 // A handler can override it for one failure with RetryAfter.
 func Backoff(f BackoffFunc) SubscribeOption {
-	return func(c *SubscribeConfig) { c.Backoff = f }
-}
-
-// NewSubscribeConfig applies opts over the defaults and validates the
-// result. defaultGroup is used when no Group option is given. Drivers call
-// it at the start of Subscribe.
-func NewSubscribeConfig(defaultGroup string, opts ...SubscribeOption) (SubscribeConfig, error) {
-	c := SubscribeConfig{
-		Group:       defaultGroup,
-		Concurrency: DefaultConcurrency,
-		Backoff:     ExponentialBackoff(DefaultBackoffBase, DefaultBackoffMax),
-	}
-	for _, o := range opts {
-		if o != nil {
-			o(&c)
-		}
-	}
-	if c.Concurrency < 1 {
-		return c, fmt.Errorf("%w: Concurrency(%d): must be at least 1", ErrInvalidOption, c.Concurrency)
-	}
-	if c.StartAt != Latest && c.StartAt != Earliest {
-		return c, fmt.Errorf("%w: StartAt(%v): use mq.Latest or mq.Earliest", ErrInvalidOption, c.StartAt)
-	}
-	if c.Backoff == nil {
-		return c, fmt.Errorf("%w: Backoff(nil): pass a BackoffFunc", ErrInvalidOption)
-	}
-	if c.Group != "" {
-		if err := ValidateName("group", c.Group); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
-}
-
-// RedeliveryDelay returns the delay before redelivering a message that
-// failed on attempt with err: the RetryAfter delay if err carries one,
-// else c.Backoff(attempt).
-func (c SubscribeConfig) RedeliveryDelay(attempt int, err error) time.Duration {
-	if d, ok := RetryDelay(err); ok {
-		return max(d, 0)
-	}
-	if c.Backoff == nil {
-		return 0
-	}
-	return max(c.Backoff(attempt), 0)
+	return func(c *subscribeOptions) { c.backoff = f }
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/conformance"
+	"github.com/seedmq/mq/driver"
+	"github.com/seedmq/mq/internal/hook"
 )
 
 // faultEnv selects the fault TestFaulty injects.
@@ -151,7 +153,7 @@ func (f *faulty) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 	switch f.fault {
 	case "restart-loses":
 		if f.restarted.Load() {
-			if err := mq.ValidateMessages(msgs, f.Capabilities().Limits()); err != nil {
+			if err := driver.PrepareMessages(msgs, driver.LimitsOf(f.Capabilities())); err != nil {
 				return err
 			}
 			return nil // accepted, then lost
@@ -160,7 +162,7 @@ func (f *faulty) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 		ctx = context.Background()
 	case "lose-last":
 		if len(msgs) > 1 {
-			if err := mq.ValidateMessages(msgs, f.Capabilities().Limits()); err != nil {
+			if err := driver.PrepareMessages(msgs, driver.LimitsOf(f.Capabilities())); err != nil {
 				return err
 			}
 			msgs = msgs[:len(msgs)-1]
@@ -210,7 +212,10 @@ func (f *faulty) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 			return nil
 		}
 	case "extra-concurrency":
-		opts = append(opts, func(c *mq.SubscribeConfig) { c.Concurrency++ })
+		// Ask the broker for one handler more than the case did.
+		var asked hook.SubscribeOptions
+		hook.ApplySubscribeOptions(opts, &asked)
+		opts = append(opts, mq.Concurrency(max(asked.Concurrency, 1)+1))
 	case "ack-is-nack-once":
 		// The first acknowledgement of each message is lost.
 		var mu sync.Mutex

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 	"github.com/seedmq/mq/middleware"
 )
 
@@ -136,7 +137,7 @@ type failingPublisher struct {
 
 func (p *failingPublisher) Publish(ctx context.Context, topic string, msgs ...*mq.Message) error {
 	if p.failures.Add(-1) >= 0 {
-		return mq.Retryable(errors.New("conformance: dead-letter topic unavailable"))
+		return driver.Retryable(errors.New("conformance: dead-letter topic unavailable"))
 	}
 	return p.Publisher.Publish(ctx, topic, msgs...)
 }

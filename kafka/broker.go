@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 func init() {
@@ -311,7 +312,7 @@ func (b *Broker) groupID(group, topic string) string {
 
 // validateTopic applies Kafka's topic name rules on top of mq's.
 func validateTopic(topic string) error {
-	if err := mq.ValidateName("topic", topic); err != nil {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	if topic == "." || topic == ".." {

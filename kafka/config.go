@@ -17,7 +17,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/internal/params"
+	"github.com/seedmq/mq/driver"
 )
 
 // Defaults for Config fields left at their zero value.
@@ -213,7 +213,7 @@ func (c Config) validate() error {
 		return fmt.Errorf("kafka: %w: HeartbeatInterval (%v) must be shorter than SessionTimeout (%v)", mq.ErrInvalidOption, c.HeartbeatInterval, c.SessionTimeout)
 	}
 	if c.Group != "" {
-		if err := mq.ValidateName("group", c.Group); err != nil {
+		if err := driver.ValidateName("group", c.Group); err != nil {
 			return fmt.Errorf("kafka: %w", err)
 		}
 	}
@@ -237,7 +237,7 @@ func configFromURL(u *url.URL) (Config, error) {
 		c.Brokers = append(c.Brokers, h)
 	}
 
-	p := params.New("kafka", u)
+	p := driver.NewParams("kafka", u)
 	c.Group = p.String("group", "")
 	c.ExactGroupID = p.Bool("exact_group_id", false)
 	c.ClientID = p.String("client_id", DefaultClientID)

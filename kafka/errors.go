@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 // wrapErr turns an error from kafka-go into one of the driver's: prefixed,
@@ -47,12 +48,12 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %v", mq.ErrMessageTooLarge, err)
 	case errors.Is(err, protocol.ErrNoLeader):
 		// Stale metadata during a leader election or broker restart.
-		return mq.Retryable(err)
+		return driver.Retryable(err)
 	case errors.Is(err, kafka.UnknownTopicOrPartition):
 		return fmt.Errorf("%w: %v", mq.ErrNotFound, err)
 	case errors.As(err, &ke):
 		if ke.Temporary() {
-			return mq.Retryable(err)
+			return driver.Retryable(err)
 		}
 		return err
 	}
@@ -67,7 +68,7 @@ func retryable(err error) error {
 	case errors.As(err, &ne),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return mq.Retryable(err)
+		return driver.Retryable(err)
 	}
 	return err
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/internal/dispatch"
+	"github.com/seedmq/mq/driver"
 )
 
 func TestConfigFromURL(t *testing.T) {
@@ -327,7 +327,7 @@ func TestToKafkaSharesTheMessage(t *testing.T) {
 // testPartition returns a partition of a subscription that is not running,
 // for tests of deliveries.
 func testPartition() *partition {
-	s := &subscription{topic: "t", cfg: mq.SubscribeConfig{Group: "g"}}
+	s := &subscription{topic: "t", cfg: driver.SubscribeConfig{Group: "g"}}
 	return newPartition(&generation{s: s}, 0, 0, nil)
 }
 
@@ -377,7 +377,7 @@ func TestDeliverySettleCountsRunningHandlers(t *testing.T) {
 	}
 
 	// Released unstarted at shutdown: never counted, so not uncounted.
-	deliver().Settle(ctx, dispatch.ErrNotHandled)
+	deliver().Settle(ctx, driver.ErrNotHandled)
 	if got := running(); got != 0 {
 		t.Errorf("after a release: got %d running, want 0", got)
 	}

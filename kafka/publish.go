@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 // headerID is the Kafka header carrying Message.ID. Headers starting with
@@ -45,7 +46,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 			return err
 		}
 	}
-	if err := mq.ValidateMessages(msgs, b.caps.Limits()); err != nil {
+	if err := driver.PrepareMessages(msgs, driver.LimitsOf(b.caps)); err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	buf := getPublishBuf(msgs)

@@ -14,8 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/internal/dispatch"
-	"github.com/seedmq/mq/internal/hook"
+	"github.com/seedmq/mq/driver"
 )
 
 // errRevoked is the handler result of a delivery whose partition was
@@ -47,7 +46,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 	if err := validateTopic(topic); err != nil {
 		return err
 	}
-	cfg, err := mq.NewSubscribeConfig(b.cfg.Group, append([]mq.SubscribeOption{mq.StartAt(b.cfg.StartAt)}, opts...)...)
+	cfg, err := driver.NewSubscribeConfig(b.cfg.Group, b.cfg.StartAt, opts)
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
@@ -83,10 +82,10 @@ type subscription struct {
 	b       *Broker
 	topic   string
 	groupID string // the Kafka consumer group ID
-	cfg     mq.SubscribeConfig
+	cfg     driver.SubscribeConfig
 	h       mq.Handler
 	log     *slog.Logger
-	disp    *dispatch.Dispatcher
+	disp    *driver.Dispatcher
 	fetch   context.Context // canceled when the subscription stops fetching
 
 	member atomic.Pointer[string] // the member ID the coordinator last gave us
@@ -127,7 +126,7 @@ func (s *subscription) run(ctx context.Context) error {
 		}
 	}()
 
-	s.disp = dispatch.New(ctx, s.h, dispatch.Config{
+	s.disp = driver.NewDispatcher(ctx, s.h, driver.DispatcherConfig{
 		Concurrency: s.cfg.Concurrency,
 		MaxPending:  max(4*s.cfg.Concurrency, 256),
 		Logger:      s.b.log,
@@ -534,7 +533,7 @@ func (p *partition) fetch(ctx context.Context) {
 // allocation. Its Begin is its partition's, shared by all its deliveries:
 // a per-delivery func value would cost an allocation per message.
 type delivery struct {
-	dispatch.Delivery
+	driver.Delivery
 	msg    mq.Message
 	p      *partition
 	seq    int64
@@ -573,7 +572,7 @@ func (p *partition) newDelivery(km kafka.Message) *delivery {
 	if m.Body == nil {
 		m.Body = []byte{}
 	}
-	hook.SetMessageRaw(m, km)
+	driver.SetNative(m, km)
 
 	d.Msg = m
 	d.Lane = m.Key
@@ -594,11 +593,11 @@ func (p *partition) beginHandler() error {
 
 // handlerRan reports whether a delivery settled with err had its handler
 // run (and counted by beginHandler). Only the dispatcher's release at
-// shutdown (dispatch.ErrNotHandled) and a refusing Begin (errRevoked)
+// shutdown (driver.ErrNotHandled) and a refusing Begin (errRevoked)
 // settle without a run, and both pass those values as they are; handlers
 // cannot return them.
 func handlerRan(err error) bool {
-	return err != errRevoked && err != dispatch.ErrNotHandled
+	return err != errRevoked && err != driver.ErrNotHandled
 }
 
 // settle records a handler's outcome: ack moves the commit point, a
@@ -611,7 +610,7 @@ func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
 	switch {
 	case err == nil:
 		p.t.ackEnd(d.seq, ran)
-	case errors.Is(err, errRevoked), errors.Is(err, dispatch.ErrNotHandled):
+	case errors.Is(err, errRevoked), errors.Is(err, driver.ErrNotHandled):
 		// Not handled here: the group redelivers it from the commit point.
 		if ran {
 			p.t.end()

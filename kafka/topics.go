@@ -13,6 +13,7 @@ import (
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 // Provision creates topic (with Config.Partitions and ReplicationFactor)
@@ -30,7 +31,7 @@ func (b *Broker) Provision(ctx context.Context, topic string, groups ...string) 
 		return err
 	}
 	for _, g := range groups {
-		if err := mq.ValidateName("group", g); err != nil {
+		if err := driver.ValidateName("group", g); err != nil {
 			return fmt.Errorf("kafka: %w", err)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/internal/params"
+	"github.com/seedmq/mq/driver"
 )
 
 // Scheme is the URL scheme this package registers with mq.Open.
@@ -83,7 +83,7 @@ func optionsFromURL(u *url.URL) (Options, error) {
 	if u.User != nil || u.Path != "" && u.Path != "/" || u.Port() != "" {
 		return Options{}, fmt.Errorf("memory: %w: use mem://NAME?param=value; the URL has a user, port or path", mq.ErrInvalidURL)
 	}
-	p := params.New("memory", u)
+	p := driver.NewParams("memory", u)
 	o := Options{
 		Name:            u.Hostname(),
 		Group:           p.String("group", ""),
@@ -115,7 +115,7 @@ type Broker struct {
 	// plain is true while the Broker is open and has no faults queued:
 	// Publish then need not take mu. Written under mu.
 	plain  atomic.Bool
-	limits mq.Limits // Capabilities().Limits(), for Publish
+	limits driver.Limits // driver.LimitsOf(Capabilities()), for Publish
 }
 
 var (
@@ -141,7 +141,7 @@ func New(opts Options) *Broker {
 		closing: make(chan struct{}),
 		live:    map[*subscription]struct{}{},
 	}
-	b.limits = b.Capabilities().Limits()
+	b.limits = driver.LimitsOf(b.Capabilities())
 	b.plain.Store(true)
 	return b
 }
@@ -175,10 +175,10 @@ func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...*mq.Mess
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := mq.ValidateName("topic", topicName); err != nil {
+	if err := driver.ValidateName("topic", topicName); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
-	if err := mq.ValidateMessages(msgs, b.limits); err != nil {
+	if err := driver.PrepareMessages(msgs, b.limits); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
 	if !b.plain.Load() {
@@ -266,11 +266,11 @@ func (b *Broker) Provision(ctx context.Context, topicName string, groups ...stri
 	if b.isClosed() {
 		return fmt.Errorf("memory: Provision: %w", mq.ErrClosed)
 	}
-	if err := mq.ValidateName("topic", topicName); err != nil {
+	if err := driver.ValidateName("topic", topicName); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
 	for _, g := range groups {
-		if err := mq.ValidateName("group", g); err != nil {
+		if err := driver.ValidateName("group", g); err != nil {
 			return fmt.Errorf("memory: %w", err)
 		}
 	}

@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/internal/dispatch"
+	"github.com/seedmq/mq/driver"
 )
 
 // subscription is one running Subscribe call.
 type subscription struct {
 	b    *Broker
 	g    *group
-	cfg  mq.SubscribeConfig
+	cfg  driver.SubscribeConfig
 	room chan struct{}       // one token per message taken and not yet settled
 	held map[*pending]uint64 // leases taken and not settled; guarded by the server lock
 }
@@ -33,10 +33,10 @@ func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, 
 	if h == nil {
 		return fmt.Errorf("memory: %w: Subscribe handler is nil", mq.ErrInvalidOption)
 	}
-	if err := mq.ValidateName("topic", topicName); err != nil {
+	if err := driver.ValidateName("topic", topicName); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
-	cfg, err := mq.NewSubscribeConfig(b.opts.Group, opts...)
+	cfg, err := driver.NewSubscribeConfig(b.opts.Group, mq.Latest, opts)
 	if err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
@@ -69,7 +69,7 @@ func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, 
 		b.mu.Unlock()
 	}()
 
-	d := dispatch.New(ctx, h, dispatch.Config{Concurrency: cfg.Concurrency, MaxPending: ahead, Logger: b.log})
+	d := driver.NewDispatcher(ctx, h, driver.DispatcherConfig{Concurrency: cfg.Concurrency, MaxPending: ahead, Logger: b.log})
 	err = s.fetch(ctx, d)
 	if errors.Is(err, mq.ErrClosed) {
 		// Close's ctx bounds the drain; if it ends first, Close reports
@@ -96,7 +96,7 @@ func prefetch(concurrency int, ackDeadline time.Duration) int {
 }
 
 // join finds or creates the group on the server. Callers hold b.mu.
-func (b *Broker) join(topicName string, cfg mq.SubscribeConfig) (*group, error) {
+func (b *Broker) join(topicName string, cfg driver.SubscribeConfig) (*group, error) {
 	srv := b.srv
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -130,7 +130,7 @@ func (b *Broker) join(topicName string, cfg mq.SubscribeConfig) (*group, error) 
 // (returning mq.ErrClosed). It takes as many as there is room for under
 // one lock, so a backlog costs one lock round trip per batch, not per
 // message.
-func (s *subscription) fetch(ctx context.Context, d *dispatch.Dispatcher) error {
+func (s *subscription) fetch(ctx context.Context, d *driver.Dispatcher) error {
 	srv := s.b.srv
 	var timer *time.Timer
 	defer func() {
@@ -245,7 +245,7 @@ type taken struct {
 // of s.room. If the dispatcher refuses one, it and those after it go back
 // to the group unhandled, their tokens are returned, and submit returns
 // why fetch must stop: mq.ErrClosed or ctx's error.
-func (s *subscription) submit(ctx context.Context, d *dispatch.Dispatcher, ts []taken) error {
+func (s *subscription) submit(ctx context.Context, d *driver.Dispatcher, ts []taken) error {
 	for i, t := range ts {
 		err := d.Submit(ctx, s.delivery(t))
 		if err == nil {
@@ -272,9 +272,9 @@ func (s *subscription) submit(ctx context.Context, d *dispatch.Dispatcher, ts []
 }
 
 // delivery is a leased message handed to the dispatcher: one allocation
-// holds the dispatch.Delivery, the handler's Message and the lease.
+// holds the driver.Delivery, the handler's Message and the lease.
 type delivery struct {
-	dispatch.Delivery
+	driver.Delivery
 	msg      mq.Message
 	s        *subscription
 	p        *pending
@@ -283,7 +283,7 @@ type delivery struct {
 }
 
 // delivery wraps a leased message for the dispatcher.
-func (s *subscription) delivery(t taken) *dispatch.Delivery {
+func (s *subscription) delivery(t taken) *driver.Delivery {
 	p, lease := t.p, t.lease
 	// The handler gets its own Message and Header, but shares the stored
 	// Body (capacity clipped, so an append copies): copying it again for
@@ -329,7 +329,7 @@ func (s *subscription) settle(p *pending, lease uint64, m *mq.Message, err error
 	switch {
 	case err == nil:
 		ok = s.g.ack(p, lease)
-	case errors.Is(err, dispatch.ErrNotHandled):
+	case errors.Is(err, driver.ErrNotHandled):
 		ok = s.g.retry(p, lease, 0, false)
 	case mq.IsPermanent(err):
 		ok = s.g.ack(p, lease)

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 	"github.com/seedmq/mq/middleware"
 )
 
@@ -117,7 +118,7 @@ func TestDeadLetterPublishFailureLosesNothing(t *testing.T) {
 	publish(t, b, topic, msg)
 	// The next two publishes, the dead-letter attempts of deliveries 1
 	// and 2, fail; the third succeeds.
-	b.InjectPublishErrors(mq.Retryable(errors.New("broker down")), mq.Retryable(errors.New("broker down")))
+	b.InjectPublishErrors(driver.Retryable(errors.New("broker down")), driver.Retryable(errors.New("broker down")))
 
 	got := dlq.waitFor(t, 1)[0]
 	if got.ID != msg.ID || got.Header[middleware.HeaderAttempts] != "3" {

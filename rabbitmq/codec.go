@@ -9,7 +9,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/internal/hook"
+	"github.com/seedmq/mq/driver"
 )
 
 // Header keys the driver writes. They start with mq.ReservedHeaderPrefix,
@@ -150,7 +150,7 @@ func decode(d *amqp.Delivery, topic, group, queue string, raw any) *mq.Message {
 		m.Header = map[string]string{}
 	}
 	m.Attempt = prior + returns + 1
-	hook.SetMessageRaw(m, raw)
+	driver.SetNative(m, raw)
 	return m
 }
 

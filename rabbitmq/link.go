@@ -12,7 +12,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 // link keeps one AMQP connection open: it dials on demand and, after the
@@ -283,7 +283,7 @@ func connectError(where string, err error) error {
 		if ae == amqp.ErrSASL {
 			return fmt.Errorf("rabbitmq: connect to %s: no SASL mechanism in common with the broker", where)
 		}
-		return mq.Retryable(fmt.Errorf("rabbitmq: connect to %s: %w", where, err))
+		return driver.Retryable(fmt.Errorf("rabbitmq: connect to %s: %w", where, err))
 	}
-	return mq.Retryable(fmt.Errorf("rabbitmq: connect to %s: %w", where, err))
+	return driver.Retryable(fmt.Errorf("rabbitmq: connect to %s: %w", where, err))
 }

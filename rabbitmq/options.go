@@ -13,7 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/internal/params"
+	"github.com/seedmq/mq/driver"
 )
 
 // Queue types for Options.QueueType.
@@ -145,7 +145,7 @@ func parseURL(u *url.URL, o *Options) error {
 	if u.Host == "" {
 		return fmt.Errorf("rabbitmq: %w: %s has no host", mq.ErrInvalidURL, u.Redacted())
 	}
-	p := params.New("rabbitmq", u)
+	p := driver.NewParams("rabbitmq", u)
 	set := func(dst *string, v string) {
 		if *dst == "" {
 			*dst = v
@@ -272,7 +272,7 @@ func resolve(o Options) (*settings, error) {
 		o.BindingKey = "#"
 	}
 	if o.Group != "" {
-		if err := mq.ValidateName("group", o.Group); err != nil {
+		if err := driver.ValidateName("group", o.Group); err != nil {
 			return nil, fmt.Errorf("rabbitmq: %w", err)
 		}
 	}

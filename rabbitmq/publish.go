@@ -14,6 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 // Publishing works like this: a small pool of confirm-mode channels on the
@@ -237,7 +238,7 @@ func (pc *pubChan) result(dc *amqp.DeferredConfirmation, m *outMsg, mandatory bo
 		// outstanding confirmations.
 		return channelLostOutcome(pc.closeCause(), m)
 	default:
-		return resend, mq.Retryable(errors.New("the broker refused the message (basic.nack)"))
+		return resend, driver.Retryable(errors.New("the broker refused the message (basic.nack)"))
 	}
 }
 
@@ -265,9 +266,9 @@ func channelLostOutcome(cause *amqp.Error, m *outMsg) (outcome, error) {
 				return finalErr, fmt.Errorf("rabbitmq: exchange %q: access refused: %s", m.exchange, cause.Reason)
 			}
 		}
-		return resend, mq.Retryable(fmt.Errorf("rabbitmq: channel closed before the broker confirmed: %w", cause))
+		return resend, driver.Retryable(fmt.Errorf("rabbitmq: channel closed before the broker confirmed: %w", cause))
 	}
-	return resend, mq.Retryable(errors.New("rabbitmq: connection lost before the broker confirmed"))
+	return resend, driver.Retryable(errors.New("rabbitmq: connection lost before the broker confirmed"))
 }
 
 // containsQuoted reports whether reason names name in single quotes, as
@@ -412,7 +413,7 @@ func (pc *pubChan) publish(ctx context.Context, msgs []outMsg, n int, todo index
 			// A write error (the connection broke) or a closed channel:
 			// send it again. The driver only writes header values AMQP
 			// can encode, so nothing here is the message's fault.
-			m.dc, m.err = nil, mq.Retryable(fmt.Errorf("rabbitmq: publish: %w", err))
+			m.dc, m.err = nil, driver.Retryable(fmt.Errorf("rabbitmq: publish: %w", err))
 			continue
 		}
 		m.dc, m.err = dc, nil

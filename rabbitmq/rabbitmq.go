@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 func init() {
@@ -132,10 +133,10 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 		return err
 	}
 	defer b.calls.Done()
-	if err := mq.ValidateName("topic", topic); err != nil {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return fmt.Errorf("rabbitmq: %w", err)
 	}
-	if err := mq.ValidateMessages(msgs, b.Capabilities().Limits()); err != nil {
+	if err := driver.PrepareMessages(msgs, driver.LimitsOf(b.Capabilities())); err != nil {
 		return fmt.Errorf("rabbitmq: %w", err)
 	}
 	if err := checkMessages(msgs); err != nil {
@@ -190,11 +191,11 @@ func (b *Broker) Provision(ctx context.Context, topic string, groups ...string) 
 		return err
 	}
 	defer b.calls.Done()
-	if err := mq.ValidateName("topic", topic); err != nil {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return fmt.Errorf("rabbitmq: %w", err)
 	}
 	for _, g := range groups {
-		if err := mq.ValidateName("group", g); err != nil {
+		if err := driver.ValidateName("group", g); err != nil {
 			return fmt.Errorf("rabbitmq: %w", err)
 		}
 	}
@@ -231,7 +232,7 @@ func (b *Broker) Ping(ctx context.Context) error {
 	select {
 	case err := <-done:
 		if err != nil {
-			return mq.Retryable(fmt.Errorf("rabbitmq: ping: %w", err))
+			return driver.Retryable(fmt.Errorf("rabbitmq: ping: %w", err))
 		}
 		return nil
 	case <-ctx.Done():

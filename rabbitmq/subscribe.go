@@ -14,7 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/internal/dispatch"
+	"github.com/seedmq/mq/driver"
 )
 
 // maxTTL is the longest x-message-ttl RabbitMQ accepts, in milliseconds.
@@ -28,8 +28,8 @@ type subscription struct {
 	b     *Broker
 	topic string
 	queue string
-	cfg   mq.SubscribeConfig
-	d     *dispatch.Dispatcher
+	cfg   driver.SubscribeConfig
+	d     *driver.Dispatcher
 	tag   string
 	ch    *amqp.Channel  // the consuming channel when fetching stopped
 	acks  *acker         // its acker
@@ -60,13 +60,13 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 		return err
 	}
 	defer b.subs.Done()
-	if err := mq.ValidateName("topic", topic); err != nil {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return fmt.Errorf("rabbitmq: %w", err)
 	}
 	if h == nil {
 		return fmt.Errorf("rabbitmq: %w: Subscribe needs a handler", mq.ErrInvalidOption)
 	}
-	cfg, err := mq.NewSubscribeConfig(b.s.Group, opts...)
+	cfg, err := driver.NewSubscribeConfig(b.s.Group, mq.Latest, opts)
 	if err != nil {
 		return fmt.Errorf("rabbitmq: %w", err)
 	}
@@ -93,7 +93,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 	if prefetch == 0 {
 		prefetch = min(2*cfg.Concurrency, 65535)
 	}
-	s.d = dispatch.New(ctx, h, dispatch.Config{
+	s.d = driver.NewDispatcher(ctx, h, driver.DispatcherConfig{
 		Concurrency: cfg.Concurrency,
 		MaxPending:  max(prefetch, cfg.Concurrency),
 		Logger:      b.s.Logger,
@@ -263,7 +263,7 @@ func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx contex
 			var raw any = d
 			m := decode(&d, s.topic, s.cfg.Group, s.queue, raw)
 			a.delivered(d.DeliveryTag)
-			del := &dispatch.Delivery{Msg: m, Settle: s.settler(ch, chCtx, a, raw)}
+			del := &driver.Delivery{Msg: m, Settle: s.settler(ch, chCtx, a, raw)}
 			if err := s.d.Run(stop, del); err != nil {
 				// Not taken (stop ended): left unacknowledged, closing
 				// the channel requeues it.
@@ -312,7 +312,7 @@ func (s *subscription) settler(ch *amqp.Channel, chCtx context.Context, a *acker
 		switch {
 		case herr == nil:
 			a.ack(d.DeliveryTag) // logs its own failures
-		case errors.Is(herr, dispatch.ErrNotHandled):
+		case errors.Is(herr, driver.ErrNotHandled):
 			err = nackSettled(ch, a, d.DeliveryTag)
 		case mq.IsPermanent(herr):
 			if s.b.s.DeadLetterExchange == "" {

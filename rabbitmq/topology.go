@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 // topology declares (or, with NoProvision, checks) exchanges and queues,
@@ -232,5 +233,5 @@ func declareError(what, name string, err error) error {
 	case amqp.AccessRefused:
 		return fmt.Errorf("rabbitmq: %s %q: access refused: %s", what, name, ae.Reason)
 	}
-	return mq.Retryable(fmt.Errorf("rabbitmq: declare %s %q: %w", what, name, err))
+	return driver.Retryable(fmt.Errorf("rabbitmq: declare %s %q: %w", what, name, err))
 }

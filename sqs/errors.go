@@ -12,6 +12,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 // errorCode returns the AWS error code of err ("QueueDoesNotExist"), or "".
@@ -86,7 +87,7 @@ func wrapErr(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("sqs: %s: cannot resolve the SQS endpoint's host %q (check the region and endpoint parameters): %w", op, dnsErr.Name, err)
 	}
 	if isTransient(err) {
-		return mq.Retryable(fmt.Errorf("sqs: %s: %w", op, err))
+		return driver.Retryable(fmt.Errorf("sqs: %s: %w", op, err))
 	}
 	return fmt.Errorf("sqs: %s: %w", op, err)
 }

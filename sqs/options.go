@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/internal/params"
+	"github.com/seedmq/mq/driver"
 )
 
 // Scheme is the URL scheme this package registers with mq.Open.
@@ -192,7 +192,7 @@ func openURL(ctx context.Context, u *url.URL) (mq.Broker, error) {
 	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.Opaque != "" {
 		return nil, fmt.Errorf("sqs: %w: the URL has no host or path; write sqs://?region=us-east-1 (queue names come from topics, see the prefix parameter)", mq.ErrInvalidURL)
 	}
-	p := params.New("sqs", u)
+	p := driver.NewParams("sqs", u)
 	region := p.String("region", "")
 	endpoint := p.String("endpoint", "")
 	profile := p.String("profile", "")

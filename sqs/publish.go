@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 const (
@@ -51,7 +52,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 	if _, err := b.queueName(topic); err != nil {
 		return err
 	}
-	if err := mq.ValidateMessages(msgs, b.caps.Limits()); err != nil {
+	if err := driver.PrepareMessages(msgs, driver.LimitsOf(b.caps)); err != nil {
 		return fmt.Errorf("sqs: %w", err)
 	}
 	for i, m := range msgs {
@@ -327,7 +328,7 @@ func (p *publisher) send(batch []*pubEntry) {
 				continue
 			}
 			if attempt+1 >= entryRetries || p.q.fifo { // a resend would overtake later messages
-				e.finish(mq.Retryable(err))
+				e.finish(driver.Retryable(err))
 				continue
 			}
 			batch = append(batch, e)
@@ -336,7 +337,7 @@ func (p *publisher) send(batch []*pubEntry) {
 			if e == nil {
 				continue
 			}
-			e.finish(mq.Retryable(fmt.Errorf("sqs: SendMessageBatch to %s: no result for the message", p.q.name)))
+			e.finish(driver.Retryable(fmt.Errorf("sqs: SendMessageBatch to %s: no result for the message", p.q.name)))
 		}
 		if len(batch) > 0 {
 			t := time.NewTimer(time.Duration(50<<attempt) * time.Millisecond)

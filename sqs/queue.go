@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 const (
@@ -66,7 +67,7 @@ func checkQueueName(name, what string) error {
 
 // queueName maps a topic to its queue name.
 func (b *Broker) queueName(topic string) (string, error) {
-	if err := mq.ValidateName("topic", topic); err != nil {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return "", fmt.Errorf("sqs: %w", err)
 	}
 	name := b.opts.QueuePrefix + topic
@@ -303,7 +304,7 @@ func (b *Broker) Provision(ctx context.Context, topic string, groups ...string) 
 	}
 	group := ""
 	for _, g := range groups {
-		if err := mq.ValidateName("group", g); err != nil {
+		if err := driver.ValidateName("group", g); err != nil {
 			return fmt.Errorf("sqs: %w", err)
 		}
 		if group != "" && g != group {

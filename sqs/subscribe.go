@@ -13,8 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/internal/dispatch"
-	"github.com/seedmq/mq/internal/hook"
+	"github.com/seedmq/mq/driver"
 )
 
 // callTimeout bounds each SQS call the driver makes on its own behalf
@@ -54,7 +53,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 	if h == nil {
 		return fmt.Errorf("sqs: %w: Subscribe needs a non-nil Handler", mq.ErrInvalidOption)
 	}
-	cfg, err := mq.NewSubscribeConfig(b.opts.Group, opts...)
+	cfg, err := driver.NewSubscribeConfig(b.opts.Group, mq.Latest, opts)
 	if err != nil {
 		return fmt.Errorf("sqs: %w", err)
 	}
@@ -140,7 +139,7 @@ func (b *Broker) prepare(ctx context.Context, topic, group string) (q *queue, g,
 type subscription struct {
 	b         *Broker
 	q         *queue
-	cfg       mq.SubscribeConfig
+	cfg       driver.SubscribeConfig
 	h         mq.Handler
 	group     string
 	dlq       string // dead-letter queue URL, "" if none
@@ -152,7 +151,7 @@ type subscription struct {
 	stopCtx  context.Context // bounds the drain after stop
 	fatal    chan error      // a receiver's non-retryable failure
 
-	d       *dispatch.Dispatcher
+	d       *driver.Dispatcher
 	credits *credits // one per message held and not yet settled (see ack)
 
 	// hbMu orders visibility changes: heartbeats hold it exclusively, so
@@ -192,10 +191,10 @@ type held struct {
 	m    mq.Message
 	lane string // the Key on FIFO queues, "" when unordered
 
-	del   dispatch.Delivery // its first submission to the dispatcher
-	batch *recvBatch        // the receive it came in
-	owes  bool              // acknowledged, its credit comes back when the delete is done; guarded by subscription.delMu
-	acked bool              // acknowledged; guarded by subscription.delMu
+	del   driver.Delivery // its first submission to the dispatcher
+	batch *recvBatch      // the receive it came in
+	owes  bool            // acknowledged, its credit comes back when the delete is done; guarded by subscription.delMu
+	acked bool            // acknowledged; guarded by subscription.delMu
 
 	visibleAt time.Time // when SQS makes it visible unless extended; guarded by subscription.mu
 
@@ -216,7 +215,7 @@ func (s *subscription) stop(ctx context.Context, err error) {
 func (s *subscription) run(ctx context.Context) error {
 	b := s.b
 	maxPending := s.credits.total
-	s.d = dispatch.New(ctx, s.h, dispatch.Config{Concurrency: s.cfg.Concurrency, MaxPending: maxPending, Logger: b.log})
+	s.d = driver.NewDispatcher(ctx, s.h, driver.DispatcherConfig{Concurrency: s.cfg.Concurrency, MaxPending: maxPending, Logger: b.log})
 
 	recvCtx, stopReceiving := context.WithCancel(ctx)
 	defer stopReceiving()
@@ -393,7 +392,7 @@ func (s *subscription) deliver(ctx context.Context, sm *types.Message, visibleAt
 	if err := decode(sm, m); err != nil {
 		s.b.log.Warn("sqs: message has malformed mq attributes; delivering what could be decoded", "queue", s.q.name, "sqs_message_id", aws.ToString(sm.MessageId), "error", err)
 	}
-	hook.SetMessageRaw(m, *sm)
+	driver.SetNative(m, *sm)
 	if s.q.fifo {
 		h.lane = m.Key
 	}
@@ -418,7 +417,7 @@ func (s *subscription) submit(ctx context.Context, h *held) {
 	if del.Msg != nil {
 		// An in-place retry: the dispatcher may not be done with the
 		// first submission yet.
-		del = &dispatch.Delivery{}
+		del = &driver.Delivery{}
 	}
 	del.Msg = h.msg
 	del.Settle = func(_ context.Context, err error) (time.Duration, bool) {
@@ -446,7 +445,7 @@ func (s *subscription) settle(h *held, err error) {
 		s.ack(h)
 		s.next(h)
 		return
-	case errors.Is(err, dispatch.ErrNotHandled):
+	case errors.Is(err, driver.ErrNotHandled):
 		s.release(h, 0)
 	case mq.IsPermanent(err):
 		if s.reject(h, err) {

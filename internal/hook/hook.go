@@ -1,8 +1,20 @@
-// Package hook lets driver-support code reach unexported state of package
-// mq without widening mq's public API. Package mq fills the variables in
-// its init function; nothing else may assign them.
+// Package hook lets package driver reach what package mq keeps
+// unexported: the native delivery behind Message.As, and the values of
+// SubscribeOptions. Package mq sets the functions in its init.
 package hook
 
-// SetMessageRaw attaches a driver's native delivery to a *mq.Message so
-// that Message.As can return it. m is a *mq.Message.
+import "time"
+
+// SetMessageRaw stores a driver's native delivery in an *mq.Message.
 var SetMessageRaw func(m any, raw any)
+
+// SubscribeOptions holds what a Subscribe call's options set.
+type SubscribeOptions struct {
+	Group       string
+	Concurrency int
+	StartAt     int
+	Backoff     func(attempt int) time.Duration
+}
+
+// ApplySubscribeOptions applies opts, a []mq.SubscribeOption, to o.
+var ApplySubscribeOptions func(opts any, o *SubscribeOptions)

@@ -1,14 +1,7 @@
-// Package dispatch runs a subscription's handler for the drivers: it
-// enforces the concurrency limit, keeps deliveries of one ordering lane in
-// submission order, recovers panics, retries in place when a driver asks,
-// and drains on shutdown. Drivers feed it deliveries and settle the
-// results with their broker: with Submit, which hands each to a worker
-// goroutine, or with Run, which handles one in the calling goroutine.
-package dispatch
+package driver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -18,11 +11,6 @@ import (
 
 	"github.com/seedmq/mq"
 )
-
-// ErrNotHandled is passed to Settle for a delivery that shutdown released
-// before its handler ran (or while it waited to be retried in place). The
-// driver must make the message available for redelivery.
-var ErrNotHandled = errors.New("mq: released unhandled at shutdown")
 
 // Delivery is one message handed to the dispatcher.
 type Delivery struct {
@@ -46,8 +34,8 @@ type Delivery struct {
 	Begin func() error
 }
 
-// Config configures a Dispatcher.
-type Config struct {
+// DispatcherConfig configures a Dispatcher.
+type DispatcherConfig struct {
 	// Concurrency is the number of workers, the most handlers running at
 	// once for deliveries given to Submit (at least 1). Run's callers
 	// bring their own goroutines; the driver limits how many.
@@ -59,7 +47,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Dispatcher runs a handler over submitted deliveries. Create it with New.
+// Dispatcher runs a subscription's handler: it enforces the concurrency
+// limit, keeps deliveries of one ordering lane in submission order,
+// recovers panics, retries in place when Settle asks, and drains on
+// shutdown. A driver feeds it deliveries and settles the results with its
+// broker: with Submit, which hands each to a worker goroutine, or with
+// Run, which handles one in the calling goroutine. Create it with
+// NewDispatcher.
 type Dispatcher struct {
 	h      mq.Handler
 	log    *slog.Logger
@@ -83,10 +77,10 @@ type Dispatcher struct {
 	nworkers int
 }
 
-// New starts a dispatcher whose handlers run with contexts derived from
+// NewDispatcher starts a dispatcher whose handlers run with contexts derived from
 // ctx. Cancel ctx, or call Shutdown, to stop it; Shutdown must be called
 // in every case to wait for the workers.
-func New(ctx context.Context, h mq.Handler, cfg Config) *Dispatcher {
+func NewDispatcher(ctx context.Context, h mq.Handler, cfg DispatcherConfig) *Dispatcher {
 	if cfg.Concurrency < 1 {
 		cfg.Concurrency = 1
 	}
@@ -162,7 +156,7 @@ func (d *Dispatcher) Submit(ctx context.Context, del *Delivery) error {
 // begun; then del was not taken and the caller still owns it.
 func (d *Dispatcher) Run(ctx context.Context, del *Delivery) error {
 	if del.Lane != "" {
-		return fmt.Errorf("dispatch: Run takes no ordering lane (got %q); use Submit", del.Lane)
+		return fmt.Errorf("driver: Run takes no ordering lane (got %q); use Submit", del.Lane)
 	}
 	if err := ctx.Err(); err != nil {
 		return err // even with a slot free: admit's select would pick at random

@@ -1,4 +1,4 @@
-package params
+package driver
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ func parse(t *testing.T, raw string) *Params {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New("test", u)
+	return NewParams("test", u)
 }
 
 func TestReadsTypedValuesAndDefaults(t *testing.T) {

@@ -1,4 +1,4 @@
-package dispatch
+package driver
 
 import (
 	"context"
@@ -49,7 +49,7 @@ func TestConcurrencyLimitIsReachedNotExceeded(t *testing.T) {
 		running.Add(-1)
 		return nil
 	}
-	d := New(context.Background(), h, Config{Concurrency: 3, MaxPending: 10, Logger: quiet})
+	d := NewDispatcher(context.Background(), h, DispatcherConfig{Concurrency: 3, MaxPending: 10, Logger: quiet})
 	var o outcome
 	for i := range 10 {
 		id := fmt.Sprint(i)
@@ -87,7 +87,7 @@ func TestLaneKeepsOrderAndRetriesInPlace(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s@%d", m.ID, m.Attempt))
 		return nil
 	}
-	d := New(context.Background(), h, Config{Concurrency: 4, MaxPending: 8, Logger: quiet})
+	d := NewDispatcher(context.Background(), h, DispatcherConfig{Concurrency: 4, MaxPending: 8, Logger: quiet})
 	for i := range 4 {
 		id := fmt.Sprintf("k%d", i)
 		del := &Delivery{Msg: &mq.Message{ID: id, Attempt: 1}, Lane: "k"}
@@ -106,7 +106,7 @@ func TestLaneKeepsOrderAndRetriesInPlace(t *testing.T) {
 }
 
 func TestPanicBecomesError(t *testing.T) {
-	d := New(context.Background(), func(context.Context, *mq.Message) error { panic("boom") }, Config{Logger: quiet})
+	d := NewDispatcher(context.Background(), func(context.Context, *mq.Message) error { panic("boom") }, DispatcherConfig{Logger: quiet})
 	var o outcome
 	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "p"}, Settle: o.settle("p")})
 	waitSettled(t, d)
@@ -127,7 +127,7 @@ func TestShutdownReleasesQueuedAndDrainsRunning(t *testing.T) {
 		}
 		return nil
 	}
-	d := New(context.Background(), h, Config{Concurrency: 1, MaxPending: 3, Logger: quiet})
+	d := NewDispatcher(context.Background(), h, DispatcherConfig{Concurrency: 1, MaxPending: 3, Logger: quiet})
 	var o outcome
 	for _, id := range []string{"running", "queued1", "queued2"} {
 		d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id)})
@@ -169,7 +169,7 @@ func TestShutdownDeadlineCancelsHandlers(t *testing.T) {
 			<-ctx.Done()
 			return ctx.Err()
 		}
-		d := New(context.Background(), h, Config{Logger: quiet})
+		d := NewDispatcher(context.Background(), h, DispatcherConfig{Logger: quiet})
 		var o outcome
 		del := &Delivery{Msg: &mq.Message{ID: "slow"}, Settle: o.settle("slow")}
 		taken := make(chan error, 1)
@@ -198,7 +198,7 @@ func TestShutdownDeadlineCancelsHandlers(t *testing.T) {
 
 func TestSubmitHonoursContextWhenFull(t *testing.T) {
 	block := make(chan struct{})
-	d := New(context.Background(), func(context.Context, *mq.Message) error { <-block; return nil }, Config{Logger: quiet})
+	d := NewDispatcher(context.Background(), func(context.Context, *mq.Message) error { <-block; return nil }, DispatcherConfig{Logger: quiet})
 	var o outcome
 	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "a"}, Settle: o.settle("a")})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
@@ -237,7 +237,7 @@ func TestRetryWaitDoesNotHoldTheWorker(t *testing.T) {
 		}
 		return nil
 	}
-	d := New(context.Background(), h, Config{Concurrency: 1, MaxPending: 4, Logger: quiet})
+	d := NewDispatcher(context.Background(), h, DispatcherConfig{Concurrency: 1, MaxPending: 4, Logger: quiet})
 	retryLater := func(_ context.Context, err error) (time.Duration, bool) { return 300 * time.Millisecond, err != nil }
 	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "a", Attempt: 1}, Lane: "a", Settle: retryLater})
 	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "b", Attempt: 1}, Lane: "b", Settle: retryLater})
@@ -249,7 +249,7 @@ func TestRetryWaitDoesNotHoldTheWorker(t *testing.T) {
 }
 
 func TestShutdownReleasesDeliveriesWaitingToRetry(t *testing.T) {
-	d := New(context.Background(), func(context.Context, *mq.Message) error { return errors.New("always") }, Config{Logger: quiet})
+	d := NewDispatcher(context.Background(), func(context.Context, *mq.Message) error { return errors.New("always") }, DispatcherConfig{Logger: quiet})
 	var mu sync.Mutex
 	var got []error
 	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "w"}, Lane: "w", Settle: func(_ context.Context, err error) (time.Duration, bool) {
@@ -296,7 +296,7 @@ func TestCanceledContextStartsNoHandler(t *testing.T) {
 		}
 		return ctx.Err()
 	}
-	d := New(ctx, h, Config{Concurrency: 1, MaxPending: 2, Logger: quiet})
+	d := NewDispatcher(ctx, h, DispatcherConfig{Concurrency: 1, MaxPending: 2, Logger: quiet})
 	var o outcome
 	for _, id := range []string{"running", "queued"} {
 		if err := d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id)}); err != nil {
@@ -335,7 +335,7 @@ func TestBeginErrorSkipsTheHandler(t *testing.T) {
 	errStale := errors.New("stale")
 	var calls atomic.Int32
 	h := func(context.Context, *mq.Message) error { calls.Add(1); return nil }
-	d := New(context.Background(), h, Config{Concurrency: 1, MaxPending: 2, Logger: quiet})
+	d := NewDispatcher(context.Background(), h, DispatcherConfig{Concurrency: 1, MaxPending: 2, Logger: quiet})
 	var o outcome
 	var begun atomic.Int32
 	for _, id := range []string{"fresh", "stale"} {
@@ -384,7 +384,7 @@ func TestRunHandlesInTheCaller(t *testing.T) {
 		}
 		return nil
 	}
-	d := New(context.Background(), h, Config{Concurrency: 2, Logger: quiet})
+	d := NewDispatcher(context.Background(), h, DispatcherConfig{Concurrency: 2, Logger: quiet})
 	var o outcome
 	for _, id := range []string{"ok", "panic"} {
 		if err := d.Run(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id)}); err != nil {
@@ -446,7 +446,7 @@ func TestRunRetryGoesToAWorker(t *testing.T) {
 		}
 		return nil
 	}
-	d := New(context.Background(), h, Config{Logger: quiet})
+	d := NewDispatcher(context.Background(), h, DispatcherConfig{Logger: quiet})
 	del := &Delivery{Msg: &mq.Message{ID: "r", Attempt: 1}}
 	del.Settle = func(_ context.Context, err error) (time.Duration, bool) { return time.Millisecond, err != nil }
 	if err := d.Run(context.Background(), del); err != nil {

@@ -1,9 +1,4 @@
-// Package params reads a driver URL's query parameters with one set of
-// rules for every driver: each parameter is read once with its type and
-// range, repeated or malformed values are errors naming the parameter and
-// the fix, and anything left unread is an unknown parameter. Values of
-// parameters marked secret never appear in errors.
-package params
+package driver
 
 import (
 	"fmt"
@@ -16,8 +11,14 @@ import (
 	"github.com/seedmq/mq"
 )
 
-// Params reads the query of one URL. Create it with New, read every
-// parameter the driver knows, then call Err.
+// Params reads a driver URL's query parameters with one set of rules for
+// every driver: each parameter is read once with its type and range,
+// repeated or malformed values are errors naming the parameter and the
+// fix, and anything left unread is an unknown parameter. Values of
+// parameters read with Secret never appear in errors.
+//
+// Create it with NewParams, read every parameter the driver knows, then
+// call Err.
 type Params struct {
 	driver string
 	q      url.Values
@@ -25,9 +26,17 @@ type Params struct {
 	errs   []string
 }
 
-// New returns a reader for u's query; driver prefixes error messages.
-func New(driver string, u *url.URL) *Params {
-	return &Params{driver: driver, q: u.Query()}
+// NewParams returns a reader for u's query; driver prefixes error messages.
+//
+// The raw query is parsed strictly: a malformed pair (a bad percent
+// escape, a ';' separator) is an error, not silently dropped.
+func NewParams(driver string, u *url.URL) *Params {
+	q, err := url.ParseQuery(u.RawQuery)
+	p := &Params{driver: driver, q: q}
+	if err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("malformed query (%v); separate parameters with '&' and percent-encode reserved characters in values", err))
+	}
+	return p
 }
 
 // lookup marks name as known and returns its single value.
@@ -159,4 +168,52 @@ func (p *Params) Err() error {
 		msg += fmt.Sprintf(" (known parameters: %s)", strings.Join(known, ", "))
 	}
 	return fmt.Errorf("%s: %w: %s", p.driver, mq.ErrInvalidURL, msg)
+}
+
+// Renamed reports an error if the URL uses old, a spelling this driver
+// no longer reads, telling the user to write name instead.
+func (p *Params) Renamed(old, name string) {
+	p.known = append(p.known, old)
+	if _, ok := p.q[old]; ok {
+		p.errs = append(p.errs, fmt.Sprintf("parameter %q is spelled %q now", old, name))
+	}
+}
+
+// The parameters every driver reads with the same name and meaning.
+
+// Group reads group, the default consumer group of Subscribe calls that
+// give no mq.Group option (default "": the driver's own default).
+func (p *Params) Group() string { return p.String("group", "") }
+
+// Provision reads provision (default true): whether the driver creates
+// missing topics, groups and their broker objects. With provision=false
+// it uses what exists and reports what is missing with mq.ErrNotFound.
+func (p *Params) Provision() bool { return p.Bool("provision", true) }
+
+// MaxMessageBytes reads max_message_bytes, the largest message Publish
+// accepts (mq.Message.Size), in [lo, hi], or def.
+func (p *Params) MaxMessageBytes(def, lo, hi int) int {
+	return p.Int("max_message_bytes", def, lo, hi)
+}
+
+// TLS reads the TLS parameters: tls (a bool, default on), tls_ca_file,
+// tls_cert_file, tls_key_file, tls_server_name and
+// tls_insecure_skip_verify. It reports whether TLS is asked for: by
+// on, by tls=true, or by any tls_* parameter; tls=false with a tls_*
+// parameter is an error. Build the configuration with TLSFiles.Config.
+func (p *Params) TLS(on bool) (TLSFiles, bool) {
+	f := TLSFiles{
+		CAFile:             p.String("tls_ca_file", ""),
+		CertFile:           p.String("tls_cert_file", ""),
+		KeyFile:            p.String("tls_key_file", ""),
+		ServerName:         p.String("tls_server_name", ""),
+		InsecureSkipVerify: p.Bool("tls_insecure_skip_verify", false),
+	}
+	_, given := p.q["tls"]
+	on = p.Bool("tls", on)
+	files := f != TLSFiles{}
+	if given && !on && files {
+		p.fail("tls", "is false, but tls_* parameters are given; remove them or set tls=true")
+	}
+	return f, on || files
 }
