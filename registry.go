@@ -2,6 +2,7 @@ package mq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -58,15 +59,9 @@ func Schemes() []string {
 // Open blocks until the driver has checked what it can check at once
 // (drivers document whether they connect eagerly), bounded by ctx.
 func Open(ctx context.Context, rawURL string) (Broker, error) {
-	u, err := url.Parse(rawURL)
+	u, err := parseURL(rawURL)
 	if err != nil {
-		// url.Error repeats the URL, password included: say only what is wrong.
-		var ue *url.Error
-		if e, ok := err.(*url.Error); ok {
-			ue = e
-			return nil, fmt.Errorf("%w: cannot parse: %v", ErrInvalidURL, ue.Err)
-		}
-		return nil, fmt.Errorf("%w: cannot parse", ErrInvalidURL)
+		return nil, err
 	}
 	if u.Scheme == "" {
 		return nil, fmt.Errorf("%w: %q has no scheme; use one of %s, e.g. mem://", ErrInvalidURL, u.Redacted(), schemeList())
@@ -99,4 +94,55 @@ func suggestPackage(scheme string) string {
 		return scheme
 	}
 	return "memory"
+}
+
+// encodeHint tells how to write a password with reserved characters.
+const encodeHint = "percent-encode reserved characters in a user name or password ('#' as %23, '?' as %3F, '/' as %2F, '@' as %40, ':' as %3A)"
+
+// parseURL parses rawURL without ever echoing a byte of it in an error:
+// a password with a reserved character ('#', '?', '/') splits the URL in
+// the wrong place, and the pieces would otherwise show up as a "port", a
+// host or a parameter name.
+func parseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		why := "it is malformed"
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			msg := ue.Err.Error()
+			switch {
+			case strings.Contains(msg, "invalid port"):
+				why = "its port is not a number (a password holding '#', '?' or '/' cuts the URL there)"
+			case strings.Contains(msg, "invalid URL escape"):
+				why = "it holds a malformed percent escape"
+			case strings.Contains(msg, "invalid userinfo"):
+				why = "its user info holds characters that must be percent-encoded"
+			case strings.Contains(msg, "invalid character"), strings.Contains(msg, "invalid control character"):
+				why = "it holds a character that is not allowed in a URL"
+			case strings.Contains(msg, "missing protocol scheme"):
+				why = "it has no scheme; use one of " + schemeList() + ", e.g. mem://"
+			}
+		}
+		return nil, fmt.Errorf("%w: cannot parse the URL: %s; %s", ErrInvalidURL, why, encodeHint)
+	}
+	if strings.Contains(rawURL, "#") {
+		// No driver URL has a fragment: this is a password holding '#'.
+		return nil, fmt.Errorf("%w: the URL holds a '#', which no driver URL has (a password holding '#' cuts the URL there); %s", ErrInvalidURL, encodeHint)
+	}
+	if u.Opaque != "" && strings.Contains(u.Opaque, "@") {
+		// "user:secret@host" without "scheme://" parses as scheme "user".
+		return nil, fmt.Errorf("%w: the URL has no scheme:// before its host; write it as scheme://user:password@host", ErrInvalidURL)
+	}
+	if strings.Contains(u.EscapedPath(), "@") {
+		// "amqp://user:12/x@host/" parses with host "user:12" and the
+		// '@' that should have ended the user info left in the path.
+		return nil, fmt.Errorf("%w: the URL's path holds an '@', as when a password holds '/' or '?'; %s", ErrInvalidURL, encodeHint)
+	}
+	if strings.Contains(u.RawQuery, "@") {
+		// A literal '@' in the query is the tail of user info that a
+		// password holding '?' cut early ("user:p@h?x@host"). Values that
+		// hold an '@' write it as %40.
+		return nil, fmt.Errorf("%w: the URL's query holds an '@', as when a password holds '?' (write an '@' in a parameter value as %%40); %s", ErrInvalidURL, encodeHint)
+	}
+	return u, nil
 }

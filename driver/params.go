@@ -155,6 +155,12 @@ func (p *Params) Err() error {
 	}
 	slices.Sort(unknown)
 	for _, name := range unknown {
+		if strings.ContainsAny(name, "@:/") {
+			// Not a parameter name: the tail of a password holding '?'
+			// that cut the URL early. Never print it.
+			p.errs = append(p.errs, "an unknown parameter whose name holds '@', ':' or '/' (a password holding '?' must be percent-encoded as %3F)")
+			continue
+		}
 		p.errs = append(p.errs, fmt.Sprintf("unknown parameter %q", name))
 	}
 	if len(p.errs) == 0 {
