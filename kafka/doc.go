@@ -8,8 +8,9 @@
 //	b, err := mq.Open(ctx, "kafka://k1:9092,k2:9092?group=billing")
 //
 // or call New with Options, which take kafka-go's own types for TLS,
-// SASL and compression. Each URL parameter below sets the Options field of
-// the same name in CamelCase (provision=false sets NoProvision).
+// SASL and compression. A URL parameter that sets an Options field is
+// named after it in snake_case (provision=false sets NoProvision); the
+// tls* and sasl* parameters build Options.TLS and Options.SASL.
 //
 // An mq topic is a Kafka topic; an mq group's subscribers of a topic form
 // a Kafka consumer group (see Groups under Delivery semantics);
