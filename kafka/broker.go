@@ -17,13 +17,16 @@ import (
 	"github.com/seedmq/mq/driver"
 )
 
+// Scheme is the URL scheme mq.Open hands to this driver: kafka://.
+const Scheme = "kafka"
+
 func init() {
-	mq.Register("kafka", func(ctx context.Context, u *url.URL) (mq.Broker, error) {
-		cfg, err := configFromURL(u)
+	mq.Register(Scheme, func(ctx context.Context, u *url.URL) (mq.Broker, error) {
+		o, err := optionsFromURL(u)
 		if err != nil {
 			return nil, err
 		}
-		return New(ctx, cfg)
+		return New(ctx, o)
 	})
 }
 
@@ -47,7 +50,7 @@ const (
 // implements mq.Provisioner, mq.Pinger and As. Create it with New or
 // mq.Open("kafka://..."). All methods are safe for concurrent use.
 type Broker struct {
-	cfg       Config
+	cfg       Options // with defaults applied
 	log       *slog.Logger
 	dialer    *kafka.Dialer
 	transport *kafka.Transport
@@ -58,25 +61,21 @@ type Broker struct {
 
 	topics sync.Map // topic name → struct{}: valid (checked before ensureTopic) and known to exist
 
-	mu      sync.Mutex
-	closed  bool
-	closing chan struct{}   // closed when Close begins
-	stopCtx context.Context // Close's ctx, set before closing is closed
-	subs    sync.WaitGroup  // running Subscribe calls
+	life driver.Lifecycle // running Subscribe calls and Close
 }
 
-// New connects to the cluster described by cfg. It dials the brokers at
-// once (bounded by ctx) and reads message.max.bytes from them, so an
+// New connects to the cluster described by opts. Invalid options are an
+// error wrapping mq.ErrInvalidOption. It dials the brokers at once
+// (bounded by ctx) and reads message.max.bytes from them, so an
 // unreachable cluster or bad credentials fail here, not on first use.
-func New(ctx context.Context, cfg Config) (*Broker, error) {
-	cfg = cfg.withDefaults()
+func New(ctx context.Context, opts Options) (*Broker, error) {
+	cfg := opts.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	b := &Broker{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		closing: make(chan struct{}),
+		cfg: cfg,
+		log: cfg.Logger,
 	}
 	b.dialer = &kafka.Dialer{
 		ClientID:      cfg.ClientID,
@@ -125,7 +124,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		ErrorLogger:  kafkaLogger(b.log, slog.LevelDebug, "kafka: writer"),
 	}
 	b.caps = mq.Capabilities{
-		Driver:          "kafka",
+		Driver:          Scheme,
 		FanOut:          true,
 		OrderingByKey:   true,
 		Replay:          true,
@@ -241,8 +240,8 @@ func (b *Broker) As(target any) bool {
 // Ping asks a broker for its API versions, returning nil if one answers
 // within ctx.
 func (b *Broker) Ping(ctx context.Context) error {
-	if b.isClosed() {
-		return fmt.Errorf("kafka: ping: %w", mq.ErrClosed)
+	if err := b.life.Err(); err != nil {
+		return fmt.Errorf("kafka: ping: %w", err)
 	}
 	if _, err := b.client.ApiVersions(ctx, &kafka.ApiVersionsRequest{}); err != nil {
 		return wrapErr(ctx, "ping", err)
@@ -253,56 +252,25 @@ func (b *Broker) Ping(ctx context.Context) error {
 // Close stops every running Subscribe (they stop fetching, let running
 // handlers finish, commit the offsets of handled messages, leave their
 // groups and return mq.ErrClosed), then flushes pending publishes and
-// closes connections. If ctx ends first, handlers' contexts are canceled and
-// Close returns ctx.Err() once they have returned. Close is idempotent:
-// later calls return nil, and every other method returns mq.ErrClosed.
+// closes connections. If ctx ends first, handlers' contexts are canceled;
+// Close waits up to driver.CloseGrace more for the subscriptions to
+// return, then closes the connections and returns ctx.Err(). Close is
+// idempotent: later calls return nil, and every other method returns
+// mq.ErrClosed.
 func (b *Broker) Close(ctx context.Context) error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
+	return b.life.Close(ctx, func(context.Context) error {
+		err := b.writer.Close()
+		b.transport.CloseIdleConnections()
+		if err != nil {
+			return fmt.Errorf("kafka: close: %w", err)
+		}
 		return nil
-	}
-	b.closed = true
-	b.stopCtx = ctx
-	close(b.closing)
-	b.mu.Unlock()
-
-	b.subs.Wait()
-	err := b.writer.Close()
-	b.transport.CloseIdleConnections()
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr
-	}
-	if err != nil {
-		return fmt.Errorf("kafka: close: %w", err)
-	}
-	return nil
-}
-
-func (b *Broker) isClosed() bool {
-	select {
-	case <-b.closing:
-		return true
-	default:
-		return false
-	}
-}
-
-// enterSubscribe registers a running Subscribe, or reports false after
-// Close has begun.
-func (b *Broker) enterSubscribe() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return false
-	}
-	b.subs.Add(1)
-	return true
+	})
 }
 
 // groupID returns the Kafka consumer group ID of mq group on topic:
 // "<group>.<topic>", so that each (topic, group) pair is a consumer group
-// of its own, or group itself with Config.ExactGroupID.
+// of its own, or group itself with Options.ExactGroupID.
 func (b *Broker) groupID(group, topic string) string {
 	if b.cfg.ExactGroupID {
 		return group

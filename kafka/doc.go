@@ -7,8 +7,10 @@
 //
 //	b, err := mq.Open(ctx, "kafka://k1:9092,k2:9092?group=billing")
 //
-// or call New with a Config, which takes kafka-go's own types for TLS,
-// SASL and compression.
+// or call New with Options, which take kafka-go's own types for TLS,
+// SASL and compression. A URL parameter that sets an Options field is
+// named after it in snake_case (provision=false sets NoProvision); the
+// tls* and sasl* parameters build Options.TLS and Options.SASL.
 //
 // An mq topic is a Kafka topic; an mq group's subscribers of a topic form
 // a Kafka consumer group (see Groups under Delivery semantics);
@@ -30,10 +32,10 @@
 //     Subscribe. Default true. With false, a missing topic is an error
 //     wrapping mq.ErrNotFound (Provision still creates topics).
 //   - partitions: partition count of topics the driver creates. Default 3.
-//   - replication: replication factor of topics the driver creates.
-//     Default 1 (use 3 on a production cluster).
-//   - start (latest|earliest): where a new group starts when Subscribe is
-//     given no mq.StartAt. Default latest.
+//   - replication_factor: replication factor of topics the driver
+//     creates. Default 1 (use 3 on a production cluster).
+//   - start_at (latest|earliest): where a new group starts when Subscribe
+//     is given no mq.StartAt. Default latest.
 //   - exact_group_id (true|false): use the group name as the Kafka consumer
 //     group ID instead of "<group>.<topic>" (see Groups below). Default
 //     false.
@@ -58,11 +60,12 @@
 //   - commit_interval: how often acknowledged offsets are committed.
 //     Default 100ms.
 //   - tls (true|false): connect with TLS. Default false. Implied by any
-//     tls_* parameter.
+//     tls_* parameter; tls=false with a tls_* parameter is an error.
 //   - tls_ca_file, tls_cert_file, tls_key_file: PEM files for the CA pool
 //     and a client certificate. Default: system roots, no client
 //     certificate.
 //   - tls_server_name: name to verify the brokers' certificates against.
+//     Default: the host dialed.
 //   - tls_insecure_skip_verify (true|false): do not verify certificates.
 //     Default false; for tests only.
 //   - sasl (plain|scram-sha-256|scram-sha-512): SASL mechanism. Default
@@ -77,7 +80,8 @@
 // or through sasl_password_file. The latter two keep it out of
 // configuration strings. Passwords never appear in errors, logs or
 // String. Unknown, repeated or malformed parameters are errors wrapping
-// mq.ErrInvalidURL that name the parameter.
+// mq.ErrInvalidURL that name the parameter; the error for replication or
+// start names replication_factor or start_at.
 //
 // Open connects at once: it dials the brokers, checks that one answers a
 // Kafka request, and reads message.max.bytes, all bounded by its ctx, so
@@ -140,9 +144,10 @@
 // last committed count.
 //
 // Permanent failures. Kafka has no dead-letter queue: a handler error
-// wrapped with mq.Permanent is logged at error level (topic, group,
-// partition, offset, ID, attempt, error) and the message is acknowledged
-// and skipped. Use the dead-letter middleware to keep such messages.
+// wrapped with mq.Permanent is logged at error level in the words every
+// driver uses (topic, group, ID, attempt and error, plus partition and
+// offset) and the message is acknowledged and skipped. Use the
+// dead-letter middleware to keep such messages.
 //
 // Shutdown. When Subscribe's ctx ends or the broker is closed, the member
 // stops fetching, lets running handlers finish (canceling their ctx when

@@ -54,7 +54,7 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	b, err := kafka.New(ctx, kafka.Config{
+	b, err := kafka.New(ctx, kafka.Options{
 		Brokers:           []string{"k1.example.com:9093", "k2.example.com:9093"},
 		Group:             "billing",
 		ReplicationFactor: 3,

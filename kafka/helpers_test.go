@@ -43,9 +43,9 @@ func open(t testing.TB, query string) mq.Broker {
 	return b
 }
 
-// newConfig returns a Config for the test broker.
-func newConfig(t testing.TB) kafka.Config {
-	return kafka.Config{Brokers: kafkatest.Addrs(t)}
+// newOptions returns Options for the test broker.
+func newOptions(t testing.TB) kafka.Options {
+	return kafka.Options{Brokers: kafkatest.Addrs(t)}
 }
 
 // uniqueName returns a topic or group name no other test uses.

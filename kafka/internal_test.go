@@ -1,7 +1,9 @@
 package kafka
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"net/url"
 	"strings"
@@ -14,9 +16,9 @@ import (
 	"github.com/seedmq/mq/driver"
 )
 
-func TestConfigFromURL(t *testing.T) {
+func TestOptionsFromURL(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
-		c := mustConfig(t, "kafka://h1:9092,h2:9093")
+		c := mustOptions(t, "kafka://h1:9092,h2:9093")
 		if got, want := strings.Join(c.Brokers, ","), "h1:9092,h2:9093"; got != want {
 			t.Errorf("Brokers: got %q, want %q", got, want)
 		}
@@ -27,10 +29,10 @@ func TestConfigFromURL(t *testing.T) {
 		}
 	})
 	t.Run("every parameter", func(t *testing.T) {
-		c := mustConfig(t, "kafka://h:9092/?group=g&client_id=svc&provision=false&partitions=6&replication=3&start=earliest"+
+		c := mustOptions(t, "kafka://h:9092/?group=g&client_id=svc&provision=false&partitions=6&replication_factor=3&start_at=earliest"+
 			"&acks=leader&compression=zstd&batch_size=10&batch_timeout=5ms&max_message_bytes=2048&dial_timeout=3s"+
 			"&session_timeout=6s&heartbeat_interval=1s&rebalance_timeout=20s&commit_interval=1s&exact_group_id=true&tls=true")
-		want := Config{Brokers: []string{"h:9092"}, Group: "g", ClientID: "svc", NoProvision: true, Partitions: 6,
+		want := Options{Brokers: []string{"h:9092"}, Group: "g", ClientID: "svc", NoProvision: true, Partitions: 6,
 			ReplicationFactor: 3, StartAt: mq.Earliest, Acks: AcksLeader, Compression: kafka.Zstd, BatchSize: 10,
 			BatchTimeout: 5 * time.Millisecond, MaxMessageBytes: 2048, DialTimeout: 3 * time.Second,
 			SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, RebalanceTimeout: 20 * time.Second,
@@ -53,11 +55,11 @@ func TestConfigFromURL(t *testing.T) {
 	})
 	t.Run("sasl password from env", func(t *testing.T) {
 		t.Setenv("MQ_KAFKA_TEST_PASSWORD", "s3cret-value")
-		c := mustConfig(t, "kafka://h:9092?sasl=scram-sha-512&sasl_user=alice&sasl_password_env=MQ_KAFKA_TEST_PASSWORD")
+		c := mustOptions(t, "kafka://h:9092?sasl=scram-sha-512&sasl_user=alice&sasl_password_env=MQ_KAFKA_TEST_PASSWORD")
 		if c.SASL == nil || c.SASL.Name() != "SCRAM-SHA-512" {
 			t.Errorf("SASL: got %v, want SCRAM-SHA-512", c.SASL)
 		}
-		c = mustConfig(t, "kafka://bob:pw@h:9092?sasl=plain")
+		c = mustOptions(t, "kafka://bob:pw@h:9092?sasl=plain")
 		if c.SASL == nil || c.SASL.Name() != "PLAIN" {
 			t.Errorf("SASL: got %v, want PLAIN", c.SASL)
 		}
@@ -69,7 +71,11 @@ func TestConfigFromURL(t *testing.T) {
 		{"kafka://h:9092?partitions=zero", `"partitions"`},
 		{"kafka://h:9092?partitions=0", `"partitions"`},
 		{"kafka://h:9092?acks=2", `"acks"`},
-		{"kafka://h:9092?start=middle", `"start"`},
+		{"kafka://h:9092?start_at=middle", `"start_at"`},
+		{"kafka://h:9092?replication=3", `parameter "replication" is spelled "replication_factor" now`},
+		{"kafka://h:9092?start=earliest", `parameter "start" is spelled "start_at" now`},
+		{"kafka://h:9092?tls=false&tls_ca_file=/nonexistent", `"tls"`},
+		{"kafka://h:9092?tls_ca_file=/nonexistent", "tls_ca_file"},
 		{"kafka://h:9092?batch_timeout=fast", `"batch_timeout"`},
 		{"kafka://h:9092?group=a&group=b", `"group"`},
 		{"kafka://h", "host:port"},
@@ -86,7 +92,7 @@ func TestConfigFromURL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = configFromURL(u)
+			_, err = optionsFromURL(u)
 			if !errors.Is(err, mq.ErrInvalidURL) {
 				t.Fatalf("got %v, want an error wrapping mq.ErrInvalidURL", err)
 			}
@@ -100,15 +106,40 @@ func TestConfigFromURL(t *testing.T) {
 	}
 }
 
-func mustConfig(t *testing.T, raw string) Config {
+func TestOptionsValidate(t *testing.T) {
+	base := Options{Brokers: []string{"h:9092"}}
+	if err := base.withDefaults().validate(); err != nil {
+		t.Fatalf("defaults: got %v, want nil", err)
+	}
+	for name, o := range map[string]Options{
+		"no brokers":           {},
+		"broker without port":  {Brokers: []string{"h"}},
+		"negative partitions":  {Brokers: base.Brokers, Partitions: -1},
+		"negative batch size":  {Brokers: base.Brokers, BatchSize: -1},
+		"negative timeout":     {Brokers: base.Brokers, BatchTimeout: -time.Millisecond},
+		"negative max bytes":   {Brokers: base.Brokers, MaxMessageBytes: -1},
+		"heartbeat too long":   {Brokers: base.Brokers, HeartbeatInterval: time.Minute},
+		"unknown acks":         {Brokers: base.Brokers, Acks: AcksNone + 1},
+		"unknown start":        {Brokers: base.Brokers, StartAt: mq.Earliest + 1},
+		"group with a space":   {Brokers: base.Brokers, Group: "a b"},
+		"negative replication": {Brokers: base.Brokers, ReplicationFactor: -1},
+	} {
+		err := o.withDefaults().validate()
+		if !errors.Is(err, mq.ErrInvalidOption) || !strings.HasPrefix(err.Error(), "kafka: ") {
+			t.Errorf("%s: got %v, want a \"kafka: \" error wrapping mq.ErrInvalidOption", name, err)
+		}
+	}
+}
+
+func mustOptions(t *testing.T, raw string) Options {
 	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := configFromURL(u)
+	c, err := optionsFromURL(u)
 	if err != nil {
-		t.Fatalf("configFromURL(%q): got %v, want nil", raw, err)
+		t.Fatalf("optionsFromURL(%q): got %v, want nil", raw, err)
 	}
 	return c
 }
@@ -327,7 +358,8 @@ func TestToKafkaSharesTheMessage(t *testing.T) {
 // testPartition returns a partition of a subscription that is not running,
 // for tests of deliveries.
 func testPartition() *partition {
-	s := &subscription{topic: "t", cfg: driver.SubscribeConfig{Group: "g"}}
+	b := &Broker{log: slog.New(slog.DiscardHandler)}
+	s := &subscription{b: b, topic: "t", cfg: driver.SubscribeConfig{Group: "g"}}
 	return newPartition(&generation{s: s}, 0, 0, nil)
 }
 
@@ -407,5 +439,66 @@ func TestDeliverySettleCountsRunningHandlers(t *testing.T) {
 	}
 	if c, _ := p.t.toCommit(); c.offset != 1 {
 		t.Errorf("commit point: got %d, want 1 (the revoked partition's unhandled messages stay uncommitted)", c.offset)
+	}
+}
+
+func TestDeliverySettleOutcomes(t *testing.T) {
+	p := testPartition()
+	s := p.g.s
+	ctx := t.Context()
+	next := int64(0)
+	run := func(herr error) (d *delivery, delay time.Duration, retry bool) {
+		d = p.newDelivery(kafka.Message{Offset: next})
+		next++
+		if err := d.Begin(); err != nil {
+			t.Fatalf("Begin: got %v, want nil", err)
+		}
+		s.h = func(context.Context, *mq.Message) error { return herr }
+		delay, retry = d.Settle(ctx, s.handle(ctx, d.Msg))
+		return d, delay, retry
+	}
+	running := func() int {
+		p.t.mu.Lock()
+		defer p.t.mu.Unlock()
+		return p.t.running
+	}
+
+	// A handler that returns driver.ErrNotHandled itself ran: its
+	// message is released, and it is no longer counted as running.
+	if _, _, retry := run(driver.ErrNotHandled); retry {
+		t.Errorf("handler returned ErrNotHandled: got retry, want a release")
+	}
+	if got := running(); got != 0 {
+		t.Errorf("after a handler returned ErrNotHandled: got %d running, want 0", got)
+	}
+	if c, _ := p.t.toCommit(); c.offset != 0 {
+		t.Errorf("commit point after a release: got %d, want 0", c.offset)
+	}
+
+	// A permanent failure is dropped: acknowledged, never retried.
+	p = testPartition()
+	s = p.g.s
+	next = 0
+	if _, _, retry := run(mq.Permanent(errors.New("bad"))); retry {
+		t.Errorf("permanent failure: got retry, want none")
+	}
+	if c, ok := p.t.toCommit(); !ok || c.offset != 1 {
+		t.Errorf("commit point after a permanent failure: got (%d, %v), want (1, true)", c.offset, ok)
+	}
+
+	// A plain failure is retried in place after the backoff, and counted.
+	s.cfg.Backoff = func(int) time.Duration { return 7 * time.Millisecond }
+	_, delay, retry := run(errors.New("try again"))
+	if !retry || delay != 7*time.Millisecond {
+		t.Errorf("failure: got (%v, %v), want (7ms, true)", delay, retry)
+	}
+	if c, ok := p.t.toCommit(); !ok || c.metadata != "mq-attempts:1=1" {
+		t.Errorf("commit after a failure: got (%+v, %v), want metadata mq-attempts:1=1", c, ok)
+	}
+	if got := running(); got != 0 {
+		t.Errorf("after a failure: got %d running, want 0", got)
+	}
+	if !errors.Is(errRevoked, driver.ErrNotHandled) {
+		t.Errorf("errRevoked does not wrap driver.ErrNotHandled")
 	}
 }

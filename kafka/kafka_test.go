@@ -309,9 +309,9 @@ func TestRebalanceUnderLoad(t *testing.T) {
 	}
 }
 
-// TestNewConfig checks the constructor that takes kafka-go settings.
-func TestNewConfig(t *testing.T) {
-	cfg := newConfig(t)
+// TestNewOptions checks the constructor that takes kafka-go settings.
+func TestNewOptions(t *testing.T) {
+	cfg := newOptions(t)
 	cfg.Compression = kafkago.Snappy
 	cfg.Group = uniqueName(t, "g")
 	ctx := ctxFor(t, 30*time.Second)
@@ -359,7 +359,10 @@ func TestNewConfig(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("timed out waiting for the compressed message")
 	}
-	if _, err := kafka.New(ctx, kafka.Config{}); !errors.Is(err, mq.ErrInvalidOption) {
+	if _, err := kafka.New(ctx, kafka.Options{}); !errors.Is(err, mq.ErrInvalidOption) {
 		t.Errorf("New without brokers: got %v, want ErrInvalidOption", err)
+	}
+	if _, err := kafka.New(ctx, kafka.Options{Brokers: cfg.Brokers, BatchSize: -1}); !errors.Is(err, mq.ErrInvalidOption) {
+		t.Errorf("New with BatchSize -1: got %v, want ErrInvalidOption", err)
 	}
 }

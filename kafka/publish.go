@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 
@@ -15,29 +14,26 @@ import (
 	"github.com/seedmq/mq/driver"
 )
 
-// headerID is the Kafka header carrying Message.ID. Headers starting with
-// mq.ReservedHeaderPrefix are the driver's and are removed on delivery.
-const headerID = mq.ReservedHeaderPrefix + "id"
-
 // Publish sends msgs to topic and returns nil once the brokers have
 // acknowledged every one (with the default AcksAll: stored by every in-sync
 // replica). It is safe for concurrent use: concurrent calls share produce
 // requests per partition, and a lone call returns after about one round
-// trip plus Config.BatchTimeout.
+// trip plus Options.BatchTimeout.
 //
-// Publish validates every message first (see mq.ValidateMessages, plus the
-// encoded record size against the broker's message.max.bytes). A topic
+// Publish validates the topic and every message first (see
+// driver.CheckPublish, plus Kafka's topic name rules and the encoded record
+// size against the broker's message.max.bytes). A topic
 // that does not exist is created unless provisioning is off, when Publish
 // returns an error wrapping mq.ErrNotFound. Messages with a Key go to the
 // partition Java's default partitioner would choose; the others to a
 // random partition. If some messages are rejected, the error is a
 // *mq.PublishError naming them. After Close, Publish returns mq.ErrClosed.
 func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message) error {
-	if b.isClosed() {
-		return fmt.Errorf("kafka: publish: %w", mq.ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if err := driver.CheckPublish(&b.life, topic, msgs, driver.LimitsOf(b.caps)); err != nil {
+		if errors.Is(err, mq.ErrClosed) {
+			return fmt.Errorf("kafka: publish: %w", err)
+		}
+		return fmt.Errorf("kafka: %w", err)
 	}
 	// A topic ensureTopic stored is known to be valid and to exist.
 	_, known := b.topics.Load(topic)
@@ -46,8 +42,8 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 			return err
 		}
 	}
-	if err := driver.PrepareMessages(msgs, driver.LimitsOf(b.caps)); err != nil {
-		return fmt.Errorf("kafka: %w", err)
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	buf := getPublishBuf(msgs)
 	kms := buf.kms
@@ -167,35 +163,6 @@ func (b *Broker) write(ctx context.Context, topic string, msgs []*mq.Message, km
 	return fmt.Errorf("kafka: publish to %q: %w", topic, pe)
 }
 
-// toKafka converts m for the writer, appending its headers to hdrs (the
-// ID header first). The writer only reads Key, Value and header values, so
-// m's bytes and strings are shared, not copied (see bytesOf).
-func toKafka(topic string, m *mq.Message, hdrs []kafka.Header) kafka.Message {
-	km := kafka.Message{
-		Topic: topic,
-		Value: m.Body,
-	}
-	if m.Key != "" {
-		km.Key = bytesOf(m.Key)
-	}
-	hdrs = append(hdrs, kafka.Header{Key: headerID, Value: bytesOf(m.ID)})
-	for k, v := range m.Header {
-		hdrs = append(hdrs, kafka.Header{Key: k, Value: bytesOf(v)})
-	}
-	km.Headers = hdrs
-	return km
-}
-
-// bytesOf returns the bytes of s without copying them, for fields the
-// writer only reads: nothing may write to the result. An empty s gives an
-// empty, non-nil slice, which Kafka records as an empty value, not null.
-func bytesOf(s string) []byte {
-	if s == "" {
-		return []byte{}
-	}
-	return unsafe.Slice(unsafe.StringData(s), len(s))
-}
-
 // publishBuf holds one Publish call's converted messages and their
 // headers. Publish reuses it once the writer is done with it, so that a
 // message costs no allocation of its own to convert.
@@ -248,15 +215,4 @@ func (buf *publishBuf) release() {
 	clear(buf.kms)
 	clear(buf.hdrs[:buf.used])
 	publishBufs.Put(buf)
-}
-
-// recordBytes bounds from above the bytes km takes in a record batch of
-// its own: the batch header, the record's fixed fields with varints at
-// their widest for these sizes, key, value and headers.
-func recordBytes(km *kafka.Message) int {
-	n := batchOverhead + recordOverhead + len(km.Key) + len(km.Value)
-	for _, h := range km.Headers {
-		n += headerOverhead + len(h.Key) + len(h.Value)
-	}
-	return n
 }

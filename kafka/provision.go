@@ -16,17 +16,14 @@ import (
 	"github.com/seedmq/mq/driver"
 )
 
-// Provision creates topic (with Config.Partitions and ReplicationFactor)
+// Provision creates topic (with Options.Partitions and ReplicationFactor)
 // if it does not exist, and each group that has no committed offsets for
 // it: the group's offsets are set to the current end of every partition,
 // so the group receives every message published after Provision returns,
 // even before any of its subscribers runs. Existing topics and groups are
 // left as they are. Provision creates topics even when provisioning is off
-// (Config.NoProvision), since the caller asked for it explicitly.
+// (Options.NoProvision), since the caller asked for it explicitly.
 func (b *Broker) Provision(ctx context.Context, topic string, groups ...string) error {
-	if b.isClosed() {
-		return fmt.Errorf("kafka: provision: %w", mq.ErrClosed)
-	}
 	if err := validateTopic(topic); err != nil {
 		return err
 	}
@@ -34,6 +31,9 @@ func (b *Broker) Provision(ctx context.Context, topic string, groups ...string) 
 		if err := driver.ValidateName("group", g); err != nil {
 			return fmt.Errorf("kafka: %w", err)
 		}
+	}
+	if err := b.life.Err(); err != nil {
+		return fmt.Errorf("kafka: provision: %w", err)
 	}
 	if err := b.ensureTopic(ctx, topic, true); err != nil {
 		return err

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,12 +19,13 @@ import (
 	"github.com/seedmq/mq/driver"
 )
 
-// Defaults for Config fields left at their zero value.
+// Defaults for Options fields left at their zero value.
 const (
 	DefaultPartitions        = 3
 	DefaultReplicationFactor = 1
 	DefaultBatchSize         = 100
 	DefaultBatchTimeout      = time.Millisecond
+	DefaultDialTimeout       = 10 * time.Second
 	DefaultSessionTimeout    = 10 * time.Second
 	DefaultHeartbeatInterval = 500 * time.Millisecond
 	DefaultRebalanceTimeout  = 30 * time.Second
@@ -62,9 +62,12 @@ func (a Acks) required() kafka.RequiredAcks {
 	return kafka.RequireAll
 }
 
-// Config configures a Broker made with New. Only Brokers is required; every
-// other zero field takes the default named in its comment.
-type Config struct {
+// Options configures a Broker made with New. Only Brokers is required;
+// every other zero field takes the default named in its comment. Negative
+// numbers and durations are invalid. Each field but Brokers, TLS, SASL and
+// Logger has a URL parameter of the same name in snake_case (see the
+// package documentation).
+type Options struct {
 	// Brokers lists the bootstrap brokers as host:port.
 	Brokers []string
 
@@ -89,7 +92,8 @@ type Config struct {
 	// NoProvision makes Publish and Subscribe use existing topics only: a
 	// missing topic is an error wrapping mq.ErrNotFound. By default a
 	// missing topic is created with Partitions and ReplicationFactor.
-	// Provision creates topics in either case.
+	// Provision creates topics in either case. URL parameter:
+	// provision=false.
 	NoProvision bool
 
 	// Partitions is the partition count of topics the driver creates.
@@ -123,7 +127,7 @@ type Config struct {
 	// lone Publish take a second.
 	BatchTimeout time.Duration
 
-	// MaxMessageBytes overrides the broker's message.max.bytes, which Open
+	// MaxMessageBytes overrides the broker's message.max.bytes, which New
 	// reads from the broker (and assumes to be Kafka's default, 1048588,
 	// when the broker does not say). Set it lower when topics have a lower
 	// max.message.bytes.
@@ -165,22 +169,22 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// withDefaults returns c with zero fields set to their defaults.
-func (c Config) withDefaults() Config {
-	setDefault(&c.ClientID, DefaultClientID)
-	setDefault(&c.Partitions, DefaultPartitions)
-	setDefault(&c.ReplicationFactor, DefaultReplicationFactor)
-	setDefault(&c.BatchSize, DefaultBatchSize)
-	setDefault(&c.BatchTimeout, DefaultBatchTimeout)
-	setDefault(&c.DialTimeout, 10*time.Second)
-	setDefault(&c.SessionTimeout, DefaultSessionTimeout)
-	setDefault(&c.HeartbeatInterval, DefaultHeartbeatInterval)
-	setDefault(&c.RebalanceTimeout, DefaultRebalanceTimeout)
-	setDefault(&c.CommitInterval, DefaultCommitInterval)
-	if c.Logger == nil {
-		c.Logger = slog.Default()
+// withDefaults returns o with zero fields set to their defaults.
+func (o Options) withDefaults() Options {
+	setDefault(&o.ClientID, DefaultClientID)
+	setDefault(&o.Partitions, DefaultPartitions)
+	setDefault(&o.ReplicationFactor, DefaultReplicationFactor)
+	setDefault(&o.BatchSize, DefaultBatchSize)
+	setDefault(&o.BatchTimeout, DefaultBatchTimeout)
+	setDefault(&o.DialTimeout, DefaultDialTimeout)
+	setDefault(&o.SessionTimeout, DefaultSessionTimeout)
+	setDefault(&o.HeartbeatInterval, DefaultHeartbeatInterval)
+	setDefault(&o.RebalanceTimeout, DefaultRebalanceTimeout)
+	setDefault(&o.CommitInterval, DefaultCommitInterval)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
-	return c
+	return o
 }
 
 func setDefault[T comparable](p *T, def T) {
@@ -190,142 +194,129 @@ func setDefault[T comparable](p *T, def T) {
 	}
 }
 
-// validate reports a configuration New cannot use.
-func (c Config) validate() error {
-	if len(c.Brokers) == 0 {
-		return fmt.Errorf("kafka: %w: Config.Brokers is empty; give at least one host:port", mq.ErrInvalidOption)
+// validate reports options New cannot use, after withDefaults.
+func (o Options) validate() error {
+	if len(o.Brokers) == 0 {
+		return fmt.Errorf("kafka: %w: Options.Brokers is empty; give at least one host:port", mq.ErrInvalidOption)
 	}
-	for _, b := range c.Brokers {
+	for _, b := range o.Brokers {
 		if _, _, err := net.SplitHostPort(b); err != nil {
 			return fmt.Errorf("kafka: %w: broker address %q: want host:port", mq.ErrInvalidOption, b)
 		}
 	}
-	switch {
-	case c.Partitions < 1:
-		return fmt.Errorf("kafka: %w: Partitions is %d; want at least 1", mq.ErrInvalidOption, c.Partitions)
-	case c.ReplicationFactor < 1:
-		return fmt.Errorf("kafka: %w: ReplicationFactor is %d; want at least 1", mq.ErrInvalidOption, c.ReplicationFactor)
-	case c.Acks < AcksAll || c.Acks > AcksNone:
-		return fmt.Errorf("kafka: %w: Acks is %d; use AcksAll, AcksLeader or AcksNone", mq.ErrInvalidOption, c.Acks)
-	case c.StartAt != mq.Latest && c.StartAt != mq.Earliest:
-		return fmt.Errorf("kafka: %w: StartAt is %v; use mq.Latest or mq.Earliest", mq.ErrInvalidOption, c.StartAt)
-	case c.HeartbeatInterval >= c.SessionTimeout:
-		return fmt.Errorf("kafka: %w: HeartbeatInterval (%v) must be shorter than SessionTimeout (%v)", mq.ErrInvalidOption, c.HeartbeatInterval, c.SessionTimeout)
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{
+		{"BatchSize", int64(o.BatchSize)},
+		{"BatchTimeout", int64(o.BatchTimeout)},
+		{"MaxMessageBytes", int64(o.MaxMessageBytes)},
+		{"DialTimeout", int64(o.DialTimeout)},
+		{"SessionTimeout", int64(o.SessionTimeout)},
+		{"HeartbeatInterval", int64(o.HeartbeatInterval)},
+		{"RebalanceTimeout", int64(o.RebalanceTimeout)},
+		{"CommitInterval", int64(o.CommitInterval)},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("kafka: %w: %s is negative; leave it zero for the default", mq.ErrInvalidOption, n.name)
+		}
 	}
-	if c.Group != "" {
-		if err := driver.ValidateName("group", c.Group); err != nil {
+	switch {
+	case o.Partitions < 1:
+		return fmt.Errorf("kafka: %w: Partitions is %d; want at least 1", mq.ErrInvalidOption, o.Partitions)
+	case o.ReplicationFactor < 1:
+		return fmt.Errorf("kafka: %w: ReplicationFactor is %d; want at least 1", mq.ErrInvalidOption, o.ReplicationFactor)
+	case o.Acks < AcksAll || o.Acks > AcksNone:
+		return fmt.Errorf("kafka: %w: Acks is %d; use AcksAll, AcksLeader or AcksNone", mq.ErrInvalidOption, o.Acks)
+	case o.StartAt != mq.Latest && o.StartAt != mq.Earliest:
+		return fmt.Errorf("kafka: %w: StartAt is %v; use mq.Latest or mq.Earliest", mq.ErrInvalidOption, o.StartAt)
+	case o.HeartbeatInterval >= o.SessionTimeout:
+		return fmt.Errorf("kafka: %w: HeartbeatInterval (%v) must be shorter than SessionTimeout (%v)", mq.ErrInvalidOption, o.HeartbeatInterval, o.SessionTimeout)
+	}
+	if o.Group != "" {
+		if err := driver.ValidateName("group", o.Group); err != nil {
 			return fmt.Errorf("kafka: %w", err)
 		}
 	}
 	return nil
 }
 
-// configFromURL reads a kafka:// URL. See the package documentation for
+// optionsFromURL reads a kafka:// URL. See the package documentation for
 // its parameters.
-func configFromURL(u *url.URL) (Config, error) {
-	var c Config
+func optionsFromURL(u *url.URL) (Options, error) {
+	var o Options
 	if u.Host == "" {
-		return c, fmt.Errorf("kafka: %w: %q has no broker address; use kafka://host:9092[,host2:9092]", mq.ErrInvalidURL, u.Redacted())
+		return o, fmt.Errorf("kafka: %w: %q has no broker address; use kafka://host:9092[,host2:9092]", mq.ErrInvalidURL, u.Redacted())
 	}
 	if u.Path != "" && u.Path != "/" {
-		return c, fmt.Errorf("kafka: %w: unexpected path %q; the URL is kafka://host:port[,host:port]?param=value", mq.ErrInvalidURL, u.Path)
+		return o, fmt.Errorf("kafka: %w: unexpected path %q; the URL is kafka://host:port[,host:port]?param=value", mq.ErrInvalidURL, u.Path)
 	}
 	for _, h := range strings.Split(u.Host, ",") {
 		if _, _, err := net.SplitHostPort(h); err != nil {
-			return c, fmt.Errorf("kafka: %w: broker address %q: want host:port", mq.ErrInvalidURL, h)
+			return o, fmt.Errorf("kafka: %w: broker address %q: want host:port", mq.ErrInvalidURL, h)
 		}
-		c.Brokers = append(c.Brokers, h)
+		o.Brokers = append(o.Brokers, h)
 	}
 
 	p := driver.NewParams("kafka", u)
-	c.Group = p.String("group", "")
-	c.ExactGroupID = p.Bool("exact_group_id", false)
-	c.ClientID = p.String("client_id", DefaultClientID)
-	c.NoProvision = !p.Bool("provision", true)
-	c.Partitions = p.Int("partitions", DefaultPartitions, 1, 100000)
-	c.ReplicationFactor = p.Int("replication", DefaultReplicationFactor, 1, 32767)
-	if p.Enum("start", "latest", "latest", "earliest") == "earliest" {
-		c.StartAt = mq.Earliest
+	o.Group = p.Group()
+	o.ExactGroupID = p.Bool("exact_group_id", false)
+	o.ClientID = p.String("client_id", DefaultClientID)
+	o.NoProvision = !p.Provision()
+	o.Partitions = p.Int("partitions", DefaultPartitions, 1, 100000)
+	o.ReplicationFactor = p.Int("replication_factor", DefaultReplicationFactor, 1, 32767)
+	p.Renamed("replication", "replication_factor")
+	if p.Enum("start_at", "latest", "latest", "earliest") == "earliest" {
+		o.StartAt = mq.Earliest
 	}
+	p.Renamed("start", "start_at")
 	switch p.Enum("acks", "all", "all", "leader", "none") {
 	case "leader":
-		c.Acks = AcksLeader
+		o.Acks = AcksLeader
 	case "none":
-		c.Acks = AcksNone
+		o.Acks = AcksNone
 	}
 	switch p.Enum("compression", "none", "none", "gzip", "snappy", "lz4", "zstd") {
 	case "gzip":
-		c.Compression = kafka.Gzip
+		o.Compression = kafka.Gzip
 	case "snappy":
-		c.Compression = kafka.Snappy
+		o.Compression = kafka.Snappy
 	case "lz4":
-		c.Compression = kafka.Lz4
+		o.Compression = kafka.Lz4
 	case "zstd":
-		c.Compression = kafka.Zstd
+		o.Compression = kafka.Zstd
 	}
-	c.BatchSize = p.Int("batch_size", DefaultBatchSize, 1, 1000000)
-	c.BatchTimeout = p.Duration("batch_timeout", DefaultBatchTimeout, time.Microsecond, time.Minute)
-	c.MaxMessageBytes = p.Int("max_message_bytes", 0, 1024, 1<<30)
-	c.DialTimeout = p.Duration("dial_timeout", 10*time.Second, time.Millisecond, 10*time.Minute)
-	c.SessionTimeout = p.Duration("session_timeout", DefaultSessionTimeout, time.Second, time.Hour)
-	c.HeartbeatInterval = p.Duration("heartbeat_interval", DefaultHeartbeatInterval, 10*time.Millisecond, time.Hour)
-	c.RebalanceTimeout = p.Duration("rebalance_timeout", DefaultRebalanceTimeout, time.Second, time.Hour)
-	c.CommitInterval = p.Duration("commit_interval", DefaultCommitInterval, time.Millisecond, time.Hour)
-
-	tlsOn := p.Bool("tls", false)
-	caFile := p.String("tls_ca_file", "")
-	certFile := p.String("tls_cert_file", "")
-	keyFile := p.String("tls_key_file", "")
-	serverName := p.String("tls_server_name", "")
-	insecure := p.Bool("tls_insecure_skip_verify", false)
+	o.BatchSize = p.Int("batch_size", DefaultBatchSize, 1, 1000000)
+	o.BatchTimeout = p.Duration("batch_timeout", DefaultBatchTimeout, time.Microsecond, time.Minute)
+	o.MaxMessageBytes = p.MaxMessageBytes(0, 1024, 1<<30)
+	o.DialTimeout = p.Duration("dial_timeout", DefaultDialTimeout, time.Millisecond, 10*time.Minute)
+	o.SessionTimeout = p.Duration("session_timeout", DefaultSessionTimeout, time.Second, time.Hour)
+	o.HeartbeatInterval = p.Duration("heartbeat_interval", DefaultHeartbeatInterval, 10*time.Millisecond, time.Hour)
+	o.RebalanceTimeout = p.Duration("rebalance_timeout", DefaultRebalanceTimeout, time.Second, time.Hour)
+	o.CommitInterval = p.Duration("commit_interval", DefaultCommitInterval, time.Millisecond, time.Hour)
+	tlsFiles, tlsOn := p.TLS(false)
 
 	mech := p.Enum("sasl", "", "plain", "scram-sha-256", "scram-sha-512")
 	user := p.String("sasl_user", "")
 	passEnv := p.String("sasl_password_env", "")
 	passFile := p.String("sasl_password_file", "")
 	if err := p.Err(); err != nil {
-		return c, err
+		return o, err
 	}
 
-	if tlsOn || caFile != "" || certFile != "" || keyFile != "" || serverName != "" || insecure {
-		t, err := tlsConfig(caFile, certFile, keyFile, serverName, insecure)
+	if tlsOn {
+		t, err := tlsFiles.Config("kafka")
 		if err != nil {
-			return c, err
+			return o, err
 		}
-		c.TLS = t
+		o.TLS = t
 	}
 	m, err := saslMechanism(u, mech, user, passEnv, passFile)
 	if err != nil {
-		return c, err
+		return o, err
 	}
-	c.SASL = m
-	return c, nil
-}
-
-func tlsConfig(caFile, certFile, keyFile, serverName string, insecure bool) (*tls.Config, error) {
-	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName, InsecureSkipVerify: insecure}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka: %w: tls_ca_file: %v", mq.ErrInvalidURL, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka: %w: tls_ca_file %q holds no PEM certificate", mq.ErrInvalidURL, caFile)
-		}
-		t.RootCAs = pool
-	}
-	if (certFile == "") != (keyFile == "") {
-		return nil, fmt.Errorf("kafka: %w: give tls_cert_file and tls_key_file together", mq.ErrInvalidURL)
-	}
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka: %w: client certificate: %v", mq.ErrInvalidURL, err)
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, nil
+	o.SASL = m
+	return o, nil
 }
 
 // saslMechanism builds the SASL mechanism from the URL. The user name comes

@@ -1,0 +1,125 @@
+package kafka
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
+)
+
+// partition is one partition assigned in one generation.
+type partition struct {
+	g     *generation
+	id    int
+	start int64
+	t     *tracker
+	begin func() error // the Begin of every delivery of the partition
+}
+
+// newPartition returns partition id of g, to be fetched from offset start;
+// fails holds the failed-attempt counts committed with the group's offset.
+func newPartition(g *generation, id int, start int64, fails map[int64]int) *partition {
+	p := &partition{g: g, id: id, start: start, t: newTracker(start, fails)}
+	p.begin = p.beginHandler
+	return p
+}
+
+// run fetches the partition's messages and submits them to the
+// dispatcher until the generation ends or the subscription stops; then it
+// waits for the generation to end, stops handlers of this partition from
+// starting, and waits for running ones so that the final commit includes
+// them.
+func (p *partition) run(genCtx context.Context) {
+	defer p.g.wg.Done()
+	s := p.g.s
+	ctx, cancel := context.WithCancel(s.fetch)
+	defer cancel()
+	defer context.AfterFunc(genCtx, cancel)()
+
+	p.fetch(ctx)
+	<-genCtx.Done()
+	// Leave a quarter of the rebalance timeout to commit and rejoin.
+	if !p.t.revoke(s.b.cfg.RebalanceTimeout * 3 / 4) {
+		s.log.Warn("kafka: handlers still running after the rebalance timeout; their messages may be handled again by the partition's new owner", "partition", p.id)
+	}
+}
+
+// fetch reads the partition from its start offset and submits each
+// message to the dispatcher.
+func (p *partition) fetch(ctx context.Context) {
+	s := p.g.s
+	b := s.b
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:         b.cfg.Brokers,
+		Topic:           s.topic,
+		Partition:       p.id,
+		Dialer:          b.dialer,
+		MinBytes:        1,
+		MaxBytes:        max(4<<20, 2*b.maxRecord),
+		MaxWait:         500 * time.Millisecond,
+		ReadLagInterval: -1,
+		ReadBackoffMin:  100 * time.Millisecond,
+		ReadBackoffMax:  time.Second,
+		IsolationLevel:  kafka.ReadCommitted,
+		ErrorLogger:     kafkaLogger(s.log, slog.LevelDebug, "kafka: reader"),
+	})
+	defer r.Close()
+	if err := r.SetOffset(p.start); err != nil {
+		s.log.Error("kafka: cannot set the start offset", "partition", p.id, "offset", p.start, "error", err)
+		return
+	}
+	for {
+		km, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("kafka: fetch failed; retrying", "partition", p.id, "error", err)
+			t := time.NewTimer(time.Second)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		d := p.newDelivery(km)
+		if err := s.disp.Submit(ctx, &d.Delivery); err != nil {
+			return
+		}
+	}
+}
+
+// delivery is one fetched message on its way through the dispatcher. It
+// holds the message handed to the handler, so that both take one
+// allocation. Its Begin is its partition's, shared by all its deliveries:
+// a per-delivery func value would cost an allocation per message.
+type delivery struct {
+	driver.Delivery
+	msg    mq.Message
+	p      *partition
+	seq    int64
+	offset int64
+}
+
+func (p *partition) newDelivery(km kafka.Message) *delivery {
+	s := p.g.s
+	seq, failed := p.t.add(km.Offset)
+	d := &delivery{p: p, seq: seq, offset: km.Offset}
+	m := &d.msg
+	fromKafka(m, km)
+	m.Topic = s.topic
+	m.Group = s.cfg.Group
+	m.Attempt = 1 + failed
+
+	d.Msg = m
+	d.Lane = m.Key
+	d.Settle = d.settle
+	d.Begin = p.begin
+	return d
+}

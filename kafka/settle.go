@@ -1,0 +1,84 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
+)
+
+// errRevoked is the Begin result of a delivery whose partition was
+// revoked before its handler could run: the message is left for the
+// partition's new owner. It wraps driver.ErrNotHandled, so Classify
+// releases it.
+var errRevoked = fmt.Errorf("kafka: partition revoked: %w", driver.ErrNotHandled)
+
+// errHandlerNotHandled is what handle passes on when the handler itself
+// returned driver.ErrNotHandled, so that settle can tell it from the
+// dispatcher's release, in which no handler ran.
+var errHandlerNotHandled = fmt.Errorf("kafka: handler returned %w", driver.ErrNotHandled)
+
+// handle runs the subscription's handler for the dispatcher.
+func (s *subscription) handle(ctx context.Context, m *mq.Message) error {
+	err := s.h(ctx, m)
+	if err == driver.ErrNotHandled {
+		return errHandlerNotHandled
+	}
+	return err
+}
+
+// beginHandler is the Begin of the partition's deliveries: the handler
+// runs, and is counted as running, unless the partition was revoked while
+// the delivery waited.
+func (p *partition) beginHandler() error {
+	if !p.t.begin() {
+		return errRevoked
+	}
+	return nil
+}
+
+// handlerRan reports whether a delivery settled with err had its handler
+// run (and counted by beginHandler). Only the dispatcher's release at
+// shutdown (driver.ErrNotHandled) and a refusing Begin (errRevoked)
+// settle without a run, and both pass those values as they are; handle
+// makes sure a handler's own result is never one of them.
+func handlerRan(err error) bool {
+	return err != errRevoked && err != driver.ErrNotHandled
+}
+
+// settle records a handler's outcome, as SubscribeConfig.Classify names
+// it: an ack moves the commit point; a release (not handled here) leaves
+// the message to be redelivered from the commit point; a failure asks the
+// dispatcher to retry in place after the backoff; a permanent failure is
+// logged with driver.LogDropped (Kafka has no dead-letter target) and
+// acknowledged.
+func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
+	p := d.p
+	s := p.g.s
+	ran := handlerRan(err)
+	outcome, delay := s.cfg.Classify(d.Msg.Attempt, err)
+	switch outcome {
+	case driver.Ack:
+		p.t.ackEnd(d.seq, ran)
+	case driver.Release:
+		// The group redelivers it from the commit point.
+		if ran {
+			p.t.end()
+		}
+	case driver.Reject:
+		driver.LogDropped(s.b.log.With("partition", p.id, "offset", d.offset), Scheme, d.Msg, err)
+		p.t.ackEnd(d.seq, ran)
+	default: // driver.Retry
+		p.t.fail(d.offset, d.Msg.Attempt)
+		if ran {
+			p.t.end() // after fail, so that a final commit carries the count
+		}
+		if p.t.isRevoked() {
+			break // the partition's new owner redelivers it
+		}
+		return delay, true
+	}
+	return 0, false
+}
