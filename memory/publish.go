@@ -37,7 +37,7 @@ func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...*mq.Mess
 		switch {
 		case len(m.Body) > 0:
 			// append allocates without zeroing what it then copies
-			// over; make+copy here zeroed the body first.
+			// over, where make+copy would zero the body first.
 			e.body = append([]byte(nil), m.Body...)
 		case m.Body != nil:
 			e.body = []byte{}

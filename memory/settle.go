@@ -25,7 +25,8 @@ func (s *subscription) delivery(t taken) *driver.Delivery {
 	p, lease := t.p, t.lease
 	// The handler gets its own Message and Header, but shares the stored
 	// Body (capacity clipped, so an append copies): copying it again for
-	// every delivery cost more than the rest of the trip for large bodies.
+	// every delivery would cost more than the rest of the trip for large
+	// bodies.
 	// Handlers must not modify a received Body in place (see mq.Message).
 	e := p.e
 	d := &delivery{s: s, p: p, lease: lease}
