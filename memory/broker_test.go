@@ -278,6 +278,23 @@ func TestInjectPublishErrors(t *testing.T) {
 	}
 }
 
+// A closed broker reports mq.ErrClosed, not a fault still queued, and
+// argument errors come before mq.ErrClosed.
+func TestPublishAfterCloseIgnoresFaults(t *testing.T) {
+	ctx := context.Background()
+	b := newBroker(t, memory.Options{})
+	b.InjectPublishErrors(errors.New("boom"))
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, "t", mq.NewMessage(nil)); !errors.Is(err, mq.ErrClosed) {
+		t.Fatalf("Publish after Close: got %v, want mq.ErrClosed", err)
+	}
+	if err := b.Publish(ctx, "", mq.NewMessage(nil)); !errors.Is(err, mq.ErrInvalidTopic) {
+		t.Fatalf("Publish to \"\" after Close: got %v, want mq.ErrInvalidTopic", err)
+	}
+}
+
 func TestDelayedMessageWaits(t *testing.T) {
 	ctx := context.Background()
 	b := newBroker(t, memory.Options{})
