@@ -91,14 +91,14 @@ func ExampleRequire() {
 // Publish validates every message before sending any.
 func ExamplePublisher_validation() {
 	ctx := context.Background()
-	b, _ := mq.Open(ctx, "mem://?maxMessageBytes=1024")
+	b, _ := mq.Open(ctx, "mem://?max_message_bytes=1024")
 	defer b.Close(ctx)
 	err := b.Publish(ctx, "uploads", &mq.Message{ID: "m1", Body: make([]byte, 2048)})
 	fmt.Println(errors.Is(err, mq.ErrMessageTooLarge))
 	fmt.Println(err)
 	// Output:
 	// true
-	// memory: mq: message too large: message 0 (id "m1") is 2050 bytes (ID, Key, Body and Header), the limit is 1024
+	// memory: Publish: mq: message too large: message 0 (id "m1") is 2050 bytes (ID, Key, Body and Header), the limit is 1024
 }
 
 // A service runs each consumer with Start and, on shutdown, closes the

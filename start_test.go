@@ -10,6 +10,16 @@ import (
 	"github.com/seedmq/mq/memory"
 )
 
+// newMemory returns a private memory broker.
+func newMemory(t *testing.T) *memory.Broker {
+	t.Helper()
+	b, err := memory.New(context.Background(), memory.Options{})
+	if err != nil {
+		t.Fatalf("memory.New: %v", err)
+	}
+	return b
+}
+
 // waitDone fails the test if sub has not ended within a few seconds.
 func waitDone(t *testing.T, sub *mq.Subscription) {
 	t.Helper()
@@ -22,7 +32,7 @@ func waitDone(t *testing.T, sub *mq.Subscription) {
 
 func TestStartStop(t *testing.T) {
 	ctx := context.Background()
-	b := memory.New(memory.Options{})
+	b := newMemory(t)
 	defer b.Close(ctx)
 	if err := b.Provision(ctx, "t", "g"); err != nil {
 		t.Fatal(err)
@@ -59,7 +69,7 @@ func TestStartStop(t *testing.T) {
 
 func TestStartReportsSubscribeError(t *testing.T) {
 	ctx := context.Background()
-	b := memory.New(memory.Options{})
+	b := newMemory(t)
 	defer b.Close(ctx)
 	// No group: Subscribe refuses, and the subscription ends at once.
 	sub := mq.Start(ctx, b, "t", func(context.Context, *mq.Message) error { return nil })
@@ -74,7 +84,7 @@ func TestStartReportsSubscribeError(t *testing.T) {
 
 func TestStartEndsWithCloseAndParentCtx(t *testing.T) {
 	ctx := context.Background()
-	b := memory.New(memory.Options{})
+	b := newMemory(t)
 	h := func(context.Context, *mq.Message) error { return nil }
 
 	parent, cancel := context.WithCancel(ctx)

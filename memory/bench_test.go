@@ -18,7 +18,7 @@ func BenchmarkPublishHandleAck(b *testing.B) {
 		for _, size := range []int{16, 1024} {
 			b.Run(fmt.Sprintf("concurrency=%d/size=%d", conc, size), func(b *testing.B) {
 				ctx, cancel := context.WithCancel(context.Background())
-				br := memory.New(memory.Options{})
+				br := newBroker(b, memory.Options{})
 				defer br.Close(context.Background())
 				if err := br.Provision(ctx, "bench", "g"); err != nil {
 					b.Fatal(err)
@@ -49,4 +49,22 @@ func BenchmarkPublishHandleAck(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkPublish measures Publish alone: a topic with no groups, whose
+// log keeps one message, so nothing but Publish's own work is timed.
+func BenchmarkPublish(b *testing.B) {
+	ctx := context.Background()
+	br := newBroker(b, memory.Options{Retain: 1})
+	defer br.Close(ctx)
+	msg := &mq.Message{ID: "id", Body: make([]byte, 16)}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := br.Publish(ctx, "bench", msg); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -18,15 +18,20 @@
 // separate connections to a real broker do; an empty NAME gives a private
 // server per Open. Parameters (unknown ones are errors):
 //
-//	group            default group for Subscribe without mq.Group (default none)
-//	provision        create topics and groups on first use (default true);
-//	                 false: only Provision creates them, else mq.ErrNotFound
-//	maxMessageBytes  largest message accepted (default 1048576)
-//	maxHeaders       most headers per message (default 0: no limit; 10 mimics SQS)
-//	ackDeadline      redeliver a message whose handler runs longer than this,
-//	                 as SQS's visibility timeout does (default 0: never)
-//	retain           newest messages each topic keeps for replay by new groups
-//	                 (default 0: all of them; see Capabilities)
+//	group              default group for Subscribe without mq.Group (default none)
+//	provision          create topics and groups on first use (default true);
+//	                   false: only Provision creates them, else mq.ErrNotFound
+//	max_message_bytes  largest message accepted (default 1048576)
+//	max_headers        most headers per message (default 0: no limit; 10 mimics SQS)
+//	ack_deadline       redeliver a message whose handler runs longer than this,
+//	                   as SQS's visibility timeout does (default 0: never)
+//	retain             newest messages each topic keeps for replay by new groups
+//	                   (default 0: all of them; see Capabilities)
+//
+// Each parameter sets the Options field of the same name. The URL opener
+// calls New, which code that builds Options itself calls directly:
+//
+//	b, err := memory.New(ctx, memory.Options{MaxHeaders: 10})
 //
 // # Delivery semantics
 //
@@ -42,7 +47,7 @@
 // without counting as an attempt. Like RabbitMQ's prefetch, a subscription
 // takes a few messages (up to its concurrency, at least 8, at most 16)
 // beyond those its handlers are running, so competing consumers split a
-// backlog in such batches; with an ackDeadline it takes none ahead, so a
+// backlog in such batches; with an ack deadline it takes none ahead, so a
 // message's deadline never runs while it waits. Disconnect returns the
 // ones taken ahead too. A mq.Permanent error is logged at error
 // level and the message dropped: this driver has no dead-letter target of
@@ -70,12 +75,15 @@
 // Broker.InjectPublishErrors makes the next Publish calls fail;
 // Broker.Disconnect drops the connection's unacknowledged messages back
 // into their groups, so they are redelivered while the first handlers may
-// still run and those handlers' acknowledgements are lost; the ackDeadline
-// parameter redelivers messages whose handlers are slow.
+// still run and those handlers' acknowledgements are lost; the ack_deadline
+// parameter (Options.AckDeadline) redelivers messages whose handlers are slow.
 //
 // # Errors
 //
-// Publish and Subscribe return mq.ErrClosed after Close, mq.ErrNotFound
-// for missing topics or groups when provisioning is off, and the mq.Invalid
-// errors for bad names, messages and options, all prefixed "memory: ".
+// New returns an error wrapping mq.ErrInvalidOption for invalid Options,
+// and mq.Open one wrapping mq.ErrInvalidURL for a malformed or unknown
+// parameter. Publish and Subscribe check their arguments first (the
+// mq.Invalid errors for bad names, messages and options), then return
+// mq.ErrClosed once Close has begun, and mq.ErrNotFound for missing
+// topics or groups when provisioning is off; all are prefixed "memory: ".
 package memory

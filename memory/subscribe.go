@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/seedmq/mq"
@@ -13,11 +12,12 @@ import (
 
 // subscription is one running Subscribe call.
 type subscription struct {
-	b    *Broker
-	g    *group
-	cfg  driver.SubscribeConfig
-	room chan struct{}       // one token per message taken and not yet settled
-	held map[*pending]uint64 // leases taken and not settled; guarded by the server lock
+	b       *Broker
+	g       *group
+	cfg     driver.SubscribeConfig
+	closing <-chan struct{}     // the broker's Lifecycle.Closing
+	room    chan struct{}       // one token per message taken and not yet settled
+	held    map[*pending]uint64 // leases taken and not settled; guarded by the server lock
 }
 
 // Subscribe delivers topic's messages for the subscription's group to h.
@@ -30,37 +30,27 @@ type subscription struct {
 // driver has no dead-letter target of its own (use the dead-letter
 // middleware).
 func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, opts ...mq.SubscribeOption) error {
-	if h == nil {
-		return fmt.Errorf("memory: %w: Subscribe handler is nil", mq.ErrInvalidOption)
-	}
-	if err := driver.ValidateName("topic", topicName); err != nil {
-		return fmt.Errorf("memory: %w", err)
-	}
-	cfg, err := driver.NewSubscribeConfig(b.opts.Group, mq.Latest, opts)
+	cfg, exit, err := driver.StartSubscribe(&b.life, topicName, h, b.opts.Group, mq.Latest, opts)
 	if err != nil {
-		return fmt.Errorf("memory: %w", err)
+		return fmt.Errorf("memory: Subscribe: %w", err)
 	}
+	defer exit()
 	if cfg.Group == "" {
-		return fmt.Errorf("memory: %w: Subscribe needs a group: pass mq.Group(name) or set ?group= in the URL", mq.ErrInvalidOption)
+		return fmt.Errorf("memory: Subscribe: %w: Subscribe needs a group: pass mq.Group(name) or set ?group= in the URL", mq.ErrInvalidOption)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return fmt.Errorf("memory: Subscribe: %w", mq.ErrClosed)
-	}
-	b.subs.Add(1)
-	defer b.subs.Done()
 	g, err := b.join(topicName, cfg)
 	if err != nil {
-		b.mu.Unlock()
 		return err
 	}
 	ahead := cfg.Concurrency + prefetch(cfg.Concurrency, b.opts.AckDeadline)
-	s := &subscription{b: b, g: g, cfg: cfg, room: make(chan struct{}, ahead), held: map[*pending]uint64{}}
+	s := &subscription{
+		b: b, g: g, cfg: cfg, closing: b.life.Closing(),
+		room: make(chan struct{}, ahead), held: map[*pending]uint64{},
+	}
+	b.mu.Lock()
 	b.live[s] = struct{}{}
 	b.mu.Unlock()
 	defer func() {
@@ -74,7 +64,7 @@ func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, 
 	if errors.Is(err, mq.ErrClosed) {
 		// Close's ctx bounds the drain; if it ends first, Close reports
 		// that, and Subscribe still reports why it stopped.
-		d.Shutdown(b.closeCtx)
+		d.Shutdown(b.life.DrainContext())
 		return fmt.Errorf("memory: Subscribe: %w", mq.ErrClosed)
 	}
 	d.Shutdown(ctx) // ctx is done: cancel handlers, wait, settle
@@ -95,7 +85,7 @@ func prefetch(concurrency int, ackDeadline time.Duration) int {
 	return min(max(concurrency, 8), 16)
 }
 
-// join finds or creates the group on the server. Callers hold b.mu.
+// join finds or creates the group on the server.
 func (b *Broker) join(topicName string, cfg driver.SubscribeConfig) (*group, error) {
 	srv := b.srv
 	srv.mu.Lock()
@@ -149,7 +139,7 @@ func (s *subscription) fetch(ctx context.Context, d *driver.Dispatcher) error {
 		default:
 		}
 		select {
-		case <-s.b.closing:
+		case <-s.closing:
 			return mq.ErrClosed
 		default:
 		}
@@ -160,7 +150,7 @@ func (s *subscription) fetch(ctx context.Context, d *driver.Dispatcher) error {
 			case s.room <- struct{}{}:
 			case <-done:
 				return ctx.Err()
-			case <-s.b.closing:
+			case <-s.closing:
 				return mq.ErrClosed
 			}
 		}
@@ -220,7 +210,7 @@ func (s *subscription) fetch(ctx context.Context, d *driver.Dispatcher) error {
 			case <-done:
 				<-s.room
 				return ctx.Err()
-			case <-s.b.closing:
+			case <-s.closing:
 				<-s.room
 				return mq.ErrClosed
 			}
@@ -269,113 +259,4 @@ func (s *subscription) submit(ctx context.Context, d *driver.Dispatcher, ts []ta
 		return ctx.Err()
 	}
 	return nil
-}
-
-// delivery is a leased message handed to the dispatcher: one allocation
-// holds the driver.Delivery, the handler's Message and the lease.
-type delivery struct {
-	driver.Delivery
-	msg      mq.Message
-	s        *subscription
-	p        *pending
-	lease    uint64
-	deadline *time.Timer // ack deadline, nil without one
-}
-
-// delivery wraps a leased message for the dispatcher.
-func (s *subscription) delivery(t taken) *driver.Delivery {
-	p, lease := t.p, t.lease
-	// The handler gets its own Message and Header, but shares the stored
-	// Body (capacity clipped, so an append copies): copying it again for
-	// every delivery cost more than the rest of the trip for large bodies.
-	// Handlers must not modify a received Body in place (see mq.Message).
-	e := p.e
-	d := &delivery{s: s, p: p, lease: lease}
-	d.msg = mq.Message{
-		ID: e.id, Key: e.key, Body: e.body[:len(e.body):len(e.body)],
-		Topic: s.g.topic, Group: s.g.name, Attempt: t.attempt, PublishTime: e.published,
-	}
-	if e.header != nil {
-		d.msg.Header = maps.Clone(e.header)
-	}
-	if dl := s.b.opts.AckDeadline; dl > 0 {
-		d.deadline = time.AfterFunc(dl, func() { s.expire(p, lease) })
-	}
-	d.Msg = &d.msg
-	d.Settle = d.settle
-	return &d.Delivery
-}
-
-// settle is the Delivery's Settle: it records the outcome with the group
-// and frees the subscription's room for another message.
-func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
-	if d.deadline != nil {
-		d.deadline.Stop()
-	}
-	d.s.settle(d.p, d.lease, &d.msg, err)
-	<-d.s.room
-	return 0, false
-}
-
-// settle records a handler's outcome with the group.
-func (s *subscription) settle(p *pending, lease uint64, m *mq.Message, err error) {
-	srv := s.b.srv
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if s.held[p] == lease {
-		delete(s.held, p)
-	}
-	var ok bool
-	switch {
-	case err == nil:
-		ok = s.g.ack(p, lease)
-	case errors.Is(err, driver.ErrNotHandled):
-		ok = s.g.retry(p, lease, 0, false)
-	case mq.IsPermanent(err):
-		ok = s.g.ack(p, lease)
-		if ok {
-			s.b.log.Error("memory: dropping message after a permanent handler error; use the dead-letter middleware to keep such messages",
-				"topic", m.Topic, "group", m.Group, "id", m.ID, "attempt", m.Attempt, "error", err)
-		}
-	default:
-		ok = s.g.retry(p, lease, s.cfg.RedeliveryDelay(m.Attempt, err), true)
-	}
-	if !ok {
-		// The lease was revoked (ack deadline or Disconnect) and the
-		// message handed out again: this outcome is lost, as a late ack
-		// is on a real broker.
-		s.b.log.Warn("memory: outcome discarded: the message's lease was revoked (ack deadline or Disconnect) and it was redelivered",
-			"topic", m.Topic, "group", m.Group, "id", m.ID, "attempt", m.Attempt)
-	}
-}
-
-// expire returns a message whose ack deadline passed to its group.
-func (s *subscription) expire(p *pending, lease uint64) {
-	srv := s.b.srv
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if s.held[p] == lease {
-		delete(s.held, p)
-	}
-	s.g.retry(p, lease, 0, true)
-}
-
-// Disconnect simulates this Broker losing its connection to the server
-// and reconnecting at once: every message its subscriptions have taken
-// and not yet settled goes back to its group, to be redelivered with a
-// higher Attempt (possibly to another consumer while the first handler
-// still runs), and those handlers' acknowledgements are lost. Subscribe
-// calls keep running. Use it to check that handlers are idempotent.
-func (b *Broker) Disconnect() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	srv := b.srv
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	for s := range b.live {
-		for p, lease := range s.held {
-			s.g.retry(p, lease, 0, true)
-		}
-		clear(s.held)
-	}
 }

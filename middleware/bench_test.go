@@ -57,7 +57,10 @@ func benchCases(pub mq.Publisher) []struct {
 // and handles b.N messages through the memory driver, so the difference
 // from "none/memory" is the middleware's share of a real round trip.
 func BenchmarkMiddleware(b *testing.B) {
-	broker := memory.New(memory.Options{})
+	broker, err := memory.New(context.Background(), memory.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.Cleanup(func() { _ = broker.Close(context.Background()) })
 	for _, bc := range benchCases(broker) {
 		wrap := func(h mq.Handler) mq.Handler {

@@ -65,8 +65,8 @@
 //
 // The default dead-letter topic is DeadLetterTopic(topic): topic + "-dlq"
 // ("orders-dlq"; "orders-dlq.fifo" for the SQS FIFO queue "orders.fifo").
-// The issue suggested "<topic>.dlq", but SQS queue names cannot contain '.',
-// and "-dlq" is valid on every driver. Set DeadLetterOptions.Topic for
+// The separator is '-', not '.', because SQS queue names cannot contain
+// '.' and "-dlq" is valid on every driver. Set DeadLetterOptions.Topic for
 // another naming, and DeadLetterOptions.Publisher to dead-letter to another
 // broker. Provision the dead-letter topic and the group that will read it,
 // as for any topic, or messages dead-lettered before a reader exists may

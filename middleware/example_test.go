@@ -18,7 +18,11 @@ import (
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b := memory.New(memory.Options{})
+	b, err := memory.New(ctx, memory.Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer b.Close(context.Background())
 
 	// Provision the topic, its dead-letter topic and their groups first,
@@ -96,7 +100,11 @@ func ExampleChain() {
 func ExampleRedrive() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b := memory.New(memory.Options{})
+	b, err := memory.New(ctx, memory.Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer b.Close(context.Background())
 	dlq := middleware.DeadLetterTopic("invoices")
 	_ = b.Provision(ctx, "invoices", "billing")

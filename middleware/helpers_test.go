@@ -19,7 +19,10 @@ const wait = 5 * time.Second
 // newBroker returns a private memory broker, closed when the test ends.
 func newBroker(t *testing.T) *memory.Broker {
 	t.Helper()
-	b := memory.New(memory.Options{})
+	b, err := memory.New(context.Background(), memory.Options{})
+	if err != nil {
+		t.Fatalf("memory.New: %v", err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()

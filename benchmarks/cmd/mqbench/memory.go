@@ -19,9 +19,15 @@ import (
 // a plain buffered channel (the floor), Watermill's GoChannel and gocloud's
 // mempubsub.
 func memoryContenders() []contender {
-	open := func(context.Context, cell) (mq.Broker, error) { return memory.New(memory.Options{}), nil }
+	open := func(ctx context.Context, _ cell) (mq.Broker, error) {
+		b, err := memory.New(ctx, memory.Options{})
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
 	cs := []contender{chanContender()}
-	cs = append(cs, mqContenders("memory.New(memory.Options{}); Subscribe with Concurrency(conc); one message per Publish", open, nil)...)
+	cs = append(cs, mqContenders("memory.New(ctx, memory.Options{}); Subscribe with Concurrency(conc); one message per Publish", open, nil)...)
 	return append(cs, gochannelContender(), mempubsubContender())
 }
 

@@ -34,6 +34,16 @@ func run(t *testing.T, b mq.Broker, topic string, h mq.Handler, opts ...mq.Subsc
 	})
 }
 
+// newBroker returns memory.New(opts), failing t if New fails.
+func newBroker(t testing.TB, opts memory.Options) *memory.Broker {
+	t.Helper()
+	b, err := memory.New(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("New(%+v): %v", opts, err)
+	}
+	return b
+}
+
 func wait(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -52,10 +62,12 @@ func TestOpenURL(t *testing.T) {
 		want error
 	}{
 		{"mem://", nil},
-		{"mem://shared?group=g&provision=false&maxHeaders=10&ackDeadline=2s", nil},
+		{"mem://shared?group=g&provision=false&max_headers=10&ack_deadline=2s&max_message_bytes=1024", nil},
 		{"mem://x?grop=g", mq.ErrInvalidURL},
-		{"mem://x?maxHeaders=-1", mq.ErrInvalidURL},
-		{"mem://x?ackDeadline=soon", mq.ErrInvalidURL},
+		{"mem://x?max_headers=-1", mq.ErrInvalidURL},
+		{"mem://x?ack_deadline=soon", mq.ErrInvalidURL},
+		{"mem://x?max_message_bytes=0", mq.ErrInvalidURL},
+		{"mem://x?group=a%20b", mq.ErrInvalidOption},
 		{"mem://x?retain=100", nil},
 		{"mem://x?retain=-1", mq.ErrInvalidURL},
 		{"mem://x?provision=maybe", mq.ErrInvalidURL},
@@ -80,11 +92,71 @@ func TestUnknownParameterNamesIt(t *testing.T) {
 	}
 }
 
+// The URL's parameters are snake_case; an old camelCase spelling is an
+// error that names the new one.
+func TestRenamedParameterNamesNewSpelling(t *testing.T) {
+	for old, name := range map[string]string{
+		"maxMessageBytes": "max_message_bytes",
+		"maxHeaders":      "max_headers",
+		"ackDeadline":     "ack_deadline",
+	} {
+		t.Run(old, func(t *testing.T) {
+			u := "mem://x?" + old + "=1"
+			b, err := mq.Open(context.Background(), u)
+			if b != nil {
+				b.Close(context.Background())
+			}
+			if !errors.Is(err, mq.ErrInvalidURL) || !strings.Contains(err.Error(), `"`+name+`"`) {
+				t.Fatalf("Open(%q) error = %v; want mq.ErrInvalidURL naming %q", u, err, name)
+			}
+		})
+	}
+}
+
+// The URL's parameters set the Options they are named after.
+func TestURLSetsOptions(t *testing.T) {
+	ctx := context.Background()
+	b, err := mq.Open(ctx, "mem://?max_message_bytes=2048&max_headers=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(ctx) })
+	if c := b.Capabilities(); c.MaxMessageBytes != 2048 || c.MaxHeaders != 3 {
+		t.Fatalf("MaxMessageBytes, MaxHeaders = %d, %d; want 2048, 3", c.MaxMessageBytes, c.MaxHeaders)
+	}
+}
+
+// New rejects invalid options instead of replacing them.
+func TestNewRejectsInvalidOptions(t *testing.T) {
+	for name, opts := range map[string]memory.Options{
+		"MaxMessageBytes": {MaxMessageBytes: -1},
+		"MaxHeaders":      {MaxHeaders: -1},
+		"AckDeadline":     {AckDeadline: -time.Second},
+		"Retain":          {Retain: -1},
+		"Group":           {Group: "a b"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := memory.New(context.Background(), opts)
+			if !errors.Is(err, mq.ErrInvalidOption) || b != nil {
+				t.Fatalf("New(%+v) = %v, %v; want nil, mq.ErrInvalidOption", opts, b, err)
+			}
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("error %q does not name %s", err, name)
+			}
+		})
+	}
+	b := newBroker(t, memory.Options{})
+	defer b.Close(context.Background())
+	if got := b.Capabilities().MaxMessageBytes; got != memory.DefaultMaxMessageBytes {
+		t.Fatalf("zero Options: MaxMessageBytes = %d, want %d", got, memory.DefaultMaxMessageBytes)
+	}
+}
+
 // A failing message of one key holds back that key's later messages, but
 // not other keys', and the key's order survives redelivery.
 func TestKeyOrderSurvivesRedelivery(t *testing.T) {
 	ctx := context.Background()
-	b := memory.New(memory.Options{})
+	b := newBroker(t, memory.Options{})
 	t.Cleanup(func() { b.Close(ctx) })
 	if err := b.Provision(ctx, "t", "g"); err != nil {
 		t.Fatal(err)
@@ -126,7 +198,7 @@ func TestKeyOrderSurvivesRedelivery(t *testing.T) {
 // and the late acknowledgement is discarded.
 func TestAckDeadlineRedelivers(t *testing.T) {
 	ctx := context.Background()
-	b := memory.New(memory.Options{AckDeadline: 50 * time.Millisecond})
+	b := newBroker(t, memory.Options{AckDeadline: 50 * time.Millisecond})
 	t.Cleanup(func() { b.Close(ctx) })
 	if err := b.Provision(ctx, "t", "g"); err != nil {
 		t.Fatal(err)
@@ -160,7 +232,7 @@ func TestAckDeadlineRedelivers(t *testing.T) {
 // Disconnect puts unacknowledged messages back and loses their acks.
 func TestDisconnectRedelivers(t *testing.T) {
 	ctx := context.Background()
-	b := memory.New(memory.Options{Name: "disconnect-" + t.Name()})
+	b := newBroker(t, memory.Options{Name: "disconnect-" + t.Name()})
 	t.Cleanup(func() { b.Close(ctx) })
 	if err := b.Provision(ctx, "t", "g"); err != nil {
 		t.Fatal(err)
@@ -194,7 +266,7 @@ func TestDisconnectRedelivers(t *testing.T) {
 
 func TestInjectPublishErrors(t *testing.T) {
 	ctx := context.Background()
-	b := memory.New(memory.Options{})
+	b := newBroker(t, memory.Options{})
 	t.Cleanup(func() { b.Close(ctx) })
 	boom := errors.New("boom")
 	b.InjectPublishErrors(boom)
@@ -206,9 +278,26 @@ func TestInjectPublishErrors(t *testing.T) {
 	}
 }
 
+// A closed broker reports mq.ErrClosed, not a fault still queued, and
+// argument errors come before mq.ErrClosed.
+func TestPublishAfterCloseIgnoresFaults(t *testing.T) {
+	ctx := context.Background()
+	b := newBroker(t, memory.Options{})
+	b.InjectPublishErrors(errors.New("boom"))
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, "t", mq.NewMessage(nil)); !errors.Is(err, mq.ErrClosed) {
+		t.Fatalf("Publish after Close: got %v, want mq.ErrClosed", err)
+	}
+	if err := b.Publish(ctx, "", mq.NewMessage(nil)); !errors.Is(err, mq.ErrInvalidTopic) {
+		t.Fatalf("Publish to \"\" after Close: got %v, want mq.ErrInvalidTopic", err)
+	}
+}
+
 func TestDelayedMessageWaits(t *testing.T) {
 	ctx := context.Background()
-	b := memory.New(memory.Options{})
+	b := newBroker(t, memory.Options{})
 	t.Cleanup(func() { b.Close(ctx) })
 	b.Provision(ctx, "t", "g")
 	start := time.Now()
@@ -231,7 +320,7 @@ func TestDelayedMessageWaits(t *testing.T) {
 // back to the group when it stops, without counting as an attempt.
 func TestPrefetchedReturnUnhandled(t *testing.T) {
 	ctx := context.Background()
-	b := memory.New(memory.Options{})
+	b := newBroker(t, memory.Options{})
 	t.Cleanup(func() { b.Close(ctx) })
 	if err := b.Provision(ctx, "t", "g"); err != nil {
 		t.Fatal(err)
@@ -275,7 +364,7 @@ func TestPrefetchedReturnUnhandled(t *testing.T) {
 // log in publish order, however long it is.
 func TestReplayLongLogInOrder(t *testing.T) {
 	ctx := context.Background()
-	b := memory.New(memory.Options{})
+	b := newBroker(t, memory.Options{})
 	t.Cleanup(func() { b.Close(ctx) })
 	const n = 2500 // more than one chunk of the log
 	for i := range n {
@@ -304,7 +393,7 @@ func TestReplayLongLogInOrder(t *testing.T) {
 // every message: dropping one from the log never takes it from a group.
 func TestRetainBoundsReplayNotDelivery(t *testing.T) {
 	ctx := context.Background()
-	b := memory.New(memory.Options{Retain: 3})
+	b := newBroker(t, memory.Options{Retain: 3})
 	t.Cleanup(func() { b.Close(ctx) })
 	if err := b.Provision(ctx, "t", "early"); err != nil {
 		t.Fatal(err)
