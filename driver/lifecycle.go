@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seedmq/mq"
@@ -24,6 +25,7 @@ type Lifecycle struct {
 	mu      sync.Mutex
 	inited  bool
 	closed  bool
+	shut    atomic.Bool // closed, for Err without the lock
 	closing chan struct{}   // closed when Close begins
 	done    chan struct{}   // closed when the first Close returns
 	drain   context.Context // ends when Close's context ends
@@ -79,9 +81,7 @@ func (l *Lifecycle) Closing() <-chan struct{} {
 
 // Err returns mq.ErrClosed once Close has begun, and nil before.
 func (l *Lifecycle) Err() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
+	if l.shut.Load() {
 		return mq.ErrClosed
 	}
 	return nil
@@ -120,6 +120,7 @@ func (l *Lifecycle) Close(ctx context.Context, finish func(context.Context) erro
 		return nil
 	}
 	l.closed = true
+	l.shut.Store(true)
 	close(l.closing)
 	l.mu.Unlock()
 
