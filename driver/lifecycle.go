@@ -25,7 +25,7 @@ type Lifecycle struct {
 	mu      sync.Mutex
 	inited  bool
 	closed  bool
-	shut    atomic.Bool // closed, for Err without the lock
+	shut    atomic.Bool     // closed, for Err without the lock
 	closing chan struct{}   // closed when Close begins
 	done    chan struct{}   // closed when the first Close returns
 	drain   context.Context // ends when Close's context ends
