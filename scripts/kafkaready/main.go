@@ -1,6 +1,6 @@
 // Command kafkaready exits 0 when a Kafka broker answers a metadata request
-// that lists at least one broker, a controller and a leader for every
-// partition. scripts/brokers uses it as
+// that lists at least one broker (at least -min-brokers, for a cluster), a
+// controller and a leader for every partition. scripts/brokers uses it as
 // Kafka's readiness probe; it is not part of the mq API.
 package main
 
@@ -17,6 +17,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9092", "broker host:port")
 	timeout := flag.Duration("timeout", 3*time.Second, "time bound for the request")
+	minBrokers := flag.Int("min-brokers", 1, "brokers the metadata must list (a cluster's size)")
 	flag.Parse()
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -30,6 +31,10 @@ func main() {
 	}
 	if len(md.Brokers) == 0 || md.Controller.Host == "" {
 		fmt.Fprintln(os.Stderr, "kafkaready: metadata has no brokers or no controller yet")
+		os.Exit(1)
+	}
+	if len(md.Brokers) < *minBrokers {
+		fmt.Fprintf(os.Stderr, "kafkaready: metadata lists %d broker(s), want %d\n", len(md.Brokers), *minBrokers)
 		os.Exit(1)
 	}
 	// After a restart the broker answers before it leads its partitions again;
