@@ -163,6 +163,10 @@ func (b *Broker) reach(ctx context.Context) error {
 	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 		err = fmt.Errorf("%w (%v)", ctxErr, err)
 	}
+	if problem := configProblem(err); problem != "" {
+		// Retrying cannot help: not retryable.
+		return fmt.Errorf("kafka: cannot connect to %s: %s: %w", strings.Join(b.cfg.Brokers, ","), problem, err)
+	}
 	return fmt.Errorf("kafka: cannot reach any broker of %s: %w", strings.Join(b.cfg.Brokers, ","), retryable(err))
 }
 

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,21 @@ func retryable(err error) error {
 		return driver.Retryable(err)
 	}
 	return err
+}
+
+// configProblem names a connection failure that only a change of
+// configuration can fix (credentials, certificates), or returns "".
+func configProblem(err error) string {
+	var cv *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, kafka.SASLAuthenticationFailed):
+		return "SASL authentication failed (wrong user or password, or a mechanism the broker does not enable for it)"
+	case errors.Is(err, kafka.UnsupportedSASLMechanism):
+		return "the broker does not enable this SASL mechanism"
+	case errors.As(err, &cv):
+		return "TLS: the broker's certificate does not verify (check tls_ca_file and tls_server_name)"
+	}
+	return ""
 }
 
 // kafkaLogger adapts slog to kafka-go's Logger.

@@ -74,6 +74,37 @@ func (b *Broker) ensureTopic(ctx context.Context, topic string, create bool) err
 		}
 		created = true
 	}
+	if err := b.awaitTopic(ctx, topic, created); err != nil {
+		return err
+	}
+	b.topics.Store(topic, struct{}{})
+	return nil
+}
+
+// awaitTopic returns nil once the transport's metadata knows topic, which
+// exists, and, if it was just created, every partition has a leader. On a
+// cluster the brokers learn of a topic the controller has just created one
+// by one, and until the one that answers knows it, it reports the topic
+// unknown (mq.ErrNotFound): that is retried for about 10s.
+func (b *Broker) awaitTopic(ctx context.Context, topic string, created bool) error {
+	delay := 25 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := b.awaitTopicOnce(ctx, topic, created)
+		if err == nil || attempt == 50 || ctx.Err() != nil || !errors.Is(err, mq.ErrNotFound) && !mq.IsRetryable(err) {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		delay = min(2*delay, 250*time.Millisecond)
+	}
+}
+
+func (b *Broker) awaitTopicOnce(ctx context.Context, topic string, created bool) error {
 	// The transport answers metadata requests from a cache refreshed every
 	// few seconds; a request allowing auto-creation of a topic missing from
 	// the cache makes it refresh and wait until the topic appears. The
@@ -95,7 +126,6 @@ func (b *Broker) ensureTopic(ctx context.Context, topic string, create bool) err
 			return err
 		}
 	}
-	b.topics.Store(topic, struct{}{})
 	return nil
 }
 
