@@ -2,6 +2,7 @@ package rabbitmq
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -266,9 +267,13 @@ func dial(ctx context.Context, s *settings) (*amqp.Connection, error) {
 	return conn, nil
 }
 
-// connectError explains a failed dial. Authentication failures are not
-// retryable; network failures are.
+// connectError explains a failed dial. Authentication and certificate
+// failures are not retryable; network failures are.
 func connectError(where string, err error) error {
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return fmt.Errorf("rabbitmq: connect to %s: TLS: the broker's certificate does not verify (check the CA file and server name): %w", where, err)
+	}
 	var ae *amqp.Error
 	if errors.As(err, &ae) {
 		switch ae.Code {
