@@ -86,7 +86,7 @@ func TestClusterLeaderKill(t *testing.T) {
 	// Consumers: two members of one group, each on its own connection.
 	var (
 		mu        sync.Mutex
-		delivered = map[string]int{}       // ID → deliveries
+		delivered = map[string]int{}        // ID → deliveries
 		resumed   = map[int]time.Duration{} // partition → first delivery of a message published after the kill, since the kill
 		killedAt  atomic.Int64              // unix ns; 0 before the kill
 	)
