@@ -3,12 +3,7 @@ package kafka_test
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,7 +66,6 @@ const (
 // every partition by themselves. Duplicates and the times to recover are
 // logged.
 func TestClusterLeaderKill(t *testing.T) {
-	const publishers = 8
 	addrs := strings.Split(brokertest.ClusterEnv(t, "MQ_TEST_KAFKA_CLUSTER_ADDR"), ",")
 	u := clusterURL(t, "partitions=3&session_timeout=6s")
 	pub := openURL(t, u)
@@ -83,115 +77,35 @@ func TestClusterLeaderKill(t *testing.T) {
 		t.Fatalf("Provision: got %v, want nil", err)
 	}
 
-	// Consumers: two members of one group, each on its own connection.
-	var (
-		mu        sync.Mutex
-		delivered = map[string]int{}        // ID → deliveries
-		resumed   = map[int]time.Duration{} // partition → first delivery of a message published after the kill, since the kill
-		killedAt  atomic.Int64              // unix ns; 0 before the kill
-	)
-	handler := func(_ context.Context, m *mq.Message) error {
-		var km kafkago.Message
-		if !m.As(&km) {
-			return fmt.Errorf("As(*kafka.Message): false")
-		}
-		pubNs, _ := strconv.ParseInt(m.Header["pub-ns"], 10, 64)
-		mu.Lock()
-		defer mu.Unlock()
-		delivered[m.ID]++
-		if k := killedAt.Load(); k != 0 && pubNs > k {
-			if _, ok := resumed[km.Partition]; !ok {
-				resumed[km.Partition] = time.Since(time.Unix(0, k))
-			}
-		}
-		return nil
+	tr := &brokertest.Traffic{
+		Publishers:   8,
+		Publish:      func(ctx context.Context, m *mq.Message) error { return pub.Publish(ctx, topic, m) },
+		PublishBound: publishBound,
+		ResumeBound:  resumeBound,
 	}
+	// Consumers: two members of one group, each on its own connection.
 	for range 2 {
 		c := openURL(t, u)
-		subscribe(t, c, topic, handler, mq.Group(group), mq.Concurrency(4))
-	}
-
-	// Publishers: each publishes its own sequence, one message per call,
-	// retrying a message whose Publish failed (as a service would).
-	var (
-		acked      sync.Map // ID → struct{}
-		nAcked     atomic.Int64
-		nFailed    atomic.Int64
-		maxBlocked atomic.Int64 // ns
-		lastOK     atomic.Int64 // unix ns of the last successful Publish
-		maxGap     atomic.Int64 // ns: longest time without a successful Publish after the kill
-		stop       = make(chan struct{})
-		wg         sync.WaitGroup
-		errsMu     sync.Mutex
-		errs       = map[string]int{}
-	)
-	lastOK.Store(time.Now().UnixNano())
-	for p := range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for seq := 0; seq < 1_000_000; seq++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				id := fmt.Sprintf("p%d-%06d", p, seq)
-				for try := 0; try < 20; try++ {
-					m := &mq.Message{ID: id, Key: fmt.Sprintf("k%d", seq%16), Body: []byte(id),
-						Header: map[string]string{"pub-ns": strconv.FormatInt(time.Now().UnixNano(), 10)}}
-					ctx, cancel := context.WithTimeout(context.Background(), 2*publishBound)
-					start := time.Now()
-					err := pub.Publish(ctx, topic, m)
-					took := time.Since(start)
-					cancel()
-					for {
-						old := maxBlocked.Load()
-						if int64(took) <= old || maxBlocked.CompareAndSwap(old, int64(took)) {
-							break
-						}
-					}
-					if err == nil {
-						now := time.Now().UnixNano()
-						if k := killedAt.Load(); k != 0 {
-							gap := now - max(lastOK.Swap(now), k)
-							for {
-								old := maxGap.Load()
-								if gap <= old || maxGap.CompareAndSwap(old, gap) {
-									break
-								}
-							}
-						} else {
-							lastOK.Store(now)
-						}
-						acked.Store(id, struct{}{})
-						nAcked.Add(1)
-						break
-					}
-					nFailed.Add(1)
-					errsMu.Lock()
-					errs[shortErr(err)]++
-					errsMu.Unlock()
-					select {
-					case <-stop:
-						return
-					case <-time.After(100 * time.Millisecond):
-					}
-				}
+		subscribe(t, c, topic, func(_ context.Context, m *mq.Message) error {
+			var km kafkago.Message
+			if !m.As(&km) {
+				return fmt.Errorf("As(*kafka.Message): false")
 			}
-		}()
+			tr.Delivered(m, km.Partition)
+			return nil
+		}, mq.Group(group), mq.Concurrency(4))
 	}
+	tr.Start()
 
 	// Phase 1: steady state.
 	time.Sleep(3 * time.Second)
-	before := nAcked.Load()
-	if before == 0 {
-		close(stop)
-		wg.Wait()
+	if tr.Acked() == 0 {
+		tr.Stop(t)
 		t.Fatalf("no Publish succeeded in 3s before the kill")
 	}
 
-	// Phase 2: kill the leader of partition 0.
+	// Phase 2: kill the leader of partition 0; publishing goes on on the
+	// two other nodes (min.insync.replicas 2).
 	leader, coordinator := leaderOf(t, addrs, topic, 0, group)
 	node := fmt.Sprintf("kafka-cluster:%d", leader)
 	t.Cleanup(func() {
@@ -200,83 +114,20 @@ func TestClusterLeaderKill(t *testing.T) {
 			t.Errorf("bringing %s back: %v", node, err)
 		}
 	})
-	t.Logf("killing %s: leader of partition 0 (group coordinator: node %d); %d messages acknowledged so far", node, coordinator, before)
-	killStart := time.Now()
-	killedAt.Store(killStart.UnixNano())
+	tr.Phase("killed %s, the leader of partition 0 (the group's coordinator is node %d)", node, coordinator)
 	brokertest.Brokers(t, 30*time.Second, "kill", node)
-
-	// Publishing goes on on the two remaining nodes (min.insync.replicas 2).
+	tr.Fault() // once the node is gone: later messages cannot have reached it
 	time.Sleep(20 * time.Second)
-	afterKill := nAcked.Load()
+	afterKill := tr.Acked()
 
 	// Phase 3: the node comes back while publishing goes on.
 	backStart := time.Now()
 	brokertest.Brokers(t, 3*time.Minute, "up", "kafka-cluster")
-	back := time.Since(backStart)
+	tr.Phase("%d Publish calls returned nil in the 20s after the kill; %s restarted and ready in %v",
+		afterKill, node, time.Since(backStart).Round(time.Millisecond))
 	time.Sleep(5 * time.Second)
-	close(stop)
-	waited := make(chan struct{})
-	go func() { wg.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-time.After(2*publishBound + 10*time.Second):
-		t.Fatalf("publishers did not stop within %v", 2*publishBound+10*time.Second)
-	}
-
-	// Every acknowledged message must arrive.
-	want := int(nAcked.Load())
-	var missing []string
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		missing = missing[:0]
-		mu.Lock()
-		acked.Range(func(k, _ any) bool {
-			if delivered[k.(string)] == 0 {
-				missing = append(missing, k.(string))
-			}
-			return true
-		})
-		mu.Unlock()
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	mu.Lock()
-	dups, unacked := 0, 0
-	for id, n := range delivered {
-		dups += n - 1
-		if _, ok := acked.Load(id); !ok {
-			unacked++
-		}
-	}
-	resumedCopy := maps.Clone(resumed)
-	mu.Unlock()
-	slices.Sort(missing)
-
-	t.Logf("node loss, Kafka %s killed: %d published and acknowledged (%d before the kill, %d in the 20s after it), "+
-		"%d lost, %d duplicate deliveries, %d delivered whose Publish had failed; %d failed Publish calls %v",
-		node, want, before, afterKill-before, len(missing), dups, unacked, nFailed.Load(), errs)
-	t.Logf("recovery: longest Publish %v (bound %v), longest time without a successful Publish after the kill %v, "+
-		"consumers received post-kill messages per partition after %v; node back and ready in %v",
-		time.Duration(maxBlocked.Load()).Round(time.Millisecond), publishBound,
-		time.Duration(maxGap.Load()).Round(time.Millisecond), resumedCopy, back.Round(time.Millisecond))
-
-	if len(missing) > 0 {
-		t.Errorf("%d acknowledged messages never delivered, e.g. %v", len(missing), missing[:min(10, len(missing))])
-	}
-	if d := time.Duration(maxBlocked.Load()); d > publishBound {
-		t.Errorf("a Publish blocked %v, want at most %v", d, publishBound)
-	}
-	for p := range 3 {
-		d, ok := resumedCopy[p]
-		switch {
-		case !ok:
-			t.Errorf("partition %d: no message published after the kill was delivered", p)
-		case d > resumeBound:
-			t.Errorf("partition %d: consumers resumed %v after the kill, want within %v", p, d, resumeBound)
-		}
-	}
+	tr.Stop(t)
+	tr.Check(t, "Kafka, partition leader killed", []int{0, 1, 2}, 90*time.Second)
 }
 
 // leaderOf returns the node ID leading partition of topic and the node
@@ -306,17 +157,4 @@ func leaderOf(t testing.TB, addrs []string, topic string, partition int, group s
 		coordinator = int(fc.Coordinator.NodeID)
 	}
 	return leader, coordinator
-}
-
-// shortErr returns err's text without IDs and numbers that make each one
-// unique, to count failures by kind.
-func shortErr(err error) string {
-	s := err.Error()
-	if i := strings.LastIndex(s, ": "); i >= 0 && len(s)-i < 200 {
-		s = s[i+2:]
-	}
-	if len(s) > 120 {
-		s = s[:120]
-	}
-	return s
 }
