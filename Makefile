@@ -8,6 +8,13 @@ GO ?= go
 test:
 	scripts/test
 
+# The tests named Cluster, TLS or SASL against three-node Kafka and RabbitMQ clusters with TLS
+# (and SCRAM on Kafka): start the clusters that are not running, run those tests with
+# MQ_TEST_REQUIRE_CLUSTER=1, stop the clusters this target started. About 5 minutes.
+.PHONY: test-cluster
+test-cluster:
+	scripts/test-cluster
+
 brokers-up:
 	scripts/brokers up
 

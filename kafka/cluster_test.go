@@ -10,6 +10,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/conformance"
 	"github.com/seedmq/mq/internal/brokertest"
 )
 
@@ -44,6 +45,24 @@ func openURL(t testing.TB, u string) mq.Broker {
 		}
 	})
 	return b
+}
+
+// TestClusterConformance runs the conformance suite on the cluster,
+// with topics replicated on the three nodes; its broker-restart case
+// restarts node 1 (a rolling restart's step) while the suite's clients
+// know all three.
+func TestClusterConformance(t *testing.T) {
+	u := clusterURL(t, "")
+	conformance.Run(t, conformance.Harness{
+		Open: func(ctx context.Context) (mq.Broker, error) {
+			return mq.Open(ctx, u)
+		},
+		OpenNoProvision: func(ctx context.Context) (mq.Broker, error) {
+			return mq.Open(ctx, u+"&provision=false")
+		},
+		Restart: func(t testing.TB) { brokertest.Brokers(t, 3*time.Minute, "restart", "kafka-cluster:1") },
+		Timeout: 60 * time.Second,
+	})
 }
 
 // Bounds of the node-loss test.

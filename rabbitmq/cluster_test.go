@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/conformance"
 	"github.com/seedmq/mq/internal/brokertest"
 )
 
@@ -47,6 +48,23 @@ func openCluster(t testing.TB, url, query string) mq.Broker {
 		}
 	})
 	return b
+}
+
+// TestClusterConformance runs the conformance suite on the cluster with
+// quorum queues (a replica on each node), connected to node 1; its
+// broker-restart case restarts node 1.
+func TestClusterConformance(t *testing.T) {
+	node := clusterNodeURLs(t, "MQ_TEST_AMQP_CLUSTER_URL")[0]
+	conformance.Run(t, conformance.Harness{
+		Open: func(ctx context.Context) (mq.Broker, error) {
+			return mq.Open(ctx, withQuery(t, node, ""))
+		},
+		OpenNoProvision: func(ctx context.Context) (mq.Broker, error) {
+			return mq.Open(ctx, withQuery(t, node, "provision=false"))
+		},
+		Restart: func(t testing.TB) { brokertest.Brokers(t, 3*time.Minute, "restart", "rabbitmq-cluster:1") },
+		Timeout: 30 * time.Second,
+	})
 }
 
 // quorumLeader returns the number (1 to 3) of the cluster node that leads
