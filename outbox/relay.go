@@ -384,20 +384,7 @@ func (r *Relay) publish(ctx context.Context, rows []row) (done []int64, failed [
 			for i, rw := range batch {
 				msgs[i] = rw.msg
 			}
-			err := r.o.Publisher.Publish(ctx, topic, msgs...)
-			bad := map[int]error{}
-			var pe *mq.PublishError
-			switch {
-			case err == nil:
-			case errors.As(err, &pe):
-				for _, f := range pe.Failures {
-					bad[f.Index] = f.Err
-				}
-			default:
-				for i := range batch {
-					bad[i] = err
-				}
-			}
+			bad, err := r.publishBatch(ctx, topic, msgs)
 			for i, rw := range batch {
 				if e, ok := bad[i]; ok {
 					failed = append(failed, failure{rw, e})
@@ -414,6 +401,35 @@ func (r *Relay) publish(ctx context.Context, rows []row) (done []int64, failed [
 		}
 	}
 	return done, failed, untried
+}
+
+// publishBatch publishes msgs in one call and returns the failures by
+// index. When the whole call fails with an error that retrying will not
+// fix (an invalid or oversized message fails validation of the batch), it
+// publishes the messages one by one, so that one bad message holds back
+// only its own key.
+func (r *Relay) publishBatch(ctx context.Context, topic string, msgs []*mq.Message) (map[int]error, error) {
+	err := r.o.Publisher.Publish(ctx, topic, msgs...)
+	bad := map[int]error{}
+	var pe *mq.PublishError
+	switch {
+	case err == nil:
+	case errors.As(err, &pe):
+		for _, f := range pe.Failures {
+			bad[f.Index] = f.Err
+		}
+	case len(msgs) > 1 && ctx.Err() == nil && !mq.IsRetryable(err):
+		for i, m := range msgs {
+			if e := r.o.Publisher.Publish(ctx, topic, m); e != nil {
+				bad[i] = e
+			}
+		}
+	default:
+		for i := range msgs {
+			bad[i] = err
+		}
+	}
+	return bad, err
 }
 
 // settle deletes the rows the broker accepted, schedules the retry of the
