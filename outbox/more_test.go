@@ -15,7 +15,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/memory"
 	"github.com/seedmq/mq/outbox"
 	"github.com/seedmq/mq/outbox/pgxlisten"
 )
@@ -26,7 +25,7 @@ func TestBrokerDownThenUp(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *sql.DB, d *outbox.Dialect) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		b := memory.New(memory.Options{})
+		b := newMemoryBroker(t)
 		defer b.Close(context.Background())
 		down := errors.New("broker down")
 		b.InjectPublishErrors(down, down, down, down, down, down, down, down)
@@ -84,7 +83,7 @@ func gauge(rm metricdata.ResourceMetrics, name string) float64 {
 // A key whose earliest row keeps failing holds back only that key.
 func TestFailingKeyBlocksOnlyItself(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *sql.DB, d *outbox.Dialect) {
-		b := memory.New(memory.Options{})
+		b := newMemoryBroker(t)
 		defer b.Close(context.Background())
 		rec := &recorder{inner: b}
 		rec.before = func(_ string, msgs []*mq.Message) error {
@@ -123,7 +122,7 @@ func TestFailingKeyBlocksOnlyItself(t *testing.T) {
 
 func TestDelay(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *sql.DB, d *outbox.Dialect) {
-		b := memory.New(memory.Options{})
+		b := newMemoryBroker(t)
 		defer b.Close(context.Background())
 		rec := &recorder{inner: b}
 		const delay = 700 * time.Millisecond
@@ -221,7 +220,7 @@ func TestInboxThroughBroker(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *sql.DB, d *outbox.Dialect) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		b := memory.New(memory.Options{})
+		b := newMemoryBroker(t)
 		defer b.Close(context.Background())
 		if err := mq.Provision(ctx, b, "orders", "billing"); err != nil {
 			t.Fatal(err)
@@ -262,7 +261,7 @@ func TestListenWakesRelay(t *testing.T) {
 		if err := outbox.Migrate(ctx, db, c.d); err != nil {
 			t.Fatal(err)
 		}
-		b := memory.New(memory.Options{})
+		b := newMemoryBroker(t)
 		defer b.Close(context.Background())
 		rec := &recorder{inner: b}
 		r := outbox.NewRelay(db, c.d, outbox.RelayOptions{Publisher: rec, PollInterval: time.Minute, Listener: pgxlisten.New(db)})

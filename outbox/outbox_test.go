@@ -30,7 +30,7 @@ func TestRolledBackNeverPublished(t *testing.T) {
 		}
 		body := []byte{0, 1, 2, 0xff, 'a'}
 		write(t, db, d, "orders", &mq.Message{ID: "committed", Key: "k", Body: body, Header: map[string]string{"h": "v\x00ü", "e": ""}})
-		b := memory.New(memory.Options{})
+		b := newMemoryBroker(t)
 		defer b.Close(ctx)
 		rec := &recorder{inner: b}
 		drain(t, db, outbox.NewRelay(db, d, outbox.RelayOptions{Publisher: rec}))
@@ -88,7 +88,7 @@ func TestAckLostThenRelayDies(t *testing.T) {
 		for i := range 20 {
 			write(t, db, d, "t", &mq.Message{ID: fmt.Sprint("m", i), Key: fmt.Sprint("k", i%3)})
 		}
-		b := memory.New(memory.Options{})
+		b := newMemoryBroker(t)
 		defer b.Close(ctx)
 		runCtx, kill := context.WithCancel(ctx)
 		rec := &recorder{inner: b}
@@ -161,7 +161,7 @@ func TestThreeRelaysUnderLoad(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *sql.DB, d *outbox.Dialect) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		b := memory.New(memory.Options{})
+		b := newMemoryBroker(t)
 		defer b.Close(context.Background())
 		rec := &recorder{inner: b}
 		const n, keys = 600, 7
@@ -204,4 +204,14 @@ func TestThreeRelaysUnderLoad(t *testing.T) {
 		}
 		checkKeyOrder(t, sent, n, keys)
 	})
+}
+
+// newMemoryBroker opens an in-process broker for one test.
+func newMemoryBroker(t *testing.T) *memory.Broker {
+	t.Helper()
+	b, err := memory.New(context.Background(), memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
