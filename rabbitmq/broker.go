@@ -2,11 +2,9 @@ package rabbitmq
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"sync"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -14,12 +12,20 @@ import (
 	"github.com/seedmq/mq/driver"
 )
 
+// Scheme is the URL scheme of a plain AMQP connection; SchemeTLS is the
+// scheme of a TLS connection. Importing the package registers both with
+// mq.Open.
+const (
+	Scheme    = "amqp"
+	SchemeTLS = "amqps"
+)
+
 func init() {
 	open := func(ctx context.Context, u *url.URL) (mq.Broker, error) {
 		return New(ctx, Options{URL: u.String()})
 	}
-	mq.Register("amqp", open)
-	mq.Register("amqps", open)
+	mq.Register(Scheme, open)
+	mq.Register(SchemeTLS, open)
 }
 
 // Broker is a RabbitMQ connection pair (one connection for publishing, one
@@ -32,26 +38,26 @@ type Broker struct {
 	pubs *publisher
 	topo *topology
 
-	stop     context.Context // canceled when shutdown releases the links
+	// life tracks Subscribe, Publish, Provision and Ping calls, and says
+	// when Close begins.
+	life driver.Lifecycle
+
+	// Background goroutines (dialing, connection watchers, channel
+	// closes, abandoned confirms) run until the connections close, which
+	// is after every call has returned.
+	stop     context.Context // canceled when Close releases the links
 	stopLink context.CancelFunc
 	wg       sync.WaitGroup // background goroutines
 	bgMu     sync.Mutex
 	bgDone   bool // set before wg.Wait: spawn starts nothing more
-
-	closingCtx context.Context    // canceled when Close begins
-	closeNow   context.CancelFunc // cancels closingCtx
-
-	mu       sync.Mutex
-	closeCtx context.Context // Close's ctx, for draining subscriptions
-	closed   bool
-	subs     sync.WaitGroup // running Subscribe calls
-	calls    sync.WaitGroup // running Publish, Provision and Ping calls
 }
 
 // New connects to the broker described by o and returns it. It dials
 // once, bounded by ctx, so that a wrong address or wrong credentials fail
 // here with a clear error; later connection losses are repaired in the
-// background. The password never appears in errors or logs.
+// background. Invalid options are an error wrapping mq.ErrInvalidOption,
+// a bad URL one wrapping mq.ErrInvalidURL. The password never appears in
+// errors or logs.
 func New(ctx context.Context, o Options) (*Broker, error) {
 	s, err := resolve(o)
 	if err != nil {
@@ -59,7 +65,6 @@ func New(ctx context.Context, o Options) (*Broker, error) {
 	}
 	stop, cancel := context.WithCancel(context.Background())
 	b := &Broker{s: s, stop: stop, stopLink: cancel}
-	b.closingCtx, b.closeNow = context.WithCancel(context.Background())
 	b.pub = newLink(s, "publish", stop, &b.wg)
 	b.sub = newLink(s, "consume", stop, &b.wg)
 	b.pubs = newPublisher(b)
@@ -68,7 +73,6 @@ func New(ctx context.Context, o Options) (*Broker, error) {
 	conn, err := dial(ctx, s)
 	if err != nil {
 		cancel()
-		b.closeNow()
 		return nil, err
 	}
 	b.pub.mu.Lock()
@@ -99,124 +103,14 @@ func (b *Broker) Capabilities() mq.Capabilities {
 	}
 }
 
-// isClosed returns ErrClosed once Close has begun.
-func (b *Broker) isClosed() error {
-	if b.closingCtx.Err() != nil {
-		return errClosed
-	}
-	return nil
-}
-
-// enter registers a running call in wg unless Close has begun.
-func (b *Broker) enter(wg *sync.WaitGroup) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return errClosed
-	}
-	wg.Add(1)
-	return nil
-}
-
-// Publish sends msgs to topic's exchange as persistent messages and
-// returns nil once the broker has confirmed every one. Concurrent calls
-// share a few confirm-mode channels and are pipelined: nothing waits for
-// a round trip per message. While the connection is down Publish waits
-// for it (bounded by ctx) and resends messages that were not confirmed,
-// so a message may be stored twice but is never reported as sent without
-// a confirm. A message that no queue receives (the topic has no group)
-// fails with an error wrapping mq.ErrNotFound unless AllowUnroutable is
-// set. Failures of some messages are reported as *mq.PublishError. After
-// Close, Publish returns mq.ErrClosed.
-func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message) error {
-	if err := b.enter(&b.calls); err != nil {
-		return err
-	}
-	defer b.calls.Done()
-	if err := driver.ValidateName("topic", topic); err != nil {
-		return fmt.Errorf("rabbitmq: %w", err)
-	}
-	if err := driver.PrepareMessages(msgs, driver.LimitsOf(b.Capabilities())); err != nil {
-		return fmt.Errorf("rabbitmq: %w", err)
-	}
-	if err := checkMessages(msgs); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := b.topo.exchange(ctx, topic); err != nil {
-		return err
-	}
-	out := make([]outMsg, len(msgs))
-	for i, m := range msgs {
-		out[i] = outMsg{exchange: topic, key: m.Key, pub: encode(m)}
-	}
-	if err := b.pubs.send(ctx, out, !b.s.AllowUnroutable); err != nil {
-		if errors.Is(err, mq.ErrClosed) {
-			return errClosed
-		}
-		return err
-	}
-	var pe *mq.PublishError
-	for i := range out {
-		e := out[i].err
-		if e == nil {
-			continue
-		}
-		if pe == nil {
-			pe = &mq.PublishError{Total: len(msgs)}
-		}
-		pe.Failures = append(pe.Failures, mq.PublishFailure{Index: i, ID: msgs[i].ID, Err: e})
-		if errors.Is(e, mq.ErrNotFound) && !b.s.NoProvision {
-			b.topo.forgetExchange(topic)
-		}
-	}
-	if pe != nil {
-		if len(msgs) == 1 {
-			return pe.Failures[0].Err
-		}
-		return pe
-	}
-	return nil
-}
-
-// Provision declares topic's exchange and a durable queue for each group,
-// bound to it, so that messages published from now on wait in those
-// queues until a subscriber takes them. It is idempotent. With
-// NoProvision it only checks that they exist, returning an error wrapping
-// mq.ErrNotFound if one does not.
-func (b *Broker) Provision(ctx context.Context, topic string, groups ...string) error {
-	if err := b.enter(&b.calls); err != nil {
-		return err
-	}
-	defer b.calls.Done()
-	if err := driver.ValidateName("topic", topic); err != nil {
-		return fmt.Errorf("rabbitmq: %w", err)
-	}
-	for _, g := range groups {
-		if err := driver.ValidateName("group", g); err != nil {
-			return fmt.Errorf("rabbitmq: %w", err)
-		}
-	}
-	if err := b.topo.exchange(ctx, topic); err != nil {
-		return err
-	}
-	for _, g := range groups {
-		if err := b.topo.queue(ctx, topic, g); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Ping checks that the broker answers: it opens and closes a channel on
 // the publishing connection, reconnecting first if needed, within ctx.
 func (b *Broker) Ping(ctx context.Context) error {
-	if err := b.enter(&b.calls); err != nil {
-		return err
+	exit, err := b.life.Enter()
+	if err != nil {
+		return errClosed
 	}
-	defer b.calls.Done()
+	defer exit()
 	conn, _, err := b.pub.get(ctx)
 	if err != nil {
 		return err
@@ -244,7 +138,7 @@ func (b *Broker) Ping(ctx context.Context) error {
 // connection) and *amqp091.Channel (a new channel on it, which the caller
 // must close). It returns false after Close or while disconnected.
 func (b *Broker) As(target any) bool {
-	if b.isClosed() != nil {
+	if b.life.Err() != nil {
 		return false
 	}
 	switch t := target.(type) {
@@ -272,38 +166,20 @@ func (b *Broker) As(target any) bool {
 
 // Close shuts the broker down gracefully: running subscriptions stop
 // fetching, let their handlers finish and settle (acks reach the broker
-// before the consuming channel closes) and return mq.ErrClosed; pending
-// publishes finish; then both connections close. If ctx ends first,
-// handler contexts are canceled and Close returns ctx.Err() once they have
-// returned. Close is idempotent: later calls return nil, and every other
+// before the consuming channel closes) and return mq.ErrClosed; Publish,
+// Provision and Ping calls in progress finish; then both connections
+// close. If ctx ends first, handler contexts are canceled, running calls
+// get driver.CloseGrace more to return, the connections close (calls
+// still waiting on them fail with mq.ErrClosed) and Close returns
+// ctx.Err(). Close is idempotent: later calls return nil, and every other
 // method returns mq.ErrClosed.
 func (b *Broker) Close(ctx context.Context) error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
-	}
-	b.closed = true
-	b.closeCtx = ctx
-	b.closeNow()
-	b.mu.Unlock()
+	return b.life.Close(ctx, b.release)
+}
 
-	var err error
-	if e := waitGroup(ctx, &b.subs); e != nil {
-		err = e
-		b.subs.Wait() // handlers were canceled; they must return
-	}
-	// Publish calls in progress finish, bounded by ctx; if ctx has ended
-	// already, they get 5 more seconds to collect their confirms.
-	pctx := ctx
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		pctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-	}
-	if e := waitGroup(pctx, &b.calls); e != nil && err == nil {
-		err = e
-	}
+// release closes both connections, once every call has returned or
+// Close's grace has run out, and waits for the background goroutines.
+func (b *Broker) release(ctx context.Context) error {
 	b.stopLink()
 	b.pub.shutdown(ctx) // closing a connection closes its channels
 	b.sub.shutdown(ctx)
@@ -311,7 +187,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	b.bgDone = true
 	b.bgMu.Unlock()
 	b.wg.Wait()
-	return err
+	return nil
 }
 
 // spawn runs f in a goroutine that Close waits for, unless Close is
@@ -329,31 +205,3 @@ func (b *Broker) spawn(f func()) bool {
 	}()
 	return true
 }
-
-// closeContext returns the ctx given to Close.
-func (b *Broker) closeContext() context.Context {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closeCtx == nil {
-		return context.Background()
-	}
-	return b.closeCtx
-}
-
-// waitGroup waits for wg or ctx.
-func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// errClosed is mq.ErrClosed with the package prefix.
-var errClosed = fmt.Errorf("rabbitmq: %w", mq.ErrClosed)
