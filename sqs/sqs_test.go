@@ -358,6 +358,50 @@ func TestFIFO(t *testing.T) {
 			t.Errorf("handled order per key: got %v, want a and b each 012", order)
 		}
 	})
+	t.Run("stop during in-place retry", func(t *testing.T) {
+		// Key a's first message fails with a 3s delay, and the
+		// subscription stops during it: the message comes back when the
+		// delay ends, not at once, and a's second message still follows it.
+		top := topic(t) + ".fifo"
+		if err := mq.Provision(ctx, b, top, "g"); err != nil {
+			t.Fatal(err)
+		}
+		msgs := []*mq.Message{{Key: "a", Body: []byte("0")}, {Key: "a", Body: []byte("1")}}
+		if err := b.Publish(ctx, top, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		failed := make(chan time.Time, 1)
+		stop := subscribe(t, b, top, func(_ context.Context, m *mq.Message) error {
+			if string(m.Body) == "0" {
+				select {
+				case failed <- time.Now():
+				default:
+				}
+				return mq.RetryAfter(errors.New("later"), 3*time.Second)
+			}
+			return errors.New("not yet")
+		}, mq.Group("g"))
+		at := waitFor(t, failed, 1, 30*time.Second)[0]
+		if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("Subscribe: %v", err)
+		}
+		type seenMsg struct {
+			body string
+			at   time.Time
+		}
+		seen := make(chan seenMsg, 10)
+		subscribe(t, open(t, ""), top, func(_ context.Context, m *mq.Message) error {
+			seen <- seenMsg{string(m.Body), time.Now()}
+			return nil
+		}, mq.Group("g"))
+		got := waitFor(t, seen, 2, 60*time.Second)
+		if got[0].body != "0" || got[1].body != "1" {
+			t.Errorf("order after the stop: got %q then %q, want 0 then 1", got[0].body, got[1].body)
+		}
+		if d := got[0].at.Sub(at); d < 2*time.Second {
+			t.Errorf("the failed message came back %v after its failure, want its 3s delay kept", d)
+		}
+	})
 }
 
 // TestNew covers the constructor for a caller's own client.
@@ -413,5 +457,28 @@ func TestMaxSizeBinary(t *testing.T) {
 	subscribe(t, b, top, func(_ context.Context, m *mq.Message) error { got <- m; return nil }, mq.Group("g"))
 	if r := waitFor(t, got, 1, 30*time.Second)[0]; !bytes.Equal(r.Body, m.Body) {
 		t.Errorf("body of %d bytes did not round-trip (got %d bytes)", len(m.Body), len(r.Body))
+	}
+}
+
+// TestCloseCanceled: Close with a context that has ended returns that
+// context's error itself, unwrapped, as every driver's Close does; later
+// calls return nil, and the broker refuses work with mq.ErrClosed.
+func TestCloseCanceled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := mq.Open(ctx, brokerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	canceled, cancelNow := context.WithCancel(context.Background())
+	cancelNow()
+	if err := b.Close(canceled); err != context.Canceled {
+		t.Errorf("Close(canceled ctx): got %v, want context.Canceled unwrapped", err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Errorf("second Close: got %v, want nil", err)
+	}
+	if err := b.Publish(ctx, topic(t), mq.NewMessage([]byte("x"))); !errors.Is(err, mq.ErrClosed) {
+		t.Errorf("Publish after Close: got %v, want ErrClosed", err)
 	}
 }
