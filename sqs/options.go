@@ -189,14 +189,8 @@ func (o Options) validate() error {
 	case o.Client != nil && (o.Region != "" || o.Endpoint != "" || o.Profile != ""):
 		return fmt.Errorf("sqs: %w: Region, Endpoint and Profile configure the client New builds; with a Client, configure that client instead", mq.ErrInvalidOption)
 	}
-	if o.Endpoint != "" {
-		eu, err := url.Parse(o.Endpoint)
-		if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
-			return fmt.Errorf("sqs: %w: Endpoint must be an http:// or https:// URL with a host, such as http://127.0.0.1:9324", mq.ErrInvalidOption)
-		}
-		if eu.User != nil {
-			return fmt.Errorf("sqs: %w: Endpoint must not contain credentials", mq.ErrInvalidOption)
-		}
+	if problem := endpointProblem(o.Endpoint); problem != "" {
+		return fmt.Errorf("sqs: %w: Endpoint %s", mq.ErrInvalidOption, problem)
 	}
 	if o.QueuePrefix != "" {
 		if err := checkQueueName(o.QueuePrefix+"x", "QueuePrefix"); err != nil {
@@ -243,14 +237,24 @@ func parseURL(u *url.URL) (Options, error) {
 	if err := p.Err(); err != nil {
 		return Options{}, err
 	}
-	if o.Endpoint != "" {
-		eu, err := url.Parse(o.Endpoint)
-		if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
-			return Options{}, fmt.Errorf("sqs: %w: parameter \"endpoint\" must be an http:// or https:// URL with a host, such as http://127.0.0.1:9324", mq.ErrInvalidURL)
-		}
-		if eu.User != nil {
-			return Options{}, fmt.Errorf("sqs: %w: parameter \"endpoint\" must not contain credentials", mq.ErrInvalidURL)
-		}
+	if problem := endpointProblem(o.Endpoint); problem != "" {
+		return Options{}, fmt.Errorf("sqs: %w: parameter \"endpoint\" %s", mq.ErrInvalidURL, problem)
 	}
 	return o, nil
+}
+
+// endpointProblem says what is wrong with an endpoint URL, or returns ""
+// if it is empty or fine.
+func endpointProblem(endpoint string) string {
+	if endpoint == "" {
+		return ""
+	}
+	eu, err := url.Parse(endpoint)
+	if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
+		return "must be an http:// or https:// URL with a host, such as http://127.0.0.1:9324"
+	}
+	if eu.User != nil {
+		return "must not contain credentials"
+	}
+	return ""
 }
