@@ -23,6 +23,7 @@ type Params struct {
 	driver string
 	q      url.Values
 	known  []string
+	old    []string // spellings Renamed reports, not listed as known
 	errs   []string
 }
 
@@ -149,7 +150,7 @@ func (p *Params) Duration(name string, def, lo, hi time.Duration) time.Duration 
 func (p *Params) Err() error {
 	var unknown []string
 	for name := range p.q {
-		if !slices.Contains(p.known, name) {
+		if !slices.Contains(p.known, name) && !slices.Contains(p.old, name) {
 			unknown = append(unknown, name)
 		}
 	}
@@ -179,7 +180,7 @@ func (p *Params) Err() error {
 // Renamed reports an error if the URL uses old, a spelling this driver
 // no longer reads, telling the user to write name instead.
 func (p *Params) Renamed(old, name string) {
-	p.known = append(p.known, old)
+	p.old = append(p.old, old)
 	if _, ok := p.q[old]; ok {
 		p.errs = append(p.errs, fmt.Sprintf("parameter %q is spelled %q now", old, name))
 	}

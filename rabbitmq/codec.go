@@ -42,7 +42,7 @@ func isBrokerHeader(k string) bool {
 	return false
 }
 
-// checkMessages adds AMQP's own limits to mq.ValidateMessages: header keys
+// checkMessages adds AMQP's own limits to driver.PrepareMessages: header keys
 // are short strings (at most 255 bytes), the driver-reserved broker header
 // names are refused, and the header table must fit one frame.
 func checkMessages(msgs []*mq.Message) error {

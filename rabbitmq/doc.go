@@ -7,7 +7,8 @@
 //	b, err := mq.Open(ctx, "amqp://user:pass@rabbit:5672/prod?group=billing")
 //
 // New does the same from an Options struct, which also takes amqp091-go's
-// own Config (TLS, SASL, heartbeat, dialer, client properties).
+// own Config (TLS, SASL, heartbeat, dialer, client properties). The
+// schemes are the constants Scheme ("amqp") and SchemeTLS ("amqps").
 //
 // A topic is a durable exchange (fanout by default) named after the topic.
 // A group is a durable queue named "<topic>.<group>", bound to it. Each
@@ -20,8 +21,12 @@
 //	amqps://user:password@host:port/vhost?param=value&...
 //
 // User and password default to guest:guest, the port to 5672 (amqps:
-// 5671), the vhost to "/" (write "/" as %2F in the path). Parameters
-// (unknown or malformed ones are errors naming them):
+// 5671), the vhost to "/" (write "/" as %2F in the path). Each parameter
+// sets the Options field of the same name in snake_case (heartbeat sets
+// Config.Heartbeat; the tls_* parameters build Config.TLSClientConfig);
+// fields set in Options win over the URL. Unknown or malformed parameters
+// are errors naming them; cacertfile, certfile, keyfile and server_name
+// are errors naming the tls_* parameter to write instead. Parameters:
 //
 //   - group: the default consumer group, for Subscribe calls without
 //     mq.Group. Default none: Subscribe must name one.
@@ -47,18 +52,28 @@
 //     receives (see Delivery semantics). Default false.
 //   - publish_channels: confirm-mode channels shared by Publish, 1 to 64.
 //     Default 2.
-//   - confirm_window: most unconfirmed messages per publish channel.
-//     Default 1024.
-//   - max_message_bytes: the largest mq.Message.Size accepted. Default
-//     16777216 (16 MiB, RabbitMQ 4's max_message_size; 3.x allows 128 MiB).
+//   - confirm_window: most unconfirmed messages per publish channel, 1 to
+//     65536. Default 1024.
+//   - max_message_bytes: the largest mq.Message.Size accepted, up to
+//     536870912 (512 MiB). Default 16777216 (16 MiB, RabbitMQ 4's max_message_size; 3.x allows 128 MiB).
 //   - heartbeat: the AMQP heartbeat interval, e.g. 10s. Default 10s
 //     (amqp091-go's default).
 //   - reconnect_max: the longest wait between reconnection attempts, which
 //     start at 50ms and double. Default 5s.
-//   - cacertfile, certfile, keyfile: PEM files for TLS (amqps only): the
-//     CA to trust, and a client certificate with its key. Default: the
-//     system's roots, no client certificate.
-//   - server_name: the TLS server name. Default the URL's host.
+//   - tls: TLS on or off. Default on for amqps:// and off for amqp://;
+//     the scheme decides, so tls=true (or any tls_* parameter) on amqp://
+//     and tls=false on amqps:// are errors.
+//   - tls_ca_file: PEM file of the CA certificates that verify the
+//     broker. Default the system's roots.
+//   - tls_cert_file, tls_key_file: PEM files of a client certificate and
+//     its key, given together. Default no client certificate.
+//   - tls_server_name: the name the broker's certificate must carry.
+//     Default the URL's host.
+//   - tls_insecure_skip_verify: true accepts any broker certificate, for
+//     tests only. Default false.
+//
+// The TLS parameters apply when Options.Config.TLSClientConfig is nil;
+// without any, amqp091-go's default TLS configuration is used on amqps://.
 //
 // The password never appears in errors, logs or String.
 //
@@ -120,7 +135,9 @@
 //
 // Close stops fetching, lets running handlers finish and settle, closes
 // the consuming channels (so the acks reach the broker first), waits for
-// Publish calls in progress, then closes both connections.
+// Publish calls in progress, then closes both connections. If its ctx
+// ends first, handlers are canceled and running calls get
+// driver.CloseGrace more before the connections close.
 //
 // Quorum queues in RabbitMQ 4 have a default delivery limit of 20, after
 // which a message is dead-lettered or dropped. Deliveries the driver

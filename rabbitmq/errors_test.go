@@ -27,9 +27,17 @@ func TestOpenBadURL(t *testing.T) {
 		{"bad exchange type", "amqp://127.0.0.1:1/?exchange_type=headers", mq.ErrInvalidURL, "exchange_type"},
 		{"repeated parameter", "amqp://127.0.0.1:1/?group=a&group=b", mq.ErrInvalidURL, "group"},
 		{"no host", "amqp:///vhost", mq.ErrInvalidURL, "no host"},
-		{"TLS files on amqp", "amqp://127.0.0.1:1/?cacertfile=/nonexistent", mq.ErrInvalidURL, "amqps"},
-		{"missing CA file", "amqps://127.0.0.1:1/?cacertfile=/nonexistent/ca.pem", mq.ErrInvalidURL, "cacertfile"},
-		{"certfile without keyfile", "amqps://127.0.0.1:1/?certfile=/x.pem", mq.ErrInvalidURL, "keyfile"},
+		{"TLS files on amqp", "amqp://127.0.0.1:1/?tls_ca_file=/nonexistent", mq.ErrInvalidURL, "amqps"},
+		{"tls on amqp", "amqp://127.0.0.1:1/?tls=true", mq.ErrInvalidURL, "amqps"},
+		{"tls off on amqps", "amqps://127.0.0.1:1/?tls=false", mq.ErrInvalidURL, "amqp://"},
+		{"missing CA file", "amqps://127.0.0.1:1/?tls_ca_file=/nonexistent/ca.pem", mq.ErrInvalidURL, "tls_ca_file"},
+		{"certfile without keyfile", "amqps://127.0.0.1:1/?tls_cert_file=/x.pem", mq.ErrInvalidURL, "tls_key_file"},
+		{"old cacertfile", "amqps://guest:hunter22@127.0.0.1:1/?cacertfile=/x.pem", mq.ErrInvalidURL, `"cacertfile" is spelled "tls_ca_file"`},
+		{"old certfile", "amqps://127.0.0.1:1/?certfile=/x.pem", mq.ErrInvalidURL, `"certfile" is spelled "tls_cert_file"`},
+		{"old keyfile", "amqps://127.0.0.1:1/?keyfile=/x.pem", mq.ErrInvalidURL, `"keyfile" is spelled "tls_key_file"`},
+		{"old server_name", "amqps://127.0.0.1:1/?server_name=x", mq.ErrInvalidURL, `"server_name" is spelled "tls_server_name"`},
+		{"bad max_message_bytes", "amqp://127.0.0.1:1/?max_message_bytes=0", mq.ErrInvalidURL, "max_message_bytes"},
+		{"bad provision", "amqp://127.0.0.1:1/?provision=maybe", mq.ErrInvalidURL, "provision"},
 		{"bad group", "amqp://127.0.0.1:1/?group=a%20b", mq.ErrInvalidOption, "group"},
 	}
 	for _, tt := range tests {
@@ -274,5 +282,38 @@ func TestPermanentDeadLetters(t *testing.T) {
 	}
 	if n := src.count(); n != 2 {
 		t.Errorf("source deliveries: got %d, want 2 (one failure, one permanent)", n)
+	}
+}
+
+// TestClosedArgumentOrder checks that after Close, calls with bad
+// arguments report the arguments (as on every driver), and calls with
+// good ones report mq.ErrClosed.
+func TestClosedArgumentOrder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	b, err := mq.Open(ctx, withQuery(t, rabbitmqtest.URL(t), "group=g"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	topic := uniqueTopic(t)
+	h := func(context.Context, *mq.Message) error { return nil }
+	checks := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"Subscribe with a nil handler", b.Subscribe(ctx, topic, nil), mq.ErrInvalidOption},
+		{"Subscribe with a bad topic", b.Subscribe(ctx, "a b", h), mq.ErrInvalidTopic},
+		{"Subscribe", b.Subscribe(ctx, topic, h), mq.ErrClosed},
+		{"Publish with no message", b.Publish(ctx, topic), mq.ErrInvalidMessage},
+		{"Publish", b.Publish(ctx, topic, mq.NewMessage([]byte("x"))), mq.ErrClosed},
+	}
+	for _, c := range checks {
+		if !errors.Is(c.err, c.want) {
+			t.Errorf("%s after Close: got %v, want an error wrapping %v", c.name, c.err, c.want)
+		}
 	}
 }

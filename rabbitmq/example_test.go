@@ -70,3 +70,15 @@ func ExampleNew() {
 		fmt.Println("connected to", conn.RemoteAddr())
 	}
 }
+
+// TLS from PEM files, named in the URL: the broker's CA and a client
+// certificate.
+func Example_tls() {
+	ctx := context.Background()
+	b, err := mq.Open(ctx, "amqps://billing:secret@rabbit.internal:5671/prod?group=billing"+
+		"&tls_ca_file=/etc/mq/ca.pem&tls_cert_file=/etc/mq/client.pem&tls_key_file=/etc/mq/client-key.pem")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close(ctx)
+}

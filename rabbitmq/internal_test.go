@@ -162,7 +162,7 @@ func writeCert(t *testing.T) (certFile, keyFile string) {
 
 func TestTLSParameters(t *testing.T) {
 	cert, key := writeCert(t)
-	s, err := resolve(Options{URL: "amqps://u:secret@rabbit.example:5671/vh?cacertfile=" + cert + "&certfile=" + cert + "&keyfile=" + key + "&server_name=broker.internal"})
+	s, err := resolve(Options{URL: "amqps://u:secret@rabbit.example:5671/vh?tls_ca_file=" + cert + "&tls_cert_file=" + cert + "&tls_key_file=" + key + "&tls_server_name=broker.internal"})
 	if err != nil {
 		t.Fatalf("resolve: %v", err)
 	}
@@ -170,12 +170,12 @@ func TestTLSParameters(t *testing.T) {
 	if tc == nil || tc.RootCAs == nil || len(tc.Certificates) != 1 || tc.ServerName != "broker.internal" || tc.MinVersion < tls.VersionTLS12 {
 		t.Fatalf("got TLS config %+v, want roots, one client certificate, server name broker.internal, TLS 1.2+", tc)
 	}
-	if strings.Contains(s.dialURL, "cacertfile") || strings.Contains(s.redacted, "secret") {
+	if strings.Contains(s.dialURL, "tls_ca_file") || strings.Contains(s.redacted, "secret") {
 		t.Errorf("got dial URL %q and redacted %q, want no driver parameters in the first and no password in the second", s.dialURL, s.redacted)
 	}
 	t.Run("own TLS config wins", func(t *testing.T) {
 		own := &tls.Config{ServerName: "mine", MinVersion: tls.VersionTLS13}
-		s, err := resolve(Options{URL: "amqps://rabbit.example/?cacertfile=" + cert, Config: amqp.Config{TLSClientConfig: own}})
+		s, err := resolve(Options{URL: "amqps://rabbit.example/?tls_ca_file=" + cert, Config: amqp.Config{TLSClientConfig: own}})
 		if err != nil {
 			t.Fatalf("resolve: %v", err)
 		}
@@ -184,9 +184,65 @@ func TestTLSParameters(t *testing.T) {
 		}
 	})
 	t.Run("not a PEM file", func(t *testing.T) {
-		_, err := resolve(Options{URL: "amqps://rabbit.example/?cacertfile=" + key})
+		_, err := resolve(Options{URL: "amqps://rabbit.example/?tls_ca_file=" + key})
 		if !errors.Is(err, mq.ErrInvalidURL) {
 			t.Errorf("got %v, want ErrInvalidURL", err)
 		}
 	})
+}
+
+func TestInvalidOptions(t *testing.T) {
+	const u = "amqp://127.0.0.1:1/"
+	tests := []struct {
+		name    string
+		o       Options
+		mention string
+	}{
+		{"negative PublishChannels", Options{URL: u, PublishChannels: -1}, "PublishChannels"},
+		{"too many PublishChannels", Options{URL: u, PublishChannels: 65}, "PublishChannels"},
+		{"negative ConfirmWindow", Options{URL: u, ConfirmWindow: -1}, "ConfirmWindow"},
+		{"negative MaxMessageBytes", Options{URL: u, MaxMessageBytes: -1}, "MaxMessageBytes"},
+		{"negative QueueExpires", Options{URL: u, QueueExpires: -time.Second}, "QueueExpires"},
+		{"negative ReconnectMax", Options{URL: u, ReconnectMax: -time.Second}, "ReconnectMax"},
+		{"negative Prefetch", Options{URL: u, Prefetch: -1}, "Prefetch"},
+		{"unknown QueueType", Options{URL: u, QueueType: "stream"}, "QueueType"},
+		{"unknown ExchangeType", Options{URL: u, ExchangeType: "headers"}, "ExchangeType"},
+		{"Recovery set", Options{URL: u, Config: amqp.Config{Recovery: &amqp.Recovery{}}}, "Recovery"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := resolve(tt.o)
+			if !errors.Is(err, mq.ErrInvalidOption) {
+				t.Fatalf("got %v, want an error wrapping ErrInvalidOption", err)
+			}
+			if !strings.Contains(err.Error(), tt.mention) {
+				t.Errorf("got %q, want it to mention %q", err, tt.mention)
+			}
+		})
+	}
+	s, err := resolve(Options{URL: u})
+	if err != nil {
+		t.Fatalf("resolve with zero options: %v", err)
+	}
+	if s.PublishChannels != DefaultPublishChannels || s.ConfirmWindow != DefaultConfirmWindow ||
+		s.MaxMessageBytes != DefaultMaxMessageBytes || s.ReconnectMax != DefaultReconnectMax || s.QueueType != QueueQuorum {
+		t.Errorf("zero options resolved to %+v, want the defaults", s.Options)
+	}
+}
+
+func TestTLSSwitch(t *testing.T) {
+	s, err := resolve(Options{URL: "amqps://rabbit.example/?tls=true&tls_insecure_skip_verify=true"})
+	if err != nil {
+		t.Fatalf("resolve: %v", err)
+	}
+	if tc := s.Config.TLSClientConfig; tc == nil || !tc.InsecureSkipVerify {
+		t.Errorf("got TLS config %+v, want one that skips verification", tc)
+	}
+	s, err = resolve(Options{URL: "amqps://rabbit.example/"})
+	if err != nil {
+		t.Fatalf("resolve: %v", err)
+	}
+	if s.Config.TLSClientConfig != nil {
+		t.Errorf("amqps:// without tls_* parameters built a TLS config; want amqp091-go's default")
+	}
 }

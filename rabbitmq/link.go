@@ -2,8 +2,6 @@ package rabbitmq
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -12,8 +10,6 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/seedmq/mq/driver"
 )
 
 // link keeps one AMQP connection open: it dials on demand and, after the
@@ -265,30 +261,4 @@ func dial(ctx context.Context, s *settings) (*amqp.Connection, error) {
 		return nil, connectError(s.redacted, err)
 	}
 	return conn, nil
-}
-
-// connectError explains a failed dial. Authentication and certificate
-// failures are not retryable; network failures are.
-func connectError(where string, err error) error {
-	var cv *tls.CertificateVerificationError
-	if errors.As(err, &cv) {
-		return fmt.Errorf("rabbitmq: connect to %s: TLS: the broker's certificate does not verify (check the CA file and server name): %w", where, err)
-	}
-	var ae *amqp.Error
-	if errors.As(err, &ae) {
-		switch ae.Code {
-		case amqp.AccessRefused:
-			if ae == amqp.ErrCredentials || ae.Reason == amqp.ErrCredentials.Reason {
-				return fmt.Errorf("rabbitmq: connect to %s: authentication failed: the broker refused the user name or password", where)
-			}
-			return fmt.Errorf("rabbitmq: connect to %s: access refused: %s", where, ae.Reason)
-		case amqp.NotAllowed:
-			return fmt.Errorf("rabbitmq: connect to %s: not allowed: %s (does the vhost exist, and may the user use it?)", where, ae.Reason)
-		}
-		if ae == amqp.ErrSASL {
-			return fmt.Errorf("rabbitmq: connect to %s: no SASL mechanism in common with the broker", where)
-		}
-		return driver.Retryable(fmt.Errorf("rabbitmq: connect to %s: %w", where, err))
-	}
-	return driver.Retryable(fmt.Errorf("rabbitmq: connect to %s: %w", where, err))
 }

@@ -1,12 +1,9 @@
 package rabbitmq
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -37,6 +34,12 @@ const (
 	DefaultConfirmWindow = 1024
 	// DefaultReconnectMax is the default Options.ReconnectMax.
 	DefaultReconnectMax = 5 * time.Second
+	// maxPublishChannels, maxConfirmWindow, maxMessageBytes and
+	// maxQueueExpires bound the options of the same names.
+	maxPublishChannels = 64
+	maxConfirmWindow   = 1 << 16
+	maxMessageBytes    = 512 << 20
+	maxQueueExpires    = 1 << 31 * time.Millisecond
 	// maxHeaderBytes bounds what a message's header table may take, so that
 	// it fits the content-header frame (RabbitMQ's frame_max is 128 KiB;
 	// the rest is left to AMQP properties).
@@ -44,7 +47,9 @@ const (
 )
 
 // Options configures a Broker made by New. The zero value of every field
-// is a sane default, documented on the field; only URL is required.
+// is a sane default, documented on the field; only URL is required. New
+// rejects a value out of its field's range with an error wrapping
+// mq.ErrInvalidOption.
 type Options struct {
 	// URL is the broker's amqp:// or amqps:// URL: user, password, host,
 	// port and vhost (the path). Query parameters are read as Open reads
@@ -96,7 +101,8 @@ type Options struct {
 	// QueueExpires, when positive, makes RabbitMQ delete a group queue
 	// (and its delay queues) that has had no consumer for that long
 	// (x-expires), messages included: for short-lived groups and tests.
-	// Default 0: queues live until deleted.
+	// At most 2^31 ms (about 24 days). Default 0: queues live until
+	// deleted.
 	QueueExpires time.Duration
 
 	// AllowUnroutable makes Publish report success for messages the topic
@@ -105,16 +111,16 @@ type Options struct {
 	AllowUnroutable bool
 
 	// PublishChannels is how many confirm-mode channels concurrent Publish
-	// calls share. Default DefaultPublishChannels.
+	// calls share, up to 64. Default DefaultPublishChannels.
 	PublishChannels int
 
 	// ConfirmWindow is the most messages awaiting a publisher confirm on
-	// one channel; Publish waits while it is full. Default
+	// one channel, up to 65536; Publish waits while it is full. Default
 	// DefaultConfirmWindow.
 	ConfirmWindow int
 
-	// MaxMessageBytes is the largest mq.Message.Size Publish accepts.
-	// Default DefaultMaxMessageBytes. Raising it above the broker's
+	// MaxMessageBytes is the largest mq.Message.Size Publish accepts, up
+	// to 512 MiB. Default DefaultMaxMessageBytes. Raising it above the broker's
 	// max_message_size makes the broker reject larger messages (reported
 	// as mq.ErrMessageTooLarge).
 	MaxMessageBytes int
@@ -139,7 +145,7 @@ type settings struct {
 // parseURL reads the query parameters of u into o, leaving fields already
 // set in o alone.
 func parseURL(u *url.URL, o *Options) error {
-	if u.Scheme != "amqp" && u.Scheme != "amqps" {
+	if u.Scheme != Scheme && u.Scheme != SchemeTLS {
 		return fmt.Errorf("rabbitmq: %w: scheme %q: use amqp or amqps", mq.ErrInvalidURL, u.Scheme)
 	}
 	if u.Host == "" {
@@ -151,7 +157,7 @@ func parseURL(u *url.URL, o *Options) error {
 			*dst = v
 		}
 	}
-	set(&o.Group, p.String("group", ""))
+	set(&o.Group, p.Group())
 	set(&o.QueueType, p.Enum("queue_type", "", QueueQuorum, QueueClassic))
 	set(&o.ExchangeType, p.Enum("exchange_type", "", "fanout", "topic", "direct"))
 	set(&o.BindingKey, p.String("binding_key", ""))
@@ -160,23 +166,23 @@ func parseURL(u *url.URL, o *Options) error {
 	} else {
 		p.Int("prefetch", 0, 0, 65535)
 	}
-	if !p.Bool("provision", true) {
+	if !p.Provision() {
 		o.NoProvision = true
 	}
 	set(&o.DeadLetterExchange, p.String("dead_letter_exchange", ""))
 	if p.Bool("allow_unroutable", false) {
 		o.AllowUnroutable = true
 	}
-	if n := p.Int("publish_channels", 0, 1, 64); o.PublishChannels == 0 {
+	if n := p.Int("publish_channels", 0, 1, maxPublishChannels); o.PublishChannels == 0 {
 		o.PublishChannels = n
 	}
-	if n := p.Int("confirm_window", 0, 1, 1<<16); o.ConfirmWindow == 0 {
+	if n := p.Int("confirm_window", 0, 1, maxConfirmWindow); o.ConfirmWindow == 0 {
 		o.ConfirmWindow = n
 	}
-	if n := p.Int("max_message_bytes", 0, 1, 512<<20); o.MaxMessageBytes == 0 {
+	if n := p.MaxMessageBytes(0, 1, maxMessageBytes); o.MaxMessageBytes == 0 {
 		o.MaxMessageBytes = n
 	}
-	if d := p.Duration("queue_expires", 0, time.Second, 1<<31*time.Millisecond); o.QueueExpires == 0 {
+	if d := p.Duration("queue_expires", 0, time.Second, maxQueueExpires); o.QueueExpires == 0 {
 		o.QueueExpires = d
 	}
 	if d := p.Duration("reconnect_max", 0, 10*time.Millisecond, 10*time.Minute); o.ReconnectMax == 0 {
@@ -185,53 +191,29 @@ func parseURL(u *url.URL, o *Options) error {
 	if d := p.Duration("heartbeat", 0, time.Second, time.Hour); o.Config.Heartbeat == 0 {
 		o.Config.Heartbeat = d
 	}
-	caFile := p.String("cacertfile", "")
-	certFile := p.String("certfile", "")
-	keyFile := p.String("keyfile", "")
-	serverName := p.String("server_name", "")
+	p.Renamed("cacertfile", "tls_ca_file")
+	p.Renamed("certfile", "tls_cert_file")
+	p.Renamed("keyfile", "tls_key_file")
+	p.Renamed("server_name", "tls_server_name")
+	files, useTLS := p.TLS(u.Scheme == SchemeTLS)
 	if err := p.Err(); err != nil {
 		return err
 	}
-	if (certFile == "") != (keyFile == "") {
-		return fmt.Errorf("rabbitmq: %w: certfile and keyfile go together; give both or neither", mq.ErrInvalidURL)
+	// The scheme decides: amqp091-go speaks TLS on amqps:// only.
+	if useTLS != (u.Scheme == SchemeTLS) {
+		if useTLS {
+			return fmt.Errorf("rabbitmq: %w: TLS parameters (tls, tls_ca_file, tls_cert_file, tls_key_file, tls_server_name, tls_insecure_skip_verify) need an amqps:// URL", mq.ErrInvalidURL)
+		}
+		return fmt.Errorf("rabbitmq: %w: tls=false on an amqps:// URL: use amqp:// for a connection without TLS", mq.ErrInvalidURL)
 	}
-	if caFile+certFile+serverName != "" {
-		if u.Scheme != "amqps" {
-			return fmt.Errorf("rabbitmq: %w: TLS parameters (cacertfile, certfile, keyfile, server_name) need an amqps:// URL", mq.ErrInvalidURL)
+	if files != (driver.TLSFiles{}) && o.Config.TLSClientConfig == nil {
+		tc, err := files.Config("rabbitmq")
+		if err != nil {
+			return err
 		}
-		if o.Config.TLSClientConfig == nil {
-			tc, err := tlsConfig(caFile, certFile, keyFile, serverName)
-			if err != nil {
-				return err
-			}
-			o.Config.TLSClientConfig = tc
-		}
+		o.Config.TLSClientConfig = tc
 	}
 	return nil
-}
-
-// tlsConfig builds a TLS client configuration from PEM files.
-func tlsConfig(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("rabbitmq: %w: cacertfile: %v", mq.ErrInvalidURL, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("rabbitmq: %w: cacertfile %q holds no PEM certificate", mq.ErrInvalidURL, caFile)
-		}
-		tc.RootCAs = pool
-	}
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("rabbitmq: %w: certfile/keyfile: %v", mq.ErrInvalidURL, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // resolve validates o, applies defaults and returns the settings.
@@ -279,16 +261,31 @@ func resolve(o Options) (*settings, error) {
 	if o.Prefetch < 0 || o.Prefetch > 65535 {
 		return nil, fmt.Errorf("rabbitmq: %w: Prefetch %d: want 0 to 65535", mq.ErrInvalidOption, o.Prefetch)
 	}
-	if o.PublishChannels <= 0 {
+	if o.PublishChannels < 0 || o.PublishChannels > maxPublishChannels {
+		return nil, fmt.Errorf("rabbitmq: %w: PublishChannels %d: want 1 to %d, or 0 for the default", mq.ErrInvalidOption, o.PublishChannels, maxPublishChannels)
+	}
+	if o.PublishChannels == 0 {
 		o.PublishChannels = DefaultPublishChannels
 	}
-	if o.ConfirmWindow <= 0 {
+	if o.ConfirmWindow < 0 || o.ConfirmWindow > maxConfirmWindow {
+		return nil, fmt.Errorf("rabbitmq: %w: ConfirmWindow %d: want 1 to %d, or 0 for the default", mq.ErrInvalidOption, o.ConfirmWindow, maxConfirmWindow)
+	}
+	if o.ConfirmWindow == 0 {
 		o.ConfirmWindow = DefaultConfirmWindow
 	}
-	if o.MaxMessageBytes <= 0 {
+	if o.MaxMessageBytes < 0 || o.MaxMessageBytes > maxMessageBytes {
+		return nil, fmt.Errorf("rabbitmq: %w: MaxMessageBytes %d: want 1 to %d, or 0 for the default", mq.ErrInvalidOption, o.MaxMessageBytes, maxMessageBytes)
+	}
+	if o.MaxMessageBytes == 0 {
 		o.MaxMessageBytes = DefaultMaxMessageBytes
 	}
-	if o.ReconnectMax <= 0 {
+	if o.QueueExpires < 0 || o.QueueExpires > maxQueueExpires {
+		return nil, fmt.Errorf("rabbitmq: %w: QueueExpires %v: want up to %v, or 0 for queues that never expire", mq.ErrInvalidOption, o.QueueExpires, maxQueueExpires)
+	}
+	if o.ReconnectMax < 0 {
+		return nil, fmt.Errorf("rabbitmq: %w: ReconnectMax %v: want a positive duration, or 0 for the default", mq.ErrInvalidOption, o.ReconnectMax)
+	}
+	if o.ReconnectMax == 0 {
 		o.ReconnectMax = DefaultReconnectMax
 	}
 	if o.Logger == nil {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,12 +14,6 @@ import (
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/driver"
 )
-
-// maxTTL is the longest x-message-ttl RabbitMQ accepts, in milliseconds.
-const maxTTL = 1<<32 - 1
-
-// settleTimeout bounds the redelivery publish of one failed message.
-const settleTimeout = 30 * time.Second
 
 // subscription is one running Subscribe call.
 type subscription struct {
@@ -56,20 +48,11 @@ type subscription struct {
 // the broker (a quorum queue counts that as an attempt). Subscribe is safe
 // for concurrent use; after Close it returns mq.ErrClosed.
 func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts ...mq.SubscribeOption) error {
-	if err := b.enter(&b.subs); err != nil {
-		return err
-	}
-	defer b.subs.Done()
-	if err := driver.ValidateName("topic", topic); err != nil {
-		return fmt.Errorf("rabbitmq: %w", err)
-	}
-	if h == nil {
-		return fmt.Errorf("rabbitmq: %w: Subscribe needs a handler", mq.ErrInvalidOption)
-	}
-	cfg, err := driver.NewSubscribeConfig(b.s.Group, mq.Latest, opts)
+	cfg, exit, err := driver.StartSubscribe(&b.life, topic, h, b.s.Group, mq.Latest, opts)
 	if err != nil {
 		return fmt.Errorf("rabbitmq: %w", err)
 	}
+	defer exit()
 	if cfg.Group == "" {
 		return fmt.Errorf("rabbitmq: %w: Subscribe needs a group: pass mq.Group or set the URL's group parameter", mq.ErrInvalidOption)
 	}
@@ -83,7 +66,14 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 	// stop ends fetching: Subscribe's ctx ended or Close began.
 	stop, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer context.AfterFunc(b.closingCtx, cancel)()
+	closing := b.life.Closing()
+	go func() {
+		select {
+		case <-closing:
+			cancel()
+		case <-stop.Done():
+		}
+	}()
 
 	s := &subscription{b: b, topic: topic, queue: queueName(topic, cfg.Group), cfg: cfg, tag: consumerTag()}
 	if err := s.topology(stop, false); err != nil {
@@ -105,7 +95,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 	// makes the broker requeue whatever was delivered but not handled.
 	shutdownCtx := ctx
 	if ctx.Err() == nil {
-		shutdownCtx = b.closeContext()
+		shutdownCtx = b.life.DrainContext()
 	}
 	_ = s.d.Shutdown(shutdownCtx)
 	s.recv.Wait() // each returns once its handler has; Run refuses new ones
@@ -121,7 +111,7 @@ func (s *subscription) stopReason(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if s.b.isClosed() != nil {
+	if s.b.life.Err() != nil {
 		return errClosed
 	}
 	return err
@@ -198,12 +188,16 @@ func (s *subscription) consume(conn *amqp.Connection, prefetch int) (*amqp.Chann
 	}
 	chCtx, cancel := context.WithCancel(context.Background())
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	s.b.wg.Add(1)
-	go func() {
-		defer s.b.wg.Done()
+	if !s.b.spawn(func() {
 		<-closed
 		cancel()
-	}()
+	}) {
+		// Close has closed the connections under a subscription that
+		// outlived its grace.
+		cancel()
+		_ = ch.Close()
+		return nil, nil, nil, errClosed
+	}
 	if err := ch.Qos(prefetch, 0, false); err != nil {
 		_ = ch.Close()
 		return nil, nil, nil, err
@@ -263,7 +257,7 @@ func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx contex
 			var raw any = d
 			m := decode(&d, s.topic, s.cfg.Group, s.queue, raw)
 			a.delivered(d.DeliveryTag)
-			del := &driver.Delivery{Msg: m, Settle: s.settler(ch, chCtx, a, raw)}
+			del := &driver.Delivery{Msg: m, Settle: s.settler(ch, chCtx, a, raw, m)}
 			if err := s.d.Run(stop, del); err != nil {
 				// Not taken (stop ended): left unacknowledged, closing
 				// the channel requeues it.
@@ -287,125 +281,19 @@ func (s *subscription) cancelConsumer(ch *amqp.Channel) {
 // the acks already written; waiting for the broker's close-ok is bounded.
 func (s *subscription) closeChannel(ch *amqp.Channel) {
 	done := make(chan struct{})
-	s.b.wg.Add(1)
-	go func() {
-		defer s.b.wg.Done()
+	if !s.b.spawn(func() {
 		defer close(done)
 		_ = ch.Close()
-	}()
+	}) {
+		// Close has closed the connection, and with it ch.
+		return
+	}
 	t := time.NewTimer(10 * time.Second)
 	defer t.Stop()
 	select {
 	case <-done:
 	case <-t.C:
 		s.b.s.Logger.Warn("rabbitmq: the broker did not confirm closing a consumer channel within 10s", "queue", s.queue)
-	}
-}
-
-// settler returns the Settle function of delivery d received on ch, whose
-// acks a sends. A nack or reject counts as settled for a only once it is
-// written, so that no multiple ack can cover the message before.
-func (s *subscription) settler(ch *amqp.Channel, chCtx context.Context, a *acker, raw any) func(context.Context, error) (time.Duration, bool) {
-	return func(ctx context.Context, herr error) (time.Duration, bool) {
-		d := raw.(amqp.Delivery)
-		var err error
-		switch {
-		case herr == nil:
-			a.ack(d.DeliveryTag) // logs its own failures
-		case errors.Is(herr, driver.ErrNotHandled):
-			err = nackSettled(ch, a, d.DeliveryTag)
-		case mq.IsPermanent(herr):
-			if s.b.s.DeadLetterExchange == "" {
-				s.b.s.Logger.Error("rabbitmq: permanent handler error; message rejected without requeue (dropped unless the queue has a dead-letter exchange)",
-					"topic", s.topic, "group", s.cfg.Group, "id", d.MessageId, "error", herr)
-			} else {
-				s.b.s.Logger.Warn("rabbitmq: permanent handler error; message dead-lettered",
-					"topic", s.topic, "group", s.cfg.Group, "id", d.MessageId, "exchange", s.b.s.DeadLetterExchange, "error", herr)
-			}
-			if err = ch.Reject(d.DeliveryTag, false); err == nil {
-				a.settled(d.DeliveryTag)
-			}
-		default:
-			err = s.redeliver(ctx, ch, chCtx, a, &d, herr)
-		}
-		if err != nil && !ch.IsClosed() {
-			s.b.s.Logger.Warn("rabbitmq: cannot settle message; the broker will redeliver it", "queue", s.queue, "id", d.MessageId, "error", err)
-		}
-		return 0, false
-	}
-}
-
-// redeliver schedules a failed message's next attempt: it publishes a
-// copy carrying the attempt count to the delay queue for the redelivery
-// delay (or straight back to the group's queue), and acks the original
-// once the copy is confirmed. If that fails, it requeues the original at
-// once, so nothing is lost.
-func (s *subscription) redeliver(ctx context.Context, ch *amqp.Channel, chCtx context.Context, a *acker, d *amqp.Delivery, herr error) error {
-	// Give up when the channel closes: the broker has requeued the
-	// original then.
-	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
-	defer cancel()
-	defer context.AfterFunc(chCtx, cancel)()
-	if chCtx.Err() != nil {
-		return nil
-	}
-	prior, returns := attempts(d, s.queue)
-	m := prior + returns + 1
-	delay := s.cfg.RedeliveryDelay(m, herr)
-	target := s.queue
-	if delay > 0 && !s.b.s.NoProvision {
-		q, err := s.b.topo.delayQueue(ctx, s.queue, delayBucket(delay))
-		if err != nil {
-			s.b.s.Logger.Warn("rabbitmq: cannot declare delay queue; requeueing at once", "queue", s.queue, "error", err)
-			return nackSettled(ch, a, d.DeliveryTag)
-		}
-		target = q
-	}
-	out := []outMsg{{exchange: "", key: target, pub: redeliveryCopy(d, s.queue, m)}}
-	err := s.b.pubs.send(ctx, out, true)
-	if err == nil {
-		err = out[0].err
-	}
-	if err != nil {
-		if chCtx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, mq.ErrNotFound) && target != s.queue {
-			s.b.topo.forget(queueKey(target)) // deleted behind our back: declare it again next time
-		}
-		s.b.s.Logger.Warn("rabbitmq: cannot schedule redelivery; requeueing at once", "queue", s.queue, "error", err)
-		return nackSettled(ch, a, d.DeliveryTag)
-	}
-	a.ack(d.DeliveryTag)
-	return nil
-}
-
-// nackSettled requeues the message tag on ch and, once that is written,
-// tells a that it is settled.
-func nackSettled(ch *amqp.Channel, a *acker, tag uint64) error {
-	err := ch.Nack(tag, false, true)
-	if err == nil {
-		a.settled(tag)
-	}
-	return err
-}
-
-// delayBucket rounds d up to one of a few delays per doubling (4, 5, 6 or
-// 7 times a power of two milliseconds), so a subscription needs few delay
-// queues, and a message never comes back early and at most 25% late.
-func delayBucket(d time.Duration) int64 {
-	ms := int64((d + time.Millisecond - 1) / time.Millisecond)
-	if ms >= maxTTL {
-		return maxTTL
-	}
-	if ms < 4 {
-		return max(ms, 1)
-	}
-	e := bits.Len64(uint64(ms)) - 3
-	for m := int64(4); ; m++ {
-		if v := m << e; v >= ms {
-			return min(v, maxTTL)
-		}
 	}
 }
 

@@ -2,7 +2,6 @@ package rabbitmq
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -13,6 +12,36 @@ import (
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/driver"
 )
+
+// Provision declares topic's exchange and a durable queue for each group,
+// bound to it, so that messages published from now on wait in those
+// queues until a subscriber takes them. It is idempotent. With
+// NoProvision it only checks that they exist, returning an error wrapping
+// mq.ErrNotFound if one does not.
+func (b *Broker) Provision(ctx context.Context, topic string, groups ...string) error {
+	if err := driver.ValidateName("topic", topic); err != nil {
+		return fmt.Errorf("rabbitmq: %w", err)
+	}
+	for _, g := range groups {
+		if err := driver.ValidateName("group", g); err != nil {
+			return fmt.Errorf("rabbitmq: %w", err)
+		}
+	}
+	exit, err := b.life.Enter()
+	if err != nil {
+		return errClosed
+	}
+	defer exit()
+	if err := b.topo.exchange(ctx, topic); err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if err := b.topo.queue(ctx, topic, g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // topology declares (or, with NoProvision, checks) exchanges and queues,
 // remembering what it has done so that Publish and Subscribe pay for a
@@ -204,34 +233,4 @@ func (t *topology) do(ctx context.Context, f func(ch *amqp.Channel) error) error
 		}
 		backoff = min(backoff*2, time.Second)
 	}
-}
-
-// connectionLost reports whether err came from losing conn rather than
-// from the broker refusing an operation.
-func connectionLost(err error, conn *amqp.Connection) bool {
-	var ae *amqp.Error
-	if !errors.As(err, &ae) {
-		return true
-	}
-	// Errors the client made up (such as amqp.ErrClosed) mean the
-	// connection went away; the broker's own refusals have Server set.
-	return conn.IsClosed() || !ae.Server
-}
-
-// declareError explains a failed declaration of what ("exchange",
-// "queue") called name.
-func declareError(what, name string, err error) error {
-	var ae *amqp.Error
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, mq.ErrClosed) || !errors.As(err, &ae) {
-		return err
-	}
-	switch ae.Code {
-	case amqp.NotFound:
-		return fmt.Errorf("rabbitmq: %s %q: %w (provisioning is off: create it, or enable provision)", what, name, mq.ErrNotFound)
-	case amqp.PreconditionFailed:
-		return fmt.Errorf("rabbitmq: %s %q exists with other settings (%s); configure the driver to match (exchange_type, queue_type, dead_letter_exchange) or use provision=false: %w", what, name, ae.Reason, mq.ErrInvalidOption)
-	case amqp.AccessRefused:
-		return fmt.Errorf("rabbitmq: %s %q: access refused: %s", what, name, ae.Reason)
-	}
-	return driver.Retryable(fmt.Errorf("rabbitmq: declare %s %q: %w", what, name, err))
 }
