@@ -70,13 +70,14 @@ func New(ctx context.Context, o Options) (*Broker, error) {
 	b.pubs = newPublisher(b)
 	b.topo = newTopology(b)
 
-	conn, err := dial(ctx, s)
+	conn, host, err := b.pub.dialHosts(ctx, 0)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	b.pub.mu.Lock()
 	b.pub.conn = conn
+	b.pub.host = host
 	b.pub.gen = 1
 	b.pub.watch(conn, 1)
 	b.pub.mu.Unlock()

@@ -2,6 +2,7 @@ package rabbitmq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -29,6 +30,7 @@ type link struct {
 	dialing bool
 	lastErr error // why the last dial failed or the connection was lost
 	closed  bool
+	host    int // index in s.hosts of the host of conn, or of the last one
 
 	// blocked is non-nil while the broker blocks the connection (a
 	// memory or disk alarm); it is closed when the block lifts.
@@ -85,8 +87,16 @@ func (l *link) signal() {
 func (l *link) dialLoop() {
 	defer l.wg.Done()
 	backoff := 50 * time.Millisecond
+	l.mu.Lock()
+	prev, start := l.host, l.host
+	if l.gen > 0 {
+		// The connection to prev was lost: that host is likely down, so
+		// try the next one first (a URL with one host tries it again).
+		start = (prev + 1) % len(l.s.hosts)
+	}
+	l.mu.Unlock()
 	for attempt := 1; ; attempt++ {
-		conn, err := dial(l.stop, l.s)
+		conn, host, err := l.dialHosts(l.stop, start)
 		l.mu.Lock()
 		if err == nil {
 			if l.closed {
@@ -95,8 +105,13 @@ func (l *link) dialLoop() {
 				return
 			}
 			if l.gen > 0 {
-				l.s.Logger.Info("rabbitmq: reconnected", "link", l.name, "broker", l.s.redacted, "attempts", attempt)
+				l.s.Logger.Info("rabbitmq: reconnected", "link", l.name, "broker", l.s.hosts[host].redacted, "attempts", attempt)
+				if host != prev {
+					l.s.Logger.Warn("rabbitmq: failed over to another host", "link", l.name,
+						"from", l.s.hosts[prev].redacted, "to", l.s.hosts[host].redacted, "reason", l.lastErr)
+				}
 			}
+			l.host = host
 			l.conn, l.lastErr, l.dialing = conn, nil, false
 			l.gen++
 			l.watch(conn, l.gen)
@@ -159,7 +174,7 @@ func (l *link) watch(conn *amqp.Connection, gen uint64) {
 		if e != nil {
 			l.lastErr = e
 			if !l.closed {
-				l.s.Logger.Warn("rabbitmq: connection lost", "link", l.name, "broker", l.s.redacted, "error", e)
+				l.s.Logger.Warn("rabbitmq: connection lost", "link", l.name, "broker", l.s.hosts[l.host].redacted, "error", e)
 			}
 		}
 		l.signal()
@@ -215,9 +230,37 @@ func (l *link) shutdown(ctx context.Context) {
 	}
 }
 
-// dial opens one AMQP connection, bounded by ctx. It makes amqp091-go's
+// dialHosts tries the URL's hosts in turn, from hosts[start] on and
+// round, until one accepts a connection, and returns it and its index.
+// A host that fails is logged with the reason when another is tried
+// next. When every host fails the error names each failure.
+func (l *link) dialHosts(ctx context.Context, start int) (*amqp.Connection, int, error) {
+	n := len(l.s.hosts)
+	var errs []error
+	for k := range n {
+		i := (start + k) % n
+		conn, err := dial(ctx, l.s, l.s.hosts[i])
+		if err == nil {
+			return conn, i, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+		if k < n-1 {
+			l.s.Logger.Warn("rabbitmq: cannot connect to a host; trying the next", "link", l.name,
+				"host", l.s.hosts[i].redacted, "next", l.s.hosts[(i+1)%n].redacted, "error", err)
+		}
+	}
+	if len(errs) == 1 {
+		return nil, 0, errs[0]
+	}
+	return nil, 0, fmt.Errorf("rabbitmq: none of the %d hosts accepts a connection: %w", n, errors.Join(errs...))
+}
+
+// dial opens one AMQP connection to h, bounded by ctx. It makes amqp091-go's
 // errors clear and never includes the password.
-func dial(ctx context.Context, s *settings) (*amqp.Connection, error) {
+func dial(ctx context.Context, s *settings, h endpoint) (*amqp.Connection, error) {
 	cfg := s.Config
 	if cfg.TLSClientConfig != nil {
 		cfg.TLSClientConfig = cfg.TLSClientConfig.Clone()
@@ -250,15 +293,15 @@ func dial(ctx context.Context, s *settings) (*amqp.Connection, error) {
 			return c, nil
 		}
 	}
-	conn, err := amqp.DialConfig(s.dialURL, cfg)
+	conn, err := amqp.DialConfig(h.dialURL, cfg)
 	if stopWatch != nil {
 		stopWatch()
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("rabbitmq: connect to %s: %w", s.redacted, ctx.Err())
+			return nil, fmt.Errorf("rabbitmq: connect to %s: %w", h.redacted, ctx.Err())
 		}
-		return nil, connectError(s.redacted, err)
+		return nil, connectError(h.redacted, err)
 	}
 	return conn, nil
 }

@@ -138,8 +138,16 @@ type Options struct {
 // amqp091-go dials and what the driver reads.
 type settings struct {
 	Options
-	dialURL  string // URL without query parameters, for amqp091-go
-	redacted string // URL without password, for messages
+	dialURL  string     // URL without query parameters, for amqp091-go (the first host's)
+	redacted string     // URL without password, for messages (every host)
+	hosts    []endpoint // one per host of the URL, in the URL's order
+}
+
+// endpoint is one host of a URL that names several
+// (amqp://user:pass@h1:5672,h2:5672/vhost): the URL amqp091-go dials to
+// reach it, and the same without password for messages.
+type endpoint struct {
+	dialURL, redacted string
 }
 
 // parseURL reads the query parameters of u into o, leaving fields already
@@ -295,11 +303,21 @@ func resolve(o Options) (*settings, error) {
 	dial.RawQuery = ""
 	dial.ForceQuery = false
 	dial.Fragment = ""
-	s := &settings{Options: o, dialURL: dial.String(), redacted: redact(&dial)}
-	if _, err := amqp.ParseURI(s.dialURL); err != nil {
-		// amqp091-go's messages do not repeat the URL.
-		return nil, fmt.Errorf("rabbitmq: %w: %s: %v", mq.ErrInvalidURL, s.redacted, err)
+	s := &settings{Options: o, redacted: redact(&dial)}
+	for _, h := range strings.Split(dial.Host, ",") {
+		one := dial
+		one.Host = h
+		e := endpoint{dialURL: one.String(), redacted: redact(&one)}
+		if h == "" {
+			return nil, fmt.Errorf("rabbitmq: %w: %s: an empty host in the host list; separate hosts with single commas", mq.ErrInvalidURL, s.redacted)
+		}
+		if _, err := amqp.ParseURI(e.dialURL); err != nil {
+			// amqp091-go's messages do not repeat the URL.
+			return nil, fmt.Errorf("rabbitmq: %w: %s: %v", mq.ErrInvalidURL, e.redacted, err)
+		}
+		s.hosts = append(s.hosts, e)
 	}
+	s.dialURL = s.hosts[0].dialURL
 	return s, nil
 }
 

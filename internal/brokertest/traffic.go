@@ -157,8 +157,10 @@ func (tr *Traffic) Acked() int64 { return tr.nAcked.Load() }
 
 // Fault marks the moment the test breaks something.
 func (tr *Traffic) Fault() {
+	now := time.Now()
 	tr.beforeOK = tr.nAcked.Load()
-	tr.faultAt.Store(time.Now().UnixNano())
+	tr.faultAt.Store(now.UnixNano())
+	tr.Phase("fault at %s", now.UTC().Format("15:04:05.000"))
 }
 
 // Phase records a line for the report Check logs.
