@@ -77,6 +77,21 @@
 //
 // The password never appears in errors, logs or String.
 //
+// Several hosts. A URL may name several nodes of one cluster, separated by
+// commas, sharing user, password, vhost and parameters:
+//
+//	amqp://user:password@h1:5672,h2:5672,h3:5672/vhost?param=value
+//
+// New tries them in turn from the first until one accepts a connection.
+// After a connection is lost, the driver tries the host after the lost one
+// first, then the others in turn, with the reconnection backoff between
+// rounds. A host that fails while another is tried next is logged at warn
+// level with the reason, and so is each failover (from, to, and why the
+// old connection ended). When every host fails, the error names each
+// failure. On amqps:// each host's certificate is checked against that
+// host's name unless tls_server_name is set. IPv6 literals work only in
+// single-host URLs (Go's URL parser rejects them in a list).
+//
 // # Delivery semantics
 //
 // Publish sends persistent messages with the mandatory flag on a few
@@ -181,5 +196,37 @@
 // user name or password fails New and mq.Open with "authentication
 // failed", which mq.IsRetryable reports false; network failures are
 // retryable. Context errors are returned so that errors.Is(err,
-// ctx.Err()) holds.
+// ctx.Err()) holds. A broker certificate that does not verify (an
+// untrusted CA, a name it does not carry) fails New with "TLS: the
+// broker's certificate does not verify", also not retryable.
+//
+// # Tested topologies
+//
+// Besides the single node every test uses, make test-cluster runs the
+// tests named Cluster, TLS or SASL against RabbitMQ 3.10.8 (Erlang
+// 25.2.3, Debian 12's package) as a three-node cluster on one machine
+// (classic_config peer discovery, quorum queues with a replica on each
+// node), AMQP and AMQPS (TLS 1.2+, a CA and server certificate made with
+// openssl, PLAIN authentication):
+//
+//   - the conformance suite through the three-host URL, its broker-restart
+//     case restarting the node the clients use (they fail over and back);
+//   - AMQPS round trips from each node to the next; a wrong password, an
+//     untrusted CA and a wrong server name each fail New at once with an
+//     error naming the problem, without the password, not retryable;
+//   - a URL whose first host refuses: the next one is used, the skip is
+//     logged;
+//   - kill -9 of the node leading the group's quorum queue, clients on
+//     another node, 8 publishers and two subscribers of one group: 0
+//     messages lost, longest Publish under a second, consumers resumed in
+//     under a second (a new leader is elected at once);
+//   - kill -9 of the node the clients (three-host URL) are connected to,
+//     which also leads the quorum queue: the clients fail over within
+//     milliseconds and nothing is lost (duplicates: a few resent
+//     unconfirmed messages), but the queue on the two remaining nodes
+//     made no progress until the killed node came back: Publish blocked
+//     18 to 21s with the node back after about 25s, 50s with it away 45s.
+//     Bound Publish with its ctx, and expect a quorum queue to pause
+//     when the node holding its leader and its clients' connections dies
+//     on this RabbitMQ version.
 package rabbitmq
