@@ -230,7 +230,8 @@
 //     declares the node dead after broker.session.timeout.ms, 9s by
 //     default, then leaders move; the bound is the 15s retry window plus
 //     one request), and consumers resumed by themselves on every
-//     partition within the same time.
+//     partition within 11 to 14s (the whole group pauses when the node
+//     was also its coordinator).
 //
 // SASL/PLAIN and SCRAM-SHA-256 are configured the same way but not run
 // against a broker here; client certificates (tls_cert_file,

@@ -225,7 +225,8 @@
 //     milliseconds and nothing is lost (duplicates: a few resent
 //     unconfirmed messages), but the queue on the two remaining nodes
 //     made no progress until the killed node came back: Publish blocked
-//     18 to 21s with the node back after about 25s, 50s with it away 45s.
+//     until then (9s with the node restarted 5s after the kill, 18 to 32s
+//     with it back 25 to 40s after, 50s with it away 45s).
 //     Bound Publish with its ctx, and expect a quorum queue to pause
 //     when the node holding its leader and its clients' connections dies
 //     on this RabbitMQ version.
