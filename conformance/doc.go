@@ -49,6 +49,8 @@
 // Harness.Grace each watch for something that must not happen (default
 // max(1s, Timeout/10)). Harness.LeakIgnore names process-wide goroutines
 // of client libraries that the goroutine-leak check should ignore.
+// Harness.PublishForeign publishes a message with the broker's own client,
+// as a producer that does not use mq would; the foreign cases need it.
 //
 // Every case is a subtest of the test calling Run, so one case runs alone
 // with go test -run 'TestConformance/nack-redelivers$'.
@@ -116,7 +118,8 @@
 //   - default-concurrency: without the option, one at a time.
 //   - invalid-topic, invalid-message, invalid-options: bad input fails with
 //     ErrInvalidTopic, ErrInvalidMessage or ErrInvalidOption, and a
-//     rejected Publish sends nothing.
+//     rejected Publish sends nothing. Binary and empty header keys and
+//     values are not bad input (see the foreign cases).
 //   - as: As on brokers and received messages refuses nil and foreign
 //     targets (which native types a driver exposes is its own test's
 //     business).
@@ -143,7 +146,25 @@
 //     and Harness.Restart).
 //
 // Cases registered by other files of this package (the middleware cases:
-// dead-letter after max attempts, trace propagation) run after these.
+// dead-letter after max attempts, trace propagation) run after these,
+// followed by the foreign cases, which check mq's interoperability rule:
+// whatever a driver delivers, Publish on the same broker accepts
+// unchanged, and it arrives byte-exact (keys, IDs and header keys and
+// values may hold any bytes). They need Harness.PublishForeign:
+//
+//   - foreign-delivered: a message published by the broker's own client
+//     with a binary key (Java's LongSerializer of 200) and a header value
+//     that is not UTF-8 arrives with a non-empty ID, the native key as
+//     Key, its body and headers byte for byte and a non-nil Header; nacked
+//     once, it comes back with Attempt 2 and the same ID.
+//   - foreign-republish: every delivered message (that foreign one, and
+//     one of mq's with a binary ID, Key, header key and value, an empty
+//     header key and an empty value), published unchanged by its handler
+//     to another topic, is accepted and arrives there with the same ID,
+//     Key, Body and Header.
+//   - foreign-dead-letter: the foreign message under middleware.DeadLetter
+//     with a handler returning mq.Permanent is dead-lettered once, as
+//     received, and never redelivered from its source.
 //
 // # Capability gating
 //

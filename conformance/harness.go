@@ -25,6 +25,20 @@ type Harness struct {
 	// again. Nil skips the broker-restart case.
 	Restart func(t testing.TB)
 
+	// PublishForeign publishes one message to topic with the broker's own
+	// client, not through mq, as a producer that does not use mq would:
+	// key as the broker's native key (Kafka record key, AMQP routing key,
+	// SQS MessageGroupId), body as the native body, and headers as native
+	// headers (Kafka headers, AMQP headers with byte-array values for
+	// values that are not UTF-8, SQS String or Binary message attributes),
+	// without an ID of mq's. It returns once the broker has accepted the
+	// message. When the broker has no native key for topic (SQS standard
+	// queues) or cannot carry key there, it returns an error wrapping
+	// mq.ErrNotSupported without publishing, and the suite tries again
+	// with a nil key. The foreign cases provision topic and its groups
+	// first. Nil skips the foreign cases.
+	PublishForeign func(ctx context.Context, topic string, key, body []byte, headers map[string][]byte) error
+
 	// Timeout bounds each wait for an expected delivery. Default 10s; real
 	// brokers whose groups take seconds to form want more.
 	Timeout time.Duration

@@ -55,13 +55,15 @@ func LimitsOf(c mq.Capabilities) Limits {
 }
 
 // PrepareMessages checks a Publish call's messages before anything is
-// sent, and gives each message without an ID a new one (mq.NewID). It
-// reports the first problem: an empty batch or nil message
-// (mq.ErrInvalidMessage), a bad header key or value (mq.ErrInvalidMessage),
-// a Delay the broker cannot honour (mq.ErrNotSupported) or one over its
-// MaxDelay (mq.ErrInvalidMessage), or a message over the size limit
-// (mq.ErrMessageTooLarge). Drivers call it at the start of Publish, then
-// add their broker's own checks.
+// sent, and gives each message without an ID a new one (mq.NewID). ID,
+// Key, header keys and header values may hold any bytes (see mq.Message:
+// whatever a driver delivers, Publish accepts); drivers refuse what their
+// broker cannot carry. It reports the first problem: an empty batch or nil
+// message (mq.ErrInvalidMessage), a header key with the reserved prefix
+// (mq.ErrInvalidMessage), a Delay the broker cannot honour
+// (mq.ErrNotSupported) or one over its MaxDelay (mq.ErrInvalidMessage),
+// or a message over the size limit (mq.ErrMessageTooLarge). Drivers call
+// it at the start of Publish, then add their broker's own checks.
 func PrepareMessages(msgs []*mq.Message, l Limits) error {
 	if len(msgs) == 0 {
 		return fmt.Errorf("%w: Publish needs at least one message", mq.ErrInvalidMessage)
@@ -79,19 +81,11 @@ func PrepareMessages(msgs []*mq.Message, l Limits) error {
 		if l.MaxDelay > 0 && m.Delay > l.MaxDelay {
 			return fmt.Errorf("%w: message %d has Delay %v, the limit is %v (Capabilities.MaxDelay)", mq.ErrInvalidMessage, i, m.Delay, l.MaxDelay)
 		}
-		if !utf8.ValidString(m.ID) || !utf8.ValidString(m.Key) {
-			return fmt.Errorf("%w: message %d: ID and Key must be valid UTF-8", mq.ErrInvalidMessage, i)
-		}
 		if l.MaxHeaders > 0 && len(m.Header) > l.MaxHeaders {
 			return fmt.Errorf("%w: message %d has %d headers, the limit is %d", mq.ErrInvalidMessage, i, len(m.Header), l.MaxHeaders)
 		}
-		for k, v := range m.Header {
-			switch {
-			case k == "":
-				return fmt.Errorf("%w: message %d has an empty header key", mq.ErrInvalidMessage, i)
-			case !utf8.ValidString(k) || !utf8.ValidString(v):
-				return fmt.Errorf("%w: message %d header %q: keys and values must be valid UTF-8", mq.ErrInvalidMessage, i, k)
-			case strings.HasPrefix(k, mq.ReservedHeaderPrefix):
+		for k := range m.Header {
+			if strings.HasPrefix(k, mq.ReservedHeaderPrefix) {
 				return fmt.Errorf("%w: message %d header %q: the prefix %q is reserved for drivers", mq.ErrInvalidMessage, i, k, mq.ReservedHeaderPrefix)
 			}
 		}

@@ -65,6 +65,25 @@
 // URL): each topic then keeps only its newest N messages for replay, and
 // an older message is freed once every group that had it acknowledged it.
 //
+// # Interoperability
+//
+// The memory broker has no producers but mq's, and keeps messages as they
+// were published, so whatever it delivers, Publish accepts unchanged and
+// it arrives byte-exact. Fields map thus (the left column is mq.Message):
+//
+//	field        Publish stores                  delivery gives
+//	-----------  ------------------------------  -------------------------------
+//	ID           as given (filled by Publish     as stored
+//	             when empty), any bytes
+//	Key          as given, any bytes             as stored
+//	Body         a copy                          the stored bytes (shared by
+//	                                             deliveries; do not modify)
+//	Header       a copy, keys and values any     a copy of its own; an empty map
+//	             bytes                           when published without one,
+//	                                             never nil
+//	Attempt      not stored                      1, plus one per redelivery
+//	PublishTime  the time Publish stored it      as stored
+//
 // # As
 //
 // Broker.As accepts a **Broker (the broker itself, for fault injection

@@ -23,8 +23,9 @@ func TestConformance(t *testing.T) {
 		OpenNoProvision: func(ctx context.Context) (mq.Broker, error) {
 			return mq.Open(ctx, withQuery(t, base, "provision=false"))
 		},
-		Restart: func(t testing.TB) { rabbitmqtest.Restart(t) },
-		Timeout: 30 * time.Second,
+		Restart:        func(t testing.TB) { rabbitmqtest.Restart(t) },
+		PublishForeign: foreignPublisher(t),
+		Timeout:        30 * time.Second,
 	})
 }
 
@@ -44,6 +45,7 @@ func TestConformanceClassicTopic(t *testing.T) {
 		OpenNoProvision: func(ctx context.Context) (mq.Broker, error) {
 			return mq.Open(ctx, withQuery(t, base, query+"&provision=false"))
 		},
-		Timeout: 30 * time.Second,
+		PublishForeign: foreignPublisher(t),
+		Timeout:        30 * time.Second,
 	})
 }

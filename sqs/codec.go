@@ -148,10 +148,13 @@ func binaryAttr(v []byte) types.MessageAttributeValue {
 
 // encode maps m onto e, an SQS body and message attributes. It never loses
 // anything: a body SQS cannot carry as text goes into the mq-body binary
-// attribute; headers become String attributes while the ten-attribute
-// limit allows, trace headers first, and the rest (along with any header,
-// ID or Key that SQS cannot carry as a String attribute) are packed into
-// the mq-h binary attribute. See the package documentation for the format.
+// attribute; headers become attributes of their own name while the
+// ten-attribute limit allows, trace headers first (String attributes, or
+// Binary ones for values that are not SQS text), and the rest (along with
+// any header whose name is not a valid attribute name or whose value is
+// empty, and an ID or Key that SQS cannot carry as a String attribute)
+// are packed into the mq-h binary attribute. See the package
+// documentation for the format.
 func (e *encoded) encode(m *mq.Message) {
 	*e = encoded{attrs: make(map[string]types.MessageAttributeValue, 2+len(m.Header))}
 	var packed []string // key, value pairs for mq-h
@@ -194,7 +197,7 @@ func (e *encoded) encode(m *mq.Message) {
 		// Headers that can be attributes, trace headers first, then by name.
 		fit := make([]string, 0, len(m.Header))
 		for k, v := range m.Header {
-			if isAttrName(k) && v != "" && isSQSText(v) {
+			if isAttrName(k) && v != "" {
 				fit = append(fit, k)
 			} else {
 				packed = append(packed, k, v)
@@ -217,8 +220,10 @@ func (e *encoded) encode(m *mq.Message) {
 			room-- // keep one for mq-h
 		}
 		for i, k := range fit {
-			if i < room {
-				add(k, stringAttr(m.Header[k]))
+			if v := m.Header[k]; i < room && isSQSText(v) {
+				add(k, stringAttr(v))
+			} else if i < room {
+				add(k, binaryAttr([]byte(v))) // not SQS text: binary, same name
 			} else {
 				packed = append(packed, k, m.Header[k])
 			}
@@ -265,10 +270,10 @@ func unpackPairs(b []byte, f func(k, v string)) error {
 }
 
 // decode fills m from a received SQS message. Attributes mq does not
-// reserve become headers (String and Number values; Binary values of
-// other producers are left to Message.As). A message from a producer that
-// does not use mq gets the SQS MessageId as its ID and, on FIFO queues,
-// its MessageGroupId as its Key.
+// reserve become headers: String and Number values as text, Binary values
+// byte for byte. Header is never nil. A message from a producer that does
+// not use mq gets the SQS MessageId as its ID and, on FIFO queues, its
+// MessageGroupId as its Key.
 func decode(sm *types.Message, m *mq.Message) error {
 	if sm.Body != nil {
 		m.Body = []byte(*sm.Body)
@@ -300,11 +305,17 @@ func decode(sm *types.Message, m *mq.Message) error {
 				return err
 			}
 		default:
-			if strings.HasPrefix(name, mq.ReservedHeaderPrefix) || v.StringValue == nil {
-				continue
+			switch {
+			case strings.HasPrefix(name, mq.ReservedHeaderPrefix):
+			case v.StringValue != nil: // String and Number attributes
+				setHeader(m, name, *v.StringValue)
+			case v.BinaryValue != nil: // Binary attributes, byte for byte
+				setHeader(m, name, string(v.BinaryValue))
 			}
-			setHeader(m, name, *v.StringValue)
 		}
+	}
+	if m.Header == nil {
+		m.Header = map[string]string{}
 	}
 	if m.ID == "" {
 		// Not published through mq: use what SQS knows.

@@ -130,7 +130,8 @@ func TestCodecForeignMessage(t *testing.T) {
 	if err := decode(sm, &m); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"source": "billing", "count": "7"}
+	// Binary attributes are headers too, byte for byte (issue 19).
+	want := map[string]string{"source": "billing", "count": "7", "blob": "\x01"}
 	if m.ID != "0b8f-sqs" || m.Key != "g1" || string(m.Body) != `{"order":1}` || !maps.Equal(m.Header, want) || m.Attempt != 1 || m.PublishTime.UnixMilli() != 1700000000000 {
 		t.Errorf("got ID %q Key %q Body %q Header %v Attempt %d PublishTime %v; want 0b8f-sqs, g1, the body, %v, 1, 1700000000000 ms",
 			m.ID, m.Key, m.Body, m.Header, m.Attempt, m.PublishTime, want)

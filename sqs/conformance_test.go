@@ -25,8 +25,9 @@ func TestConformance(t *testing.T) {
 				OpenNoProvision: func(ctx context.Context) (mq.Broker, error) {
 					return mq.Open(ctx, url+"&provision=false")
 				},
-				Restart: func(t testing.TB) { sqstest.Restart(t) },
-				Timeout: 60 * time.Second,
+				Restart:        func(t testing.TB) { sqstest.Restart(t) },
+				PublishForeign: foreignPublisher(t, mode.params != ""),
+				Timeout:        60 * time.Second,
 			})
 		})
 	}
