@@ -91,15 +91,18 @@ func (b *Broker) String() string { return "rabbitmq(" + b.s.redacted + ")" }
 // ordering by key, no replay, no delayed publishing.
 func (b *Broker) Capabilities() mq.Capabilities {
 	return mq.Capabilities{
-		Driver:          "rabbitmq",
-		FanOut:          true,
-		OrderingByKey:   false,
-		Replay:          false,
-		NackDelay:       !b.s.NoProvision,
-		DelayedDelivery: false,
-		Persistent:      true,
-		MaxMessageBytes: b.s.MaxMessageBytes,
-		MaxHeaders:      0,
+		Driver:            "rabbitmq",
+		FanOut:            true,
+		OrderingByKey:     false,
+		Replay:            false,
+		NackDelay:         !b.s.NoProvision,
+		DelayedDelivery:   false,
+		Persistent:        true,
+		MaxMessageBytes:   b.s.MaxMessageBytes,
+		MaxHeaders:        MaxHeaders,
+		MaxKeyBytes:       MaxKeyBytes,
+		MaxHeaderKeyBytes: MaxKeyBytes,
+		MaxHeaderBytes:    MaxHeaderBytes,
 	}
 }
 
