@@ -114,7 +114,10 @@
 // only flag a redelivery, so after such a loss
 // Attempt counts one more however many times it happened. Messages
 // prefetched but not yet handled when a subscription stops are requeued,
-// which a quorum queue counts as a delivery.
+// which a quorum queue counts as a delivery. Each of the two counts is
+// read as 0 to MaxAttempt (2^30): a larger mq-attempt or
+// x-delivery-count, as another AMQP publisher may set, counts as
+// MaxAttempt and a negative one as 0, so Attempt is always at least 1.
 //
 // Message.PublishTime is zero for messages published through mq:
 // RabbitMQ does not record when it accepted a message. A timestamp
