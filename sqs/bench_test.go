@@ -133,7 +133,7 @@ func benchMQ(b *testing.B, size int) {
 	client, counter := newRawClient(b)
 	topic, _ := benchQueue(b, client)
 	counter.calls = map[string]int{}
-	br, err := sqs.New(client, sqs.Options{Receivers: benchReceivers, WaitTime: time.Second})
+	br, err := sqs.New(context.Background(), sqs.Options{Client: client, Receivers: benchReceivers, WaitTime: time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func BenchmarkConsume(b *testing.B) {
 		client, counter := newRawClient(b)
 		topic, url := benchQueue(b, client)
 		fill(b, client, url)
-		br, err := sqs.New(client, sqs.Options{Receivers: benchReceivers, WaitTime: time.Second})
+		br, err := sqs.New(context.Background(), sqs.Options{Client: client, Receivers: benchReceivers, WaitTime: time.Second})
 		if err != nil {
 			b.Fatal(err)
 		}

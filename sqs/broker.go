@@ -2,18 +2,21 @@ package sqs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
+
+// Scheme is the URL scheme this package registers with mq.Open.
+const Scheme = "sqs"
 
 // Broker is an mq.Broker backed by Amazon SQS (or a server that speaks its
 // API, such as ElasticMQ). Each topic is a queue. Create it with New or
@@ -23,49 +26,53 @@ type Broker struct {
 	opts   Options
 	caps   mq.Capabilities
 	log    *slog.Logger
-	// transport is the HTTP transport of a client made by Open, whose
-	// idle connections Close closes; nil for a client passed to New.
+	// transport is the HTTP transport of a client New built, whose idle
+	// connections Close closes; nil for Options.Client.
 	transport *http.Transport
 
+	// l tracks running Subscribe calls and send loops, and Close.
+	l driver.Lifecycle
 	// base is the parent of every call the broker makes on its own
 	// behalf (batched sends, deletes, heartbeats). It is canceled only when
-	// Close gives up waiting.
+	// Close is done waiting.
 	base       context.Context
 	cancelBase context.CancelFunc
 
 	queuesMu  sync.Mutex
 	queues    map[string]*queue // by topic
 	resolving chan struct{}     // a one-slot semaphore: one queue lookup at a time
-
-	mu      sync.Mutex
-	closed  bool
-	closing chan struct{} // closed when Close begins
-	subs    map[*subscription]struct{}
-	work    sync.WaitGroup // running Subscribe calls and send loops
 }
 
-// New returns a Broker that uses client, which the caller configures
-// (region, credentials, endpoint, retries) and which the Broker does not
-// close. It makes no network call: use Ping to check the connection.
-func New(client *sqs.Client, o Options) (*Broker, error) {
-	if client == nil {
-		return nil, fmt.Errorf("sqs: %w: New needs a non-nil *sqs.Client", mq.ErrInvalidOption)
-	}
+// New returns a Broker configured by o. With o.Client it uses that
+// client, which the caller configures (region, credentials, endpoint,
+// retries) and which the Broker does not close, and makes no network
+// call. Without it, New builds a client from the standard AWS config
+// chain with o.Region, o.Endpoint and o.Profile, using ctx to load the
+// configuration and find credentials (a missing region or credentials is
+// an error). Either way, use Ping to check the connection. Invalid options
+// are an error wrapping mq.ErrInvalidOption.
+func New(ctx context.Context, o Options) (*Broker, error) {
 	o = o.withDefaults()
 	if err := o.validate(); err != nil {
 		return nil, err
+	}
+	client, transport := o.Client, (*http.Transport)(nil)
+	if client == nil {
+		var err error
+		if client, transport, err = newClient(ctx, o); err != nil {
+			return nil, err
+		}
 	}
 	base, cancel := context.WithCancel(context.Background())
 	b := &Broker{
 		client:     client,
 		opts:       o,
 		log:        o.Logger,
+		transport:  transport,
 		base:       base,
 		cancelBase: cancel,
 		queues:     map[string]*queue{},
 		resolving:  make(chan struct{}, 1),
-		closing:    make(chan struct{}),
-		subs:       map[*subscription]struct{}{},
 	}
 	b.caps = mq.Capabilities{
 		Driver:          "sqs",
@@ -80,6 +87,30 @@ func New(client *sqs.Client, o Options) (*Broker, error) {
 	}
 	if !o.FIFO {
 		b.caps.MaxDelay = MaxDelay
+	}
+	return b, nil
+}
+
+func init() {
+	mq.Register(Scheme, openURL)
+}
+
+// openURL opens a Broker from an sqs:// URL (see the package
+// documentation) and checks the endpoint, region and credentials at once
+// with Ping, so that a wrong configuration fails at start-up with a clear
+// error.
+func openURL(ctx context.Context, u *url.URL) (mq.Broker, error) {
+	o, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	b, err := New(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Ping(ctx); err != nil {
+		b.Close(context.WithoutCancel(ctx))
+		return nil, err
 	}
 	return b, nil
 }
@@ -114,8 +145,8 @@ func (b *Broker) As(target any) bool {
 // with a ListQueues call. A missing ListQueues permission counts as
 // success: the credentials were accepted.
 func (b *Broker) Ping(ctx context.Context) error {
-	if b.isClosed() {
-		return fmt.Errorf("sqs: Ping: %w", mq.ErrClosed)
+	if err := b.l.Err(); err != nil {
+		return fmt.Errorf("sqs: Ping: %w", err)
 	}
 	_, err := b.client.ListQueues(ctx, &sqs.ListQueuesInput{MaxResults: aws.Int32(1)})
 	if err != nil && !isAccessDenied(err) {
@@ -124,98 +155,24 @@ func (b *Broker) Ping(ctx context.Context) error {
 	return nil
 }
 
-func (b *Broker) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closed
-}
-
 // Close stops every running Subscribe (they stop receiving, let running
 // handlers finish, delete the messages handled successfully, make the
 // others visible again at once, and return mq.ErrClosed), then waits for
-// pending publishes to be sent. If ctx ends first, handlers' contexts and
-// Close waits up to one more second for the SQS calls that settle their
-// messages (so that unhandled messages become visible again at once), then
-// cancels the broker's remaining SQS calls and returns ctx.Err() once
-// everything has returned; messages whose settlement was cut short are
-// redelivered after their visibility timeout. A client passed to New is
-// not closed; a client made by Open has its idle connections closed.
-// Close is idempotent: later calls return nil; every other method returns
+// pending publishes to be sent. If ctx ends first, handlers' contexts are
+// canceled and Close waits up to driver.CloseGrace more for the SQS calls
+// that settle their messages (so that unhandled messages become visible
+// again at once), then cancels the broker's remaining SQS calls and
+// returns ctx's error; messages whose settlement was cut short are
+// redelivered after their visibility timeout. Options.Client is not
+// closed; a client New built has its idle connections closed. Close is
+// idempotent: later calls return nil; every other method returns
 // mq.ErrClosed afterwards.
 func (b *Broker) Close(ctx context.Context) error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
-	}
-	b.closed = true
-	close(b.closing)
-	subs := make([]*subscription, 0, len(b.subs))
-	for s := range b.subs {
-		subs = append(subs, s)
-	}
-	b.mu.Unlock()
-
-	for _, s := range subs {
-		s.stop(ctx, mq.ErrClosed)
-	}
-	b.queuesMu.Lock()
-	for _, q := range b.queues {
-		q.pub.close()
-	}
-	b.queuesMu.Unlock()
-
-	done := make(chan struct{})
-	go func() {
-		b.work.Wait()
-		close(done)
-	}()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		// Handlers' contexts are canceled now. Give the calls that settle
-		// their messages (making them visible again, deleting those
-		// handled) a moment, so the messages come back at once rather
-		// than after their visibility timeout; then cancel what remains.
-		err = ctx.Err()
-		grace := time.NewTimer(closeGrace)
-		select {
-		case <-done:
-		case <-grace.C:
-			b.cancelBase()
-			<-done
+	return b.l.Close(ctx, func(context.Context) error {
+		b.cancelBase()
+		if b.transport != nil {
+			b.transport.CloseIdleConnections()
 		}
-		grace.Stop()
-	}
-	b.cancelBase()
-	if b.transport != nil {
-		b.transport.CloseIdleConnections()
-	}
-	if err != nil {
-		return fmt.Errorf("sqs: Close: %w", err)
-	}
-	return nil
-}
-
-// closeGrace is how long Close waits past its ctx for settlement calls.
-const closeGrace = time.Second
-
-// track registers a running Subscribe; it fails once Close has begun.
-func (b *Broker) track(s *subscription) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return errors.New("closed")
-	}
-	b.subs[s] = struct{}{}
-	b.work.Add(1)
-	return nil
-}
-
-func (b *Broker) untrack(s *subscription) {
-	b.mu.Lock()
-	delete(b.subs, s)
-	b.mu.Unlock()
-	b.work.Done()
+		return nil
+	})
 }

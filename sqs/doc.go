@@ -1,6 +1,8 @@
 // Package sqs is mq's driver for Amazon SQS (and servers that speak its
 // API, such as ElasticMQ), built on aws-sdk-go-v2. It registers the "sqs"
-// URL scheme; New wraps an *sqs.Client you configure yourself.
+// URL scheme (Scheme); New takes Options, with an *sqs.Client you
+// configure yourself (Options.Client) or none, in which case it builds
+// one from the standard AWS config chain.
 //
 // Each topic is an SQS queue, named by the topic (plus an optional
 // prefix). A queue whose name ends in ".fifo" is a FIFO queue.
@@ -15,38 +17,48 @@
 // when the URL omits it. Parameters (unknown or malformed ones are
 // errors):
 //
-//	region           AWS region (default: from the AWS config chain, e.g. AWS_REGION)
-//	endpoint         endpoint URL override for local or compatible servers,
-//	                 e.g. http://127.0.0.1:9324 for ElasticMQ (default: AWS's)
-//	profile          shared config profile (default: AWS_PROFILE or "default")
-//	prefix           queue name prefix: topic "orders" with prefix "prod-" uses
-//	                 queue "prod-orders" (default none)
-//	account          AWS account ID owning the queues, for cross-account use
-//	                 (default: the caller's)
-//	group            group for Subscribe without mq.Group (default none: join
-//	                 the queue's group, see Groups)
-//	fifo             true: every topic is a FIFO queue, named with a ".fifo"
-//	                 suffix (default false: only topics ending in ".fifo")
-//	provision        create missing queues on first use (default true);
-//	                 false: a missing queue is mq.ErrNotFound (Provision still
-//	                 creates queues)
-//	wait             long-poll time per ReceiveMessage, 0s to 20s (default 20s)
-//	visibility       visibility timeout of held messages, extended while their
-//	                 handler runs, 1s to 12h (default 30s; see Delivery semantics)
-//	receivers        long-poll loops per Subscribe (default: one per ten of
-//	                 its Concurrency, at least one)
-//	senders          most concurrent SendMessageBatch calls per queue (default 16)
-//	deadLetterQueue  redrive target for queues the driver creates: a queue name
-//	                 or ARN, "{topic}" replaced by the topic; a named queue is
-//	                 created if missing (default none)
-//	maxReceiveCount  the redrive policy's maxReceiveCount, 1 to 1000 (default 5)
-//	serverMaxBytes   the server's message size limit as SQS counts it (body
-//	                 plus attribute names, types and values) (default 1048576,
-//	                 SQS's limit since August 2025 and ElasticMQ 1.7's; use
-//	                 262144 for older compatible servers)
+//	region              AWS region (default: from the AWS config chain, e.g.
+//	                    AWS_REGION)
+//	endpoint            endpoint URL override for local or compatible servers,
+//	                    e.g. http://127.0.0.1:9324 for ElasticMQ (default: AWS's)
+//	profile             shared config profile (default: AWS_PROFILE or "default")
+//	queue_prefix        queue name prefix: topic "orders" with queue_prefix
+//	                    "prod-" uses queue "prod-orders" (default none)
+//	queue_owner         AWS account ID owning the queues, for cross-account use
+//	                    (default: the caller's)
+//	group               group for Subscribe without mq.Group (default none:
+//	                    join the queue's group, see Groups)
+//	fifo                true: every topic is a FIFO queue, named with a ".fifo"
+//	                    suffix (default false: only topics ending in ".fifo")
+//	provision           create missing queues on first use (default true);
+//	                    false: a missing queue is mq.ErrNotFound (Provision
+//	                    still creates queues)
+//	wait_time           long-poll time per ReceiveMessage, 0s to 20s (default 20s)
+//	visibility_timeout  visibility timeout of held messages, extended while
+//	                    their handler runs, 1s to 12h (default 30s; see
+//	                    Delivery semantics)
+//	receivers           long-poll loops per Subscribe (default: one per ten of
+//	                    its Concurrency, at least one)
+//	senders             most concurrent SendMessageBatch calls per queue, 1 to
+//	                    1000 (default 16)
+//	dead_letter_queue   redrive target for queues the driver creates: a queue
+//	                    name or ARN, "{topic}" replaced by the topic; a named
+//	                    queue is created if missing (default none)
+//	max_receive_count   the redrive policy's maxReceiveCount, 1 to 1000
+//	                    (default 5)
+//	server_max_bytes    the server's message size limit as SQS counts it (body
+//	                    plus attribute names, types and values) (default
+//	                    1048576, SQS's limit since August 2025 and ElasticMQ
+//	                    1.7's; use 262144 for older compatible servers)
+//
+// Each parameter sets the Options field of the same name in CamelCase
+// (provision=false sets NoProvision). The spellings prefix, account, wait,
+// visibility, deadLetterQueue, maxReceiveCount and serverMaxBytes are
+// errors naming the parameter to write instead.
 //
 // Open checks the endpoint, region and credentials at once with a
-// ListQueues call (a missing ListQueues permission is not an error).
+// ListQueues call (a missing ListQueues permission is not an error), as
+// Broker.Ping does.
 //
 // # Groups
 //
@@ -67,7 +79,7 @@
 // Publish returns nil once SQS has accepted every message (SQS stores a
 // message redundantly before answering). Concurrent Publish calls to one
 // topic are grouped into SendMessageBatch calls of up to ten messages
-// within SQS's batch size limit, with up to "senders" calls in flight and
+// within SQS's batch size limit, with up to senders calls in flight and
 // no batching timer: a lone Publish is sent at once, messages arriving
 // while calls are in flight form the next batch, and a full batch of ten
 // does not wait for a call to return. Entries SQS fails on its
@@ -78,7 +90,7 @@
 // A subscription holds at most Concurrency plus ten per receiver messages
 // received and not yet settled, plus up to ten per receiver (at least
 // twenty) handled and waiting for their delete: beyond that, receivers
-// wait for deletes to finish. Each of its "receivers" long-poll loops
+// wait for deletes to finish. Each of its receivers long-poll loops
 // asks for ten messages whenever that leaves room for ten, and handlers run
 // up to Concurrency at once. After a ReceiveMessage that brought fewer
 // messages than asked for (the queue had no more ready), a receiver waits
@@ -86,9 +98,10 @@
 // asking again, as a receive-handle-delete loop would: asking again at
 // once mostly returns one or two messages per call.
 // A message is received with a visibility timeout of 6 seconds (or
-// "visibility" if shorter). While it is held (waiting for or running its
-// handler, or waiting for its delete), the driver extends its visibility
-// timeout to "visibility" once a third of the current one has passed, so
+// visibility_timeout if shorter). While it is held (waiting for or running
+// its handler, or waiting for its delete), the driver extends its
+// visibility timeout to visibility_timeout once a third of the current one
+// has passed, so
 // a long handler is not redelivered mid-work, while most messages, handled
 // within two seconds, cost no extension call. If the process dies, SQS
 // redelivers a message when its current timeout ends.
@@ -108,10 +121,11 @@
 //     message released when its subscription stopped). FIFO retries in
 //     place (below) add to it in the process that runs them only.
 //   - Handler returns mq.Permanent(err): SQS has no reject. If the queue
-//     has a redrive policy, the driver sends the message (body and
-//     attributes as received) to its dead-letter queue, logs at error level
-//     and deletes it; otherwise it logs the message at error level and
-//     deletes it. It is not redelivered either way.
+//     has a redrive policy (dead_letter_queue sets one on the queues the
+//     driver creates), the driver sends the message (body and attributes
+//     as received) to its dead-letter queue, logs it at warning level and
+//     deletes it; otherwise it logs the message at error level as dropped
+//     and deletes it. It is not redelivered either way.
 //   - When a subscription stops, messages it received but did not handle
 //     are made visible again at once. A long poll cut short by the stop
 //     stays open on the server until its wait time ends, and may take
@@ -129,7 +143,10 @@
 // mq.RetryAfter delay, with its visibility extended meanwhile and the
 // later messages of its Key waiting. (Making it visible again would force
 // the later messages received with it back to the queue too, counting
-// receives against messages whose handler never ran.) Such retries do not
+// receives against messages whose handler never ran.) The Key is the
+// message's ordering lane in the driver.Dispatcher that runs the handlers,
+// which also runs the retry in place; the message stays held meanwhile, so
+// its visibility is extended wherever it waits. Such retries do not
 // count toward the queue's maxReceiveCount; the dead-letter middleware,
 // which counts Attempt, bounds them. If the subscription stops during the
 // wait, the message becomes visible at once. Publish sends a FIFO queue's
@@ -149,7 +166,7 @@
 //	                 seconds) on standard queues; false with fifo=true, and a
 //	                 Delay on a ".fifo" topic is mq.ErrNotSupported
 //	Persistent       true
-//	MaxMessageBytes  serverMaxBytes minus 8 KiB, kept for mq's attributes and
+//	MaxMessageBytes  server_max_bytes minus 8 KiB, kept for mq's attributes and
 //	                 header packing: any message within it fits once encoded
 //	MaxHeaders       1000 (SQS allows ten attributes; the rest are packed)
 //

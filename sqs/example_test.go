@@ -17,7 +17,7 @@ import (
 // Credentials come from the AWS config chain, never from the URL.
 func Example() {
 	ctx := context.Background()
-	b, err := mq.Open(ctx, "sqs://?region=eu-west-1&prefix=prod-&group=billing&visibility=1m")
+	b, err := mq.Open(ctx, "sqs://?region=eu-west-1&queue_prefix=prod-&group=billing&visibility_timeout=1m")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -32,14 +32,16 @@ func Example() {
 }
 
 // Use a client configured in code, for example with a custom retryer or
-// credentials provider.
+// credentials provider. Without Options.Client, New builds one from the
+// standard AWS config chain.
 func ExampleNew() {
 	ctx := context.Background()
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"))
 	if err != nil {
 		log.Fatal(err)
 	}
-	b, err := sqs.New(awssqs.NewFromConfig(cfg), sqs.Options{
+	b, err := sqs.New(ctx, sqs.Options{
+		Client:            awssqs.NewFromConfig(cfg),
 		VisibilityTimeout: 2 * time.Minute,
 		DeadLetterQueue:   "{topic}-dlq", // each queue the driver creates gets its own
 		MaxReceiveCount:   10,

@@ -116,7 +116,8 @@ func clientWith(t testing.TB, mw middleware.InitializeMiddleware) *awssqs.Client
 // ends.
 func newBroker(t testing.TB, c *awssqs.Client, opts sqs.Options) *sqs.Broker {
 	t.Helper()
-	b, err := sqs.New(c, opts)
+	opts.Client = c
+	b, err := sqs.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,27 +1,16 @@
 package sqs
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/driver"
 )
-
-// Scheme is the URL scheme this package registers with mq.Open.
-const Scheme = "sqs"
 
 // Defaults for Options.
 const (
@@ -57,8 +46,32 @@ const (
 )
 
 // Options configures a Broker made with New. The zero value is a sane
-// default for every field.
+// default for every field: it uses the AWS configuration of the
+// environment (the standard AWS config chain).
 type Options struct {
+	// Client is the SQS client the broker uses, which the caller
+	// configures (region, credentials, endpoint, retries) and which the
+	// broker does not close. Default nil: New builds one from the standard
+	// AWS config chain (environment, shared config and credentials files,
+	// SSO, web identity, ECS/EC2 roles), with Region, Endpoint and Profile
+	// applied, a retryer without client-side rate limit, and an HTTP
+	// transport of its own whose idle connections Close closes.
+	Client *sqs.Client
+
+	// Region is the AWS region of the client New builds. Default: the AWS
+	// config chain's (AWS_REGION, the profile's region). Only without
+	// Client.
+	Region string
+
+	// Endpoint is the endpoint URL of the client New builds, for local or
+	// compatible servers, such as "http://127.0.0.1:9324" for ElasticMQ.
+	// Default: AWS's. Only without Client.
+	Endpoint string
+
+	// Profile is the shared config profile of the client New builds.
+	// Default: AWS_PROFILE, else "default". Only without Client.
+	Profile string
+
 	// QueuePrefix is prepended to every topic to form its queue name, for
 	// example "prod-" makes topic "orders" use queue "prod-orders".
 	// Default: none.
@@ -79,10 +92,10 @@ type Options struct {
 	// it, only topics whose names end in ".fifo" are FIFO queues.
 	FIFO bool
 
-	// DisableProvisioning makes the broker use existing queues only: a
-	// missing queue is mq.ErrNotFound instead of being created. Provision
-	// still creates queues. Default false: queues are created on first use.
-	DisableProvisioning bool
+	// NoProvision makes the broker use existing queues only: a missing
+	// queue is mq.ErrNotFound instead of being created. Provision still
+	// creates queues. Default false: queues are created on first use.
+	NoProvision bool
 
 	// WaitTime is the long-poll time of each ReceiveMessage (SQS's
 	// WaitTimeSeconds), from 0 to 20 seconds, in whole seconds. Default
@@ -143,13 +156,13 @@ func (o Options) withDefaults() Options {
 	if o.VisibilityTimeout == 0 {
 		o.VisibilityTimeout = DefaultVisibilityTimeout
 	}
-	if o.Senders <= 0 {
+	if o.Senders == 0 {
 		o.Senders = DefaultSenders
 	}
-	if o.MaxReceiveCount <= 0 {
+	if o.MaxReceiveCount == 0 {
 		o.MaxReceiveCount = DefaultMaxReceiveCount
 	}
-	if o.ServerMaxBytes <= 0 {
+	if o.ServerMaxBytes == 0 {
 		o.ServerMaxBytes = DefaultServerMaxBytes
 	}
 	if o.Logger == nil {
@@ -165,12 +178,19 @@ func (o Options) validate() error {
 		return fmt.Errorf("sqs: %w: WaitTime %v: want 0s to 20s", mq.ErrInvalidOption, o.WaitTime)
 	case o.VisibilityTimeout < time.Second || o.VisibilityTimeout > maxVisibility:
 		return fmt.Errorf("sqs: %w: VisibilityTimeout %v: want 1s to 12h", mq.ErrInvalidOption, o.VisibilityTimeout)
-	case o.MaxReceiveCount > 1000:
+	case o.MaxReceiveCount < 1 || o.MaxReceiveCount > 1000:
 		return fmt.Errorf("sqs: %w: MaxReceiveCount %d: want 1 to 1000", mq.ErrInvalidOption, o.MaxReceiveCount)
 	case o.ServerMaxBytes < 2*headerReserve:
 		return fmt.Errorf("sqs: %w: ServerMaxBytes %d: want at least %d", mq.ErrInvalidOption, o.ServerMaxBytes, 2*headerReserve)
 	case o.Receivers < 0:
 		return fmt.Errorf("sqs: %w: Receivers %d: want 0 (automatic) or more", mq.ErrInvalidOption, o.Receivers)
+	case o.Senders < 1:
+		return fmt.Errorf("sqs: %w: Senders %d: want 1 or more (0: DefaultSenders)", mq.ErrInvalidOption, o.Senders)
+	case o.Client != nil && (o.Region != "" || o.Endpoint != "" || o.Profile != ""):
+		return fmt.Errorf("sqs: %w: Region, Endpoint and Profile configure the client New builds; with a Client, configure that client instead", mq.ErrInvalidOption)
+	}
+	if problem := endpointProblem(o.Endpoint); problem != "" {
+		return fmt.Errorf("sqs: %w: Endpoint %s", mq.ErrInvalidOption, problem)
 	}
 	if o.QueuePrefix != "" {
 		if err := checkQueueName(o.QueuePrefix+"x", "QueuePrefix"); err != nil {
@@ -180,122 +200,61 @@ func (o Options) validate() error {
 	return nil
 }
 
-func init() {
-	mq.Register(Scheme, openURL)
-}
-
-// openURL opens a Broker from an sqs:// URL; see the package documentation.
-func openURL(ctx context.Context, u *url.URL) (mq.Broker, error) {
+// parseURL reads an sqs:// URL into Options; see the package
+// documentation.
+func parseURL(u *url.URL) (Options, error) {
 	if u.User != nil {
-		return nil, fmt.Errorf("sqs: %w: credentials do not belong in the URL; the driver reads them from the standard AWS config chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, instance role...)", mq.ErrInvalidURL)
+		return Options{}, fmt.Errorf("sqs: %w: credentials do not belong in the URL; the driver reads them from the standard AWS config chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, instance role...)", mq.ErrInvalidURL)
 	}
 	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.Opaque != "" {
-		return nil, fmt.Errorf("sqs: %w: the URL has no host or path; write sqs://?region=us-east-1 (queue names come from topics, see the prefix parameter)", mq.ErrInvalidURL)
+		return Options{}, fmt.Errorf("sqs: %w: the URL has no host or path; write sqs://?region=us-east-1 (queue names come from topics, see the queue_prefix parameter)", mq.ErrInvalidURL)
 	}
 	p := driver.NewParams("sqs", u)
-	region := p.String("region", "")
-	endpoint := p.String("endpoint", "")
-	profile := p.String("profile", "")
+	p.Renamed("prefix", "queue_prefix")
+	p.Renamed("account", "queue_owner")
+	p.Renamed("wait", "wait_time")
+	p.Renamed("visibility", "visibility_timeout")
+	p.Renamed("deadLetterQueue", "dead_letter_queue")
+	p.Renamed("maxReceiveCount", "max_receive_count")
+	p.Renamed("serverMaxBytes", "server_max_bytes")
 	o := Options{
-		QueuePrefix:         p.String("prefix", ""),
-		QueueOwner:          p.String("account", ""),
-		Group:               p.String("group", ""),
-		FIFO:                p.Bool("fifo", false),
-		DisableProvisioning: !p.Bool("provision", true),
-		WaitTime:            p.Duration("wait", DefaultWaitTime, 0, 20*time.Second),
-		VisibilityTimeout:   p.Duration("visibility", DefaultVisibilityTimeout, time.Second, maxVisibility),
-		Receivers:           p.Int("receivers", 0, 0, 1000),
-		Senders:             p.Int("senders", DefaultSenders, 1, 1000),
-		DeadLetterQueue:     p.String("deadLetterQueue", ""),
-		MaxReceiveCount:     p.Int("maxReceiveCount", DefaultMaxReceiveCount, 1, 1000),
-		ServerMaxBytes:      p.Int("serverMaxBytes", DefaultServerMaxBytes, 2*headerReserve, 1<<30),
+		Region:            p.String("region", ""),
+		Endpoint:          p.String("endpoint", ""),
+		Profile:           p.String("profile", ""),
+		QueuePrefix:       p.String("queue_prefix", ""),
+		QueueOwner:        p.String("queue_owner", ""),
+		Group:             p.Group(),
+		FIFO:              p.Bool("fifo", false),
+		NoProvision:       !p.Provision(),
+		WaitTime:          p.Duration("wait_time", DefaultWaitTime, 0, 20*time.Second),
+		VisibilityTimeout: p.Duration("visibility_timeout", DefaultVisibilityTimeout, time.Second, maxVisibility),
+		Receivers:         p.Int("receivers", 0, 0, 1000),
+		Senders:           p.Int("senders", DefaultSenders, 1, 1000),
+		DeadLetterQueue:   p.String("dead_letter_queue", ""),
+		MaxReceiveCount:   p.Int("max_receive_count", DefaultMaxReceiveCount, 1, 1000),
+		ServerMaxBytes:    p.Int("server_max_bytes", DefaultServerMaxBytes, 2*headerReserve, 1<<30),
 	}
 	if err := p.Err(); err != nil {
-		return nil, err
+		return Options{}, err
 	}
-	if endpoint != "" {
-		eu, err := url.Parse(endpoint)
-		if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
-			return nil, fmt.Errorf("sqs: %w: parameter \"endpoint\" must be an http:// or https:// URL with a host, such as http://127.0.0.1:9324", mq.ErrInvalidURL)
-		}
-		if eu.User != nil {
-			return nil, fmt.Errorf("sqs: %w: parameter \"endpoint\" must not contain credentials", mq.ErrInvalidURL)
-		}
+	if problem := endpointProblem(o.Endpoint); problem != "" {
+		return Options{}, fmt.Errorf("sqs: %w: parameter \"endpoint\" %s", mq.ErrInvalidURL, problem)
 	}
-	if err := o.validate(); err != nil {
-		return nil, err
-	}
-
-	var loadOpts []func(*config.LoadOptions) error
-	if region != "" {
-		loadOpts = append(loadOpts, config.WithRegion(region))
-	}
-	if profile != "" {
-		loadOpts = append(loadOpts, config.WithSharedConfigProfile(profile))
-	}
-	// A long-running consumer must keep retrying through an outage: the
-	// SDK's default client-side retry quota would start failing every
-	// call at once after a few errors ("retry quota exceeded").
-	loadOpts = append(loadOpts, config.WithRetryer(func() aws.Retryer {
-		return retry.NewStandard(func(so *retry.StandardOptions) { so.RateLimiter = ratelimit.None })
-	}))
-	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("sqs: loading the AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		return nil, fmt.Errorf("sqs: %w: no AWS region: add ?region=... to the URL or set AWS_REGION", mq.ErrInvalidURL)
-	}
-	// Find credentials now (the first request would, and they are
-	// cached), so that having none says so, instead of surfacing as an
-	// instance-metadata error reported against the SQS endpoint.
-	if cfg.Credentials != nil {
-		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("sqs: looking for AWS credentials: %w", ctx.Err())
-			}
-			return nil, fmt.Errorf("sqs: no usable AWS credentials: the standard chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the shared config files, web identity, the ECS or EC2 instance role) found none; for a local server such as ElasticMQ any static pair will do: %w", err)
-		}
-	}
-	// The broker's own HTTP transport (with what the AWS config set on the
-	// SDK's, such as a CA bundle), so that Close can close its idle
-	// connections, with enough idle connections per host for the
-	// concurrent senders, receivers and deleters.
-	var transport *http.Transport
-	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		transport = bc.GetTransport()
-	} else if cfg.HTTPClient == nil {
-		transport = awshttp.NewBuildableClient().GetTransport()
-	}
-	if transport != nil {
-		transport.MaxIdleConnsPerHost = 128
-		cfg.HTTPClient = &http.Client{Transport: transport}
-	}
-	client := sqs.NewFromConfig(cfg, func(so *sqs.Options) {
-		if endpoint != "" {
-			so.BaseEndpoint = aws.String(endpoint)
-		}
-	})
-	b, err := New(client, o)
-	if err != nil {
-		return nil, err
-	}
-	// Check the endpoint, region and credentials now, so that a wrong
-	// configuration fails at start-up with a clear error.
-	if err := b.Ping(ctx); err != nil {
-		b.transport = transport
-		b.Close(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	b.transport = transport
-	return b, nil
+	return o, nil
 }
 
-// endpointOf describes where client sends requests, for error messages.
-func endpointOf(c *sqs.Client) string {
-	o := c.Options()
-	if o.BaseEndpoint != nil {
-		return *o.BaseEndpoint
+// endpointProblem says what is wrong with an endpoint URL, or returns ""
+// if it is empty or fine.
+func endpointProblem(endpoint string) string {
+	if endpoint == "" {
+		return ""
 	}
-	return "SQS in region " + strings.TrimSpace(o.Region)
+	eu, err := url.Parse(endpoint)
+	if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
+		return "must be an http:// or https:// URL with a host, such as http://127.0.0.1:9324"
+	}
+	if eu.User != nil {
+		return "must not contain credentials"
+	}
+	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -43,8 +44,11 @@ const (
 // Messages SQS rejects are reported in a *mq.PublishError; the others were
 // accepted. After Close, Publish returns mq.ErrClosed.
 func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message) error {
-	if b.isClosed() {
-		return fmt.Errorf("sqs: Publish: %w", mq.ErrClosed)
+	if err := driver.CheckPublish(&b.l, topic, msgs, driver.LimitsOf(b.caps)); err != nil {
+		if errors.Is(err, mq.ErrClosed) {
+			return fmt.Errorf("sqs: Publish: %w", err)
+		}
+		return fmt.Errorf("sqs: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sqs: Publish: %w", err)
@@ -52,15 +56,12 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 	if _, err := b.queueName(topic); err != nil {
 		return err
 	}
-	if err := driver.PrepareMessages(msgs, driver.LimitsOf(b.caps)); err != nil {
-		return fmt.Errorf("sqs: %w", err)
-	}
 	for i, m := range msgs {
 		if m.Delay > MaxDelay {
 			return fmt.Errorf("sqs: %w: message %d has Delay %v, SQS allows at most %v", mq.ErrInvalidMessage, i, m.Delay, MaxDelay)
 		}
 	}
-	q, err := b.queue(ctx, topic, !b.opts.DisableProvisioning)
+	q, err := b.queue(ctx, topic, !b.opts.NoProvision)
 	if err != nil {
 		return err
 	}
@@ -183,16 +184,15 @@ type publisher struct {
 	pending []*pubEntry
 	active  int // running send loops
 	sending int // of which in a SendMessageBatch call
-	closed  bool
 }
 
-// enqueue adds call's entries and starts send loops as needed.
+// enqueue adds call's entries and starts send loops as needed, as
+// goroutines Close waits for. Once Close has begun no loop starts: the
+// entries are sent if a loop is running, else enqueue takes them back and
+// returns mq.ErrClosed.
 func (p *publisher) enqueue(call *pubCall) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return fmt.Errorf("sqs: Publish: %w", mq.ErrClosed)
-	}
 	for i := range call.entries {
 		p.pending = append(p.pending, &call.entries[i])
 	}
@@ -203,19 +203,18 @@ func (p *publisher) enqueue(call *pubCall) error {
 		senders = 1
 	}
 	for p.active < senders && needLoop(len(p.pending), p.active, p.sending) {
-		p.active++
-		p.b.work.Add(1)
-		go p.loop()
+		if !p.b.l.Go(p.loop) {
+			break
+		}
+		p.active++ // before the loop's first take: p.mu is held
+	}
+	if p.active == 0 {
+		// Close has begun and no loop runs, so nothing was pending before
+		// these entries: a loop ends only once it finds none.
+		p.pending = nil
+		return fmt.Errorf("sqs: Publish: %w", mq.ErrClosed)
 	}
 	return nil
-}
-
-// close stops accepting entries; running loops still send what is
-// pending.
-func (p *publisher) close() {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
 }
 
 // needLoop reports whether pending entries need another batch loop
@@ -269,7 +268,6 @@ func (p *publisher) take(batch []*pubEntry, sent bool) []*pubEntry {
 }
 
 func (p *publisher) loop() {
-	defer p.b.work.Done()
 	batch := make([]*pubEntry, 0, maxBatch)
 	for sent := false; ; sent = true {
 		batch = p.take(batch[:0], sent)

@@ -68,9 +68,16 @@ func TestOpenErrors(t *testing.T) {
 		{"host", "sqs://somewhere?region=us-east-1", mq.ErrInvalidURL, "no host"},
 		{"credentials", "sqs://AKIAXXX:supersecret@?region=us-east-1", mq.ErrInvalidURL, "AWS config chain"},
 		{"unknown parameter", base + "&visibilty=5s", mq.ErrInvalidURL, `unknown parameter "visibilty"`},
-		{"bad wait", base + "&wait=30s", mq.ErrInvalidURL, `"wait"`},
+		{"bad wait_time", base + "&wait_time=30s", mq.ErrInvalidURL, `"wait_time"`},
 		{"bad endpoint", "sqs://?region=us-east-1&endpoint=127.0.0.1:9324", mq.ErrInvalidURL, "http://"},
-		{"bad prefix", base + "&prefix=a.b", mq.ErrInvalidOption, "QueuePrefix"},
+		{"bad queue_prefix", base + "&queue_prefix=a.b", mq.ErrInvalidOption, "QueuePrefix"},
+		{"renamed prefix", base + "&prefix=prod-", mq.ErrInvalidURL, `"prefix" is spelled "queue_prefix"`},
+		{"renamed account", base + "&account=123456789012", mq.ErrInvalidURL, `"account" is spelled "queue_owner"`},
+		{"renamed wait", base + "&wait=1s", mq.ErrInvalidURL, `"wait" is spelled "wait_time"`},
+		{"renamed visibility", base + "&visibility=5s", mq.ErrInvalidURL, `"visibility" is spelled "visibility_timeout"`},
+		{"renamed deadLetterQueue", base + "&deadLetterQueue=dlq", mq.ErrInvalidURL, `"deadLetterQueue" is spelled "dead_letter_queue"`},
+		{"renamed maxReceiveCount", base + "&maxReceiveCount=3", mq.ErrInvalidURL, `"maxReceiveCount" is spelled "max_receive_count"`},
+		{"renamed serverMaxBytes", base + "&serverMaxBytes=262144", mq.ErrInvalidURL, `"serverMaxBytes" is spelled "server_max_bytes"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,7 +165,7 @@ func TestGroups(t *testing.T) {
 func TestHeartbeat(t *testing.T) {
 	ctx := context.Background()
 	top := topic(t)
-	b := open(t, "&visibility=1s")
+	b := open(t, "&visibility_timeout=1s")
 	if err := mq.Provision(ctx, b, top, "g"); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +183,7 @@ func TestHeartbeat(t *testing.T) {
 	// Two competing subscriptions on separate connections: without the
 	// heartbeat the other one would receive the message after 1s.
 	subscribe(t, b, top, h, mq.Group("g"))
-	subscribe(t, open(t, "&visibility=1s"), top, h, mq.Group("g"))
+	subscribe(t, open(t, "&visibility_timeout=1s"), top, h, mq.Group("g"))
 	if err := b.Publish(ctx, top, mq.NewMessage([]byte("slow"))); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +207,7 @@ func TestHeartbeat(t *testing.T) {
 func TestPermanentToDeadLetterQueue(t *testing.T) {
 	ctx := context.Background()
 	top := topic(t)
-	b := open(t, "&deadLetterQueue={topic}-dlq&maxReceiveCount=5")
+	b := open(t, "&dead_letter_queue={topic}-dlq&max_receive_count=5")
 	if err := mq.Provision(ctx, b, top, "g"); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +244,7 @@ func TestPermanentToDeadLetterQueue(t *testing.T) {
 func TestRedrivePolicy(t *testing.T) {
 	ctx := context.Background()
 	top := topic(t)
-	b := open(t, "&deadLetterQueue={topic}-dlq&maxReceiveCount=2")
+	b := open(t, "&dead_letter_queue={topic}-dlq&max_receive_count=2")
 	attempts := make(chan int, 10)
 	subscribe(t, b, top, func(_ context.Context, m *mq.Message) error {
 		attempts <- m.Attempt
@@ -351,15 +358,68 @@ func TestFIFO(t *testing.T) {
 			t.Errorf("handled order per key: got %v, want a and b each 012", order)
 		}
 	})
+	t.Run("stop during in-place retry", func(t *testing.T) {
+		// Key a's first message fails with a 3s delay, and the
+		// subscription stops during it: the message comes back when the
+		// delay ends, not at once, and a's second message still follows it.
+		top := topic(t) + ".fifo"
+		if err := mq.Provision(ctx, b, top, "g"); err != nil {
+			t.Fatal(err)
+		}
+		msgs := []*mq.Message{{Key: "a", Body: []byte("0")}, {Key: "a", Body: []byte("1")}}
+		if err := b.Publish(ctx, top, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		failed := make(chan time.Time, 1)
+		stop := subscribe(t, b, top, func(_ context.Context, m *mq.Message) error {
+			if string(m.Body) == "0" {
+				select {
+				case failed <- time.Now():
+				default:
+				}
+				return mq.RetryAfter(errors.New("later"), 3*time.Second)
+			}
+			return errors.New("not yet")
+		}, mq.Group("g"))
+		at := waitFor(t, failed, 1, 30*time.Second)[0]
+		if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("Subscribe: %v", err)
+		}
+		type seenMsg struct {
+			body string
+			at   time.Time
+		}
+		seen := make(chan seenMsg, 10)
+		subscribe(t, open(t, ""), top, func(_ context.Context, m *mq.Message) error {
+			seen <- seenMsg{string(m.Body), time.Now()}
+			return nil
+		}, mq.Group("g"))
+		got := waitFor(t, seen, 2, 60*time.Second)
+		if got[0].body != "0" || got[1].body != "1" {
+			t.Errorf("order after the stop: got %q then %q, want 0 then 1", got[0].body, got[1].body)
+		}
+		if d := got[0].at.Sub(at); d < 2*time.Second {
+			t.Errorf("the failed message came back %v after its failure, want its 3s delay kept", d)
+		}
+	})
 }
 
 // TestNew covers the constructor for a caller's own client.
 func TestNew(t *testing.T) {
-	if _, err := sqs.New(nil, sqs.Options{}); !errors.Is(err, mq.ErrInvalidOption) {
-		t.Errorf("New(nil): got %v, want ErrInvalidOption", err)
-	}
+	ctx := context.Background()
 	c := awssqs.NewFromConfig(sqstest.Config(t))
-	b, err := sqs.New(c, sqs.Options{QueuePrefix: "sqst-new-"})
+	for _, o := range []sqs.Options{
+		{Client: c, Region: "us-east-1"}, // Region configures a client New builds
+		{Senders: -1},
+		{MaxReceiveCount: -1},
+		{ServerMaxBytes: -1},
+		{Endpoint: "127.0.0.1:9324"},
+	} {
+		if _, err := sqs.New(ctx, o); !errors.Is(err, mq.ErrInvalidOption) {
+			t.Errorf("New(%+v): got %v, want ErrInvalidOption", o, err)
+		}
+	}
+	b, err := sqs.New(ctx, sqs.Options{Client: c, QueuePrefix: "sqst-new-"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,5 +457,28 @@ func TestMaxSizeBinary(t *testing.T) {
 	subscribe(t, b, top, func(_ context.Context, m *mq.Message) error { got <- m; return nil }, mq.Group("g"))
 	if r := waitFor(t, got, 1, 30*time.Second)[0]; !bytes.Equal(r.Body, m.Body) {
 		t.Errorf("body of %d bytes did not round-trip (got %d bytes)", len(m.Body), len(r.Body))
+	}
+}
+
+// TestCloseCanceled: Close with a context that has ended returns that
+// context's error itself, unwrapped, as every driver's Close does; later
+// calls return nil, and the broker refuses work with mq.ErrClosed.
+func TestCloseCanceled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := mq.Open(ctx, brokerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	canceled, cancelNow := context.WithCancel(context.Background())
+	cancelNow()
+	if err := b.Close(canceled); err != context.Canceled {
+		t.Errorf("Close(canceled ctx): got %v, want context.Canceled unwrapped", err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Errorf("second Close: got %v, want nil", err)
+	}
+	if err := b.Publish(ctx, topic(t), mq.NewMessage([]byte("x"))); !errors.Is(err, mq.ErrClosed) {
+		t.Errorf("Publish after Close: got %v, want ErrClosed", err)
 	}
 }

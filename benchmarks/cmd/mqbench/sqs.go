@@ -46,7 +46,7 @@ func sqsPlan(ctx context.Context) brokerPlan {
 		if err != nil {
 			return nil, err
 		}
-		b, err := mqsqs.New(client, mqsqs.Options{Receivers: sqsReceivers(c.Conc), WaitTime: sqsWait * time.Second})
+		b, err := mqsqs.New(ctx, mqsqs.Options{Client: client, Receivers: sqsReceivers(c.Conc), WaitTime: sqsWait * time.Second})
 		if err != nil {
 			return nil, err
 		}

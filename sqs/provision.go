@@ -123,8 +123,8 @@ func (b *Broker) queue(ctx context.Context, topic string, create bool) (*queue, 
 	if q := b.queues[topic]; q != nil {
 		return q, nil
 	}
-	if b.isClosed() {
-		return nil, fmt.Errorf("sqs: %w", mq.ErrClosed)
+	if err := b.l.Err(); err != nil {
+		return nil, fmt.Errorf("sqs: %w", err)
 	}
 	q = &queue{topic: topic, name: name, url: url, fifo: strings.HasSuffix(name, fifoSuffix)}
 	q.pub = &publisher{b: b, q: q}
@@ -182,7 +182,7 @@ func (b *Broker) deadLetterARN(ctx context.Context, topic string) (string, error
 	if strings.HasPrefix(dlq, "arn:") {
 		return dlq, nil
 	}
-	if err := checkQueueName(dlq, "deadLetterQueue"); err != nil {
+	if err := checkQueueName(dlq, "DeadLetterQueue"); err != nil {
 		return "", err
 	}
 	url, err := b.queueURL(ctx, dlq)
@@ -299,8 +299,8 @@ func (b *Broker) claimGroup(ctx context.Context, q *queue, group string, claim b
 // the one already recorded. Messages published after Provision wait in the
 // queue. It is idempotent.
 func (b *Broker) Provision(ctx context.Context, topic string, groups ...string) error {
-	if b.isClosed() {
-		return fmt.Errorf("sqs: Provision: %w", mq.ErrClosed)
+	if err := b.l.Err(); err != nil {
+		return fmt.Errorf("sqs: Provision: %w", err)
 	}
 	group := ""
 	for _, g := range groups {
