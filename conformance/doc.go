@@ -142,7 +142,7 @@
 //     publishes message by message (each Publish bounded by 5s and
 //     returning within it plus CloseSlack), the network stalls for
 //     StallFor (20s; a Subscribe canceled meanwhile returns within
-//     CloseSlack) or every connection is reset three times; every
+//     driver.CloseGrace plus CloseSlack) or every connection is reset three times; every
 //     confirmed message is delivered. The case logs confirmed, failed,
 //     lost, duplicated and time to recover (needs Harness.Network).
 //   - as: As on brokers and received messages refuses nil and foreign
