@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -352,7 +353,9 @@ func (d *Dispatcher) done(del *Delivery) {
 	<-d.slots
 }
 
-// call runs the handler, turning a panic into an error.
+// call runs the handler, turning a panic into an error. A handler's own
+// ErrNotHandled becomes a plain failure: only the dispatcher releases a
+// delivery without counting an attempt.
 func (d *Dispatcher) call(m *mq.Message) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -362,5 +365,9 @@ func (d *Dispatcher) call(m *mq.Message) (err error) {
 			err = fmt.Errorf("mq: handler panicked: %v", p)
 		}
 	}()
-	return d.h(d.hctx, m)
+	err = d.h(d.hctx, m)
+	if errors.Is(err, ErrNotHandled) {
+		err = fmt.Errorf("mq: the handler returned %v, which only drivers may use; counted as a failure", err)
+	}
+	return err
 }

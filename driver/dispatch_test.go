@@ -487,3 +487,24 @@ func TestDispatcherBoundsSizes(t *testing.T) {
 		cancel()
 	}
 }
+
+func TestHandlerReturningNotHandledIsAFailure(t *testing.T) {
+	d := NewDispatcher(context.Background(), func(context.Context, *mq.Message) error { return ErrNotHandled }, DispatcherConfig{Logger: quiet})
+	var got error
+	done := make(chan struct{})
+	err := d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "x"}, Settle: func(_ context.Context, err error) (time.Duration, bool) {
+		got = err
+		close(done)
+		return 0, false
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || errors.Is(got, ErrNotHandled) {
+		t.Errorf("Settle got %v, want a failure that is not ErrNotHandled", got)
+	}
+}
