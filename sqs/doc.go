@@ -200,6 +200,16 @@
 // SentTimestamp and Attempt ApproximateReceiveCount for every message.
 // Attributes whose names start with "mq-" are never delivered as headers.
 //
+// Decoding is the same whatever order the attributes come in, and the
+// delivery facts (Attempt, PublishTime, the MessageId fallback for ID)
+// come from SQS's system attributes, never from an attribute another
+// producer can set. A packed "mq-h" pair named like a String attribute
+// gives way to the attribute. An "mq-h" attribute that does not decode as
+// a whole (a length past its end, a name without a value) is ignored as a
+// whole: none of its pairs is applied, the rest of the message is
+// delivered as usual (ID from "mq-id", else the SQS MessageId), a warning
+// is logged, and Message.As still shows the attribute.
+//
 // # As
 //
 // Broker.As accepts a **sqs.Client (from
