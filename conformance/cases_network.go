@@ -130,9 +130,21 @@ func networkStallNoLoss(t *testing.T, e *env) {
 		bound := driver.CloseGrace + CloseSlack
 		select {
 		case <-s.done:
-			t.Logf("Subscribe canceled during the stall returned %v after %v", s.err, time.Since(start).Round(time.Millisecond))
 		case <-time.After(bound):
-			t.Errorf("Subscribe canceled during the stall had not returned after %v (driver.CloseGrace + CloseSlack)", bound)
+			logStacks(t)
+			select {
+			case <-s.done:
+			case <-time.After(time.Until(stalled.Add(StallFor))):
+			}
+		}
+		took := time.Since(start).Round(time.Millisecond)
+		switch {
+		case !s.ended():
+			t.Errorf("Subscribe canceled during the stall had not returned when the stall ended, %v later; want at most %v (driver.CloseGrace + CloseSlack)", took, bound)
+		case took > bound:
+			t.Errorf("Subscribe canceled during the stall returned %v after %v, want at most %v (driver.CloseGrace + CloseSlack)", s.err, took, bound)
+		default:
+			t.Logf("Subscribe canceled during the stall returned %v after %v", s.err, took)
 		}
 		time.Sleep(time.Until(stalled.Add(StallFor)))
 		n.Resume()

@@ -112,7 +112,11 @@
 //     takes one DeleteMessageBatch, as in a receive-handle-delete loop;
 //     deletes that accumulate while calls run go out up to ten per call.
 //     They are retried through transient failures, and a subscription's
-//     deletes reach SQS before Subscribe returns.
+//     deletes reach SQS before Subscribe returns, unless its ctx (or
+//     Close's) has ended and they take driver.CloseGrace longer (a
+//     stalled network): then they, and the visibility changes of
+//     stopping, are abandoned so Subscribe returns, and SQS redelivers
+//     those messages when their visibility timeout ends.
 //   - Handler returns an error: the message's visibility timeout is set to
 //     the subscription's Backoff (or mq.RetryAfter) delay, rounded up to
 //     whole seconds and at most 12 hours, so it is redelivered no earlier.
