@@ -16,9 +16,12 @@ import (
 // connection of one run shares one in-process server, named uniquely.
 func TestConformance(t *testing.T) {
 	name := fmt.Sprintf("conf-%08x", rand.Uint32())
+	// RabbitMQ's key and header limits, so the limit cases run here too.
+	url := "mem://" + name + "?max_key_bytes=255&max_header_key_bytes=255&max_header_bytes=32768"
 	conformance.Run(t, conformance.Harness{
+		URL: url,
 		Open: func(ctx context.Context) (mq.Broker, error) {
-			return mq.Open(ctx, "mem://"+name)
+			return mq.Open(ctx, url)
 		},
 		OpenNoProvision: func(ctx context.Context) (mq.Broker, error) {
 			return mq.Open(ctx, "mem://"+name+"?provision=false")

@@ -47,7 +47,10 @@
 // groups; Harness.Restart restarts the broker process; Harness.Timeout
 // bounds each wait for an expected delivery (default 10s) and
 // Harness.Grace each watch for something that must not happen (default
-// max(1s, Timeout/10)). Harness.LeakIgnore names process-wide goroutines
+// max(1s, Timeout/10)). Harness.URL, the URL Open uses, lets the suite
+// try malformed parameters on it; Harness.Network (a TCP proxy in front
+// of the broker, which the connections Open makes go through) lets it
+// stall, resume and reset the network. Harness.LeakIgnore names process-wide goroutines
 // of client libraries that the goroutine-leak check should ignore.
 // Harness.PublishForeign publishes a message with the broker's own client,
 // as a producer that does not use mq would; the foreign cases need it.
@@ -120,6 +123,31 @@
 //     ErrInvalidTopic, ErrInvalidMessage or ErrInvalidOption, and a
 //     rejected Publish sends nothing. Binary and empty header keys and
 //     values are not bad input (see the foreign cases).
+//   - key-limit, header-limits: a Key, header key or header table one
+//     byte over Capabilities.MaxKeyBytes, MaxHeaderKeyBytes or
+//     MaxHeaderBytes fails the whole Publish at once (ErrInvalidMessage;
+//     ErrMessageTooLarge too for MaxHeaderBytes) naming the limit, nothing
+//     of it is delivered, and messages at the limits arrive intact (skip
+//     when the driver reports no limit).
+//   - huge-concurrency: Concurrency(math.MaxInt), beyond
+//     driver.MaxConcurrency or negative fails Subscribe at once with
+//     ErrInvalidOption, without a panic; the connection still works and
+//     closes.
+//   - malformed-url: Harness.URL with "group=billing;x",
+//     "no_such_param=%zz", "provision=false;x", a bad escape or a repeated
+//     parameter appended fails mq.Open with ErrInvalidURL at once (needs
+//     Harness.URL).
+//   - network-stall-close: with Harness.Network stalled, a subscription
+//     running and a Publish in flight, Close(ctx of 2s) returns within
+//     its ctx plus driver.CloseGrace plus CloseSlack (1s), and so do
+//     Publish and Subscribe (needs Harness.Network).
+//   - network-stall-no-loss, network-reset-no-loss: while one publisher
+//     publishes message by message (each Publish bounded by 5s and
+//     returning within it plus CloseSlack), the network stalls for
+//     StallFor (20s; a Subscribe canceled meanwhile returns within
+//     driver.CloseGrace plus CloseSlack) or every connection is reset three times; every
+//     confirmed message is delivered. The case logs confirmed, failed,
+//     lost, duplicated and time to recover (needs Harness.Network).
 //   - as: As on brokers and received messages refuses nil and foreign
 //     targets (which native types a driver exposes is its own test's
 //     business).

@@ -23,6 +23,10 @@
 //	                   false: only Provision creates them, else mq.ErrNotFound
 //	max_message_bytes  largest message accepted (default 1048576)
 //	max_headers        most headers per message (default 0: no limit; 10 mimics SQS)
+//	max_key_bytes      longest Key in bytes (default 0: no limit; 255 mimics RabbitMQ)
+//	max_header_key_bytes longest header key in bytes (default 0: no limit)
+//	max_header_bytes   most bytes of header keys and values per message
+//	                   (default 0: no limit)
 //	ack_deadline       redeliver a message whose handler runs longer than this,
 //	                   as SQS's visibility timeout does (default 0: never)
 //	retain             newest messages each topic keeps for replay by new groups

@@ -232,15 +232,33 @@ func foreignID(d *amqp.Delivery) string {
 // afresh), and the times queue handed this copy out before. A quorum queue
 // counts those (x-delivery-count); a classic queue says only whether it
 // did.
+//
+// Both counts come from headers another AMQP publisher can set to
+// anything: each is clamped to 0 to MaxAttempt, so that their sum plus
+// one stays a positive int however large or negative the headers are.
 func attempts(d *amqp.Delivery, queue string) (prior, returns int) {
 	if q, _ := d.Headers[hdrQueue].(string); q == queue {
-		prior = int(toInt(d.Headers[hdrAttempt]))
+		prior = clampAttempt(d.Headers[hdrAttempt])
 	}
-	returns = int(toInt(d.Headers["x-delivery-count"]))
+	returns = clampAttempt(d.Headers["x-delivery-count"])
 	if returns == 0 && d.Redelivered {
 		returns = 1
 	}
 	return prior, returns
+}
+
+// MaxAttempt bounds each count Message.Attempt is made of (the driver's
+// mq-attempt header, RabbitMQ's x-delivery-count): a larger value, as
+// another publisher may set, counts as MaxAttempt, a negative one as 0.
+const MaxAttempt = 1 << 30
+
+// clampAttempt reads an attempt-count header value as a count from 0 to
+// MaxAttempt.
+func clampAttempt(v any) int {
+	if u, ok := v.(uint64); ok && u > MaxAttempt {
+		return MaxAttempt // toInt would wrap it negative
+	}
+	return int(min(max(toInt(v), 0), MaxAttempt))
 }
 
 func toInt(v any) int64 {

@@ -114,7 +114,10 @@
 // only flag a redelivery, so after such a loss
 // Attempt counts one more however many times it happened. Messages
 // prefetched but not yet handled when a subscription stops are requeued,
-// which a quorum queue counts as a delivery.
+// which a quorum queue counts as a delivery. Each of the two counts is
+// read as 0 to MaxAttempt (2^30): a larger mq-attempt or
+// x-delivery-count, as another AMQP publisher may set, counts as
+// MaxAttempt and a negative one as 0, so Attempt is always at least 1.
 //
 // Message.PublishTime is zero for messages published through mq:
 // RabbitMQ does not record when it accepted a message. A timestamp
@@ -154,9 +157,13 @@
 // Replay (StartAt(mq.Earliest) returns mq.ErrNotSupported: a new queue
 // holds only messages published after it exists) and DelayedDelivery (a
 // non-zero Message.Delay returns mq.ErrNotSupported). MaxMessageBytes is
-// max_message_bytes; MaxHeaders is 0 (no count limit), but a message's
-// headers, ID and key together may take at most 64 KiB, as they travel in
-// one AMQP frame, and header keys at most 255 bytes. Header keys RabbitMQ sets
+// max_message_bytes. MaxKeyBytes and MaxHeaderKeyBytes are 255 (the routing
+// key and header keys are AMQP short strings), MaxHeaders 4096 and
+// MaxHeaderBytes 32 KiB (header keys and values, which travel with the
+// key, a long ID and framing in one 64 KiB budget of an AMQP frame).
+// Publish checks them before sending anything: a longer Key or header key
+// is mq.ErrInvalidMessage, larger headers mq.ErrMessageTooLarge (and
+// mq.ErrInvalidMessage). Header keys RabbitMQ sets
 // itself (x-death, x-delivery-count, x-first-death-*, x-last-death-*) are
 // refused with mq.ErrInvalidMessage and removed from received messages.
 //

@@ -46,6 +46,25 @@ const (
 	maxHeaderBytes = 64 << 10
 )
 
+// Message limits, reported in Capabilities and checked by Publish before
+// anything is sent.
+const (
+	// MaxKeyBytes is the longest Message.Key and the longest header key
+	// (Capabilities.MaxKeyBytes and MaxHeaderKeyBytes): both are AMQP
+	// short strings.
+	MaxKeyBytes = 255
+	// MaxHeaders is the most headers a message may carry
+	// (Capabilities.MaxHeaders).
+	MaxHeaders = 4096
+	// MaxHeaderBytes is the most bytes a message's header keys and values
+	// may take together (Capabilities.MaxHeaderBytes). The header table,
+	// Key, an ID over 255 bytes and 6 bytes of framing per header travel
+	// in one 64 KiB budget of the content-header frame: MaxHeaders headers
+	// within MaxHeaderBytes leave room for the Key and an ID of up to 7
+	// KiB; a longer ID that no longer fits is mq.ErrMessageTooLarge.
+	MaxHeaderBytes = 32 << 10
+)
+
 // Options configures a Broker made by New. The zero value of every field
 // is a sane default, documented on the field; only URL is required. New
 // rejects a value out of its field's range with an error wrapping

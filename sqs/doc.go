@@ -112,7 +112,11 @@
 //     takes one DeleteMessageBatch, as in a receive-handle-delete loop;
 //     deletes that accumulate while calls run go out up to ten per call.
 //     They are retried through transient failures, and a subscription's
-//     deletes reach SQS before Subscribe returns.
+//     deletes reach SQS before Subscribe returns, unless its ctx (or
+//     Close's) has ended and they take driver.CloseGrace longer (a
+//     stalled network): then they, and the visibility changes of
+//     stopping, are abandoned so Subscribe returns, and SQS redelivers
+//     those messages when their visibility timeout ends.
 //   - Handler returns an error: the message's visibility timeout is set to
 //     the subscription's Backoff (or mq.RetryAfter) delay, rounded up to
 //     whole seconds and at most 12 hours, so it is redelivered no earlier.
@@ -234,6 +238,16 @@
 // whose names start with "mq-" are never delivered as headers, and system
 // attributes (SenderId, MessageDeduplicationId and others) are not mapped;
 // Message.As gives the whole SQS message, data types included.
+//
+// Decoding is the same whatever order the attributes come in, and the
+// delivery facts (Attempt, PublishTime, the MessageId fallback for ID)
+// come from SQS's system attributes, never from an attribute another
+// producer can set. A packed "mq-h" pair named like a String attribute
+// gives way to the attribute. An "mq-h" attribute that does not decode as
+// a whole (a length past its end, a name without a value) is ignored as a
+// whole: none of its pairs is applied, the rest of the message is
+// delivered as usual (ID from "mq-id", else the SQS MessageId), a warning
+// is logged, and Message.As still shows the attribute.
 //
 // # As
 //
