@@ -152,7 +152,7 @@ func runConform(c *cli, args []string) error {
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	if *verbose {
-		cmd.Stderr = c.stderr
+		cmd.Stderr = scrubWriter{c.stderr}
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -210,7 +210,7 @@ func (c *cli) readConformance(r io.Reader, log io.Writer, asJSON bool) (conformS
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
-		line := sc.Text()
+		line := scrub(sc.Text())
 		fmt.Fprintln(log, line)
 		if m := runLine.FindStringSubmatch(line); m != nil {
 			current = m[2]
@@ -299,4 +299,14 @@ func runConformChild(c *cli, args []string) error {
 // matchString is the matcher testing.Main wants for -test.run.
 func matchString(pat, str string) (bool, error) {
 	return regexp.MatchString(pat, str)
+}
+
+// scrubWriter scrubs secrets from what it writes.
+type scrubWriter struct{ w io.Writer }
+
+func (s scrubWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(s.w, scrub(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

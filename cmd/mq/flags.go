@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/seedmq/mq"
@@ -72,6 +74,14 @@ func (c *cli) parse(fs *flag.FlagSet, args []string, lo, hi int) ([]string, erro
 // resolveURL returns the URL an argument names: the argument itself, or
 // the value of the environment variable NAME for "env:NAME".
 func resolveURL(arg string) (string, error) {
+	raw, err := resolveArg(arg)
+	if err == nil {
+		noteSecrets(raw)
+	}
+	return raw, err
+}
+
+func resolveArg(arg string) (string, error) {
 	if name, ok := strings.CutPrefix(arg, "env:"); ok {
 		v := os.Getenv(name)
 		if v == "" {
@@ -172,4 +182,44 @@ func (s *startFlag) Set(v string) error {
 	}
 	s.set = true
 	return nil
+}
+
+// secrets holds the user info of every URL the command resolved, so that
+// scrub can remove it from any message, including a driver's.
+var (
+	secretsMu sync.Mutex
+	secrets   []string
+)
+
+// userInfo finds the user info of a URL even when it does not parse.
+var userInfo = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://([^/?]*)@`)
+
+func noteSecrets(raw string) {
+	m := userInfo.FindStringSubmatch(raw)
+	if m == nil {
+		return
+	}
+	secretsMu.Lock()
+	defer secretsMu.Unlock()
+	info := m[1]
+	secrets = append(secrets, info)
+	user, pass, _ := strings.Cut(info, ":")
+	for _, v := range []string{pass, user} {
+		if len(v) >= 3 {
+			secrets = append(secrets, v)
+			if u, err := url.PathUnescape(v); err == nil && u != v && len(u) >= 3 {
+				secrets = append(secrets, u)
+			}
+		}
+	}
+}
+
+// scrub replaces every secret noted in s with "***".
+func scrub(s string) string {
+	secretsMu.Lock()
+	defer secretsMu.Unlock()
+	for _, v := range secrets {
+		s = strings.ReplaceAll(s, v, "***")
+	}
+	return strings.ReplaceAll(s, "***:xxxxx@", "***@")
 }

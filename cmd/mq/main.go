@@ -162,18 +162,20 @@ func (c *cli) exit(err error) int {
 	var ee *exitError
 	switch {
 	case errors.As(err, &ue):
-		fmt.Fprintf(c.stderr, "%s: %s\nRun mq %s --help for usage.\n", name, ue.msg, c.cmd.name)
+		fmt.Fprintf(c.stderr, "%s: %s\nRun mq %s --help for usage.\n", name, scrub(ue.msg), c.cmd.name)
 		return exitUsage
 	case errors.As(err, &ee):
 		if ee.msg != "" {
-			fmt.Fprintf(c.stderr, "%s: %s\n", name, ee.msg)
+			fmt.Fprintf(c.stderr, "%s: %s\n", name, scrub(ee.msg))
 		}
 		return ee.code
 	case c.ctx.Err() != nil && errors.Is(err, context.Canceled):
 		fmt.Fprintf(c.stderr, "%s: interrupted\n", name)
 		return exitInterrupted
 	}
-	fmt.Fprintf(c.stderr, "%s: %v\n", name, err)
+	// Drivers keep passwords out of their errors; scrub removes the
+	// user name too, and anything a driver may have missed.
+	fmt.Fprintf(c.stderr, "%s: %s\n", name, scrub(err.Error()))
 	switch {
 	case errors.Is(err, mq.ErrInvalidURL), errors.Is(err, mq.ErrInvalidOption):
 		return exitUsage

@@ -146,7 +146,7 @@ func replayTopic(c *cli, b mq.Broker, src string, idle time.Duration, quiet bool
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 30*time.Second)
 		defer cancel()
 		if err := mq.DeleteGroup(ctx, b, src, g); err != nil && !errors.Is(err, mq.ErrNotSupported) {
-			fmt.Fprintf(c.stderr, "mq replay: could not remove temporary group %s: %v\n", g, err)
+			fmt.Fprintf(c.stderr, "mq replay: could not remove temporary group %s: %s\n", g, scrub(err.Error()))
 		}
 	}()
 	c.status(quiet, "reading %s from its start through temporary group %s", src, g)

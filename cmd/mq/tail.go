@@ -120,7 +120,7 @@ func runTail(c *cli, args []string) error {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), *timeout)
 			defer cancel()
 			if err := mq.DeleteGroup(ctx, b, topic, g); err != nil {
-				fmt.Fprintf(c.stderr, "mq tail: could not remove temporary group %s: %v\n", g, err)
+				fmt.Fprintf(c.stderr, "mq tail: could not remove temporary group %s: %s\n", g, scrub(err.Error()))
 			}
 		}()
 		c.status(*quiet, "tailing %s on %s through temporary group %s (removed on exit); Ctrl-C stops", topic, shown, g)
