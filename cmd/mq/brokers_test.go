@@ -16,7 +16,7 @@ import (
 	"github.com/seedmq/mq/sqs/sqstest"
 )
 
-// brokerURLs returns the URL of each real broker, or skips (fails with
+// brokerURL returns the URL of each real broker, or skips (fails with
 // MQ_TEST_REQUIRE_BROKERS=1) as the test helper packages do.
 func brokerURL(t *testing.T, name string) string {
 	t.Helper()
@@ -24,7 +24,16 @@ func brokerURL(t *testing.T, name string) string {
 	case "kafka":
 		return "kafka://" + strings.Join(kafkatest.Addrs(t), ",")
 	case "rabbitmq":
-		return rabbitmqtest.URL(t)
+		// Queues of finished tests expire, so that runs do not pile up
+		// queues on the shared broker.
+		u, err := url.Parse(rabbitmqtest.URL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("queue_expires", "10m")
+		u.RawQuery = q.Encode()
+		return u.String()
 	case "sqs":
 		endpoint, region := sqstest.Endpoint(t)
 		return "sqs://?region=" + url.QueryEscape(region) + "&endpoint=" + url.QueryEscape(endpoint)

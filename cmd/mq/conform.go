@@ -51,7 +51,9 @@ every mq driver must have, checked on your broker's version, configuration
 and URL parameters. Cases the broker's capabilities exclude are skipped,
 naming the capability; the broker-restart case is always skipped (conform
 cannot restart your broker). Each case creates topics and groups named
-mqc-<case>-<random>; the suite takes minutes on a real broker.
+mqc-<case>-<random> and leaves them (on RabbitMQ, add queue_expires=10m to
+the URL to have its queues removed); the suite takes minutes on a real
+broker.
 
 The provisioning-off case opens URL with provision=false added (or
 --no-provision-url). A mem:// URL without a name is given one, so that the
