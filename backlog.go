@@ -23,7 +23,9 @@ type Backlog struct {
 	Group string
 
 	// Messages is the number of messages the group has not acknowledged
-	// yet: waiting, delayed and in flight.
+	// yet: waiting, delayed and in flight, except where the broker cannot
+	// tell (RabbitMQ over AMQP counts only those ready for delivery; see
+	// the table above).
 	Messages int64
 
 	// InFlight is the part of Messages delivered to a subscriber and not
