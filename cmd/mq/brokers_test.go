@@ -101,6 +101,7 @@ func awaitLag(t *testing.T, u, topic, group string, want int64) lagReading {
 func TestBrokers(t *testing.T) {
 	for _, name := range []string{"kafka", "rabbitmq", "sqs"} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // different brokers: mostly waiting on each
 			u := brokerURL(t, name)
 			t.Run("ping", func(t *testing.T) { testPing(t, u, name) })
 			t.Run("publish-tail-lag", func(t *testing.T) { testPublishTailLag(t, u, name) })
@@ -164,6 +165,10 @@ func testPublishTailLag(t *testing.T, u, name string) {
 	text := runMQ(t, "", "lag", u, topic, "svc").want(t, 0, "lag")
 	if !regexp.MustCompile(`(?m)^topic ` + topic + ` group svc: ~?3 message\(s\) behind`).MatchString(text.stdout) {
 		t.Errorf("lag text:\n%s", text.stdout)
+	}
+	watch := runMQ(t, "", "lag", u, topic, "svc", "--watch", "200ms", "-n", "3").want(t, 0, "lag --watch")
+	if ls := lines(watch.stdout); len(ls) != 3 || !strings.Contains(ls[0], topic+"/svc 3") || !strings.Contains(ls[2], "drain 0.0/s not draining") {
+		t.Errorf("lag --watch -n 3: want 3 readings of 3 messages, not draining:\n%s", watch.stdout)
 	}
 	runMQ(t, "", "lag", u, topic, "svc", "--max", "2").want(t, 5, "lag --max 2")
 	runMQ(t, "", "lag", u, topic, "svc", "--max", "3").want(t, 0, "lag --max 3")
