@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -168,7 +167,7 @@ func parseURL(u *url.URL, o *Options) error {
 		return fmt.Errorf("rabbitmq: %w: scheme %q: use amqp or amqps", mq.ErrInvalidURL, u.Scheme)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("rabbitmq: %w: %s has no host", mq.ErrInvalidURL, u.Redacted())
+		return fmt.Errorf("rabbitmq: %w: %s has no host", mq.ErrInvalidURL, driver.Redact(u))
 	}
 	p := driver.NewParams("rabbitmq", u)
 	set := func(dst *string, v string) {
@@ -322,8 +321,5 @@ func resolve(o Options) (*settings, error) {
 	return s, nil
 }
 
-// redact returns u as text with its password replaced.
-func redact(u *url.URL) string {
-	s := u.Redacted()
-	return strings.TrimSuffix(s, "?")
-}
+// redact returns u as text without its user info or query.
+func redact(u *url.URL) string { return driver.Redact(u) }
