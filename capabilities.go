@@ -35,6 +35,23 @@ type Capabilities struct {
 	// MaxHeaders is the most headers a message may carry; 0 means no
 	// limit below MaxMessageBytes.
 	MaxHeaders int
+	// MaxKeyBytes is the longest Message.Key, in bytes (RabbitMQ: 255,
+	// the routing key being an AMQP short string); 0 means no limit
+	// below MaxMessageBytes.
+	MaxKeyBytes int
+	// MaxHeaderKeyBytes is the longest header key, in bytes (RabbitMQ:
+	// 255); 0 means no limit below MaxMessageBytes.
+	MaxHeaderKeyBytes int
+	// MaxHeaderBytes is the most bytes a message's header keys and
+	// values may take together (the sum of len(key)+len(value)); 0 means
+	// no limit below MaxMessageBytes.
+	//
+	// Publish checks every limit of Capabilities before it sends
+	// anything: a Key or header key over its limit fails with
+	// ErrInvalidMessage, headers over MaxHeaderBytes with an error
+	// matching both ErrMessageTooLarge and ErrInvalidMessage, each naming
+	// the limit.
+	MaxHeaderBytes int
 }
 
 // Capability names one boolean field of Capabilities, for Require and for

@@ -18,15 +18,34 @@ import (
 // the handler's return value is the acknowledgement.
 //
 // A Message must not be modified while a Publish that was given it runs.
+//
+// Whatever a driver delivers, Publish accepts: a received message,
+// published unchanged to a topic of the same broker, succeeds and arrives
+// with the same ID, Key, Body and Header, byte for byte. This holds for
+// messages from producers that do not use mq as well (Java or librdkafka
+// on Kafka, pika or any AMQP client on RabbitMQ, the AWS SDKs on SQS):
+// ID, Key and header keys and values may hold any bytes, not only UTF-8,
+// and where a broker cannot carry some bytes natively (SQS string
+// attributes) the driver encodes them reversibly. Each driver's package
+// documentation has an "Interoperability" section with a table of how
+// these fields map to and from the broker's native fields. A message that
+// a broker cannot carry at all (an oversized one, a header key past a
+// broker's length limit) fails Publish with a clear error; nothing is
+// dropped silently.
 type Message struct {
 	// ID identifies the message. Publish fills an empty ID with a new
 	// UUIDv7 (time-ordered), visible to the caller afterwards. Brokers that
-	// deduplicate (SQS FIFO) use it as the deduplication ID.
+	// deduplicate (SQS FIFO) use it as the deduplication ID. A message from
+	// a producer that does not use mq gets an ID the driver derives from
+	// the broker's own identity for it (SQS MessageId, Kafka topic,
+	// partition and offset), the same on every redelivery; each driver
+	// documents its rule.
 	ID string
 
 	// Key is the ordering key. Messages with the same Key are handled in
 	// publish order by brokers whose Capabilities include OrderingByKey.
-	// It may be empty.
+	// It may be empty, and may hold any bytes (a Java producer's
+	// LongSerializer key is eight binary bytes).
 	Key string
 
 	// Body is the payload, delivered byte for byte (binary, NUL bytes,
@@ -35,8 +54,18 @@ type Message struct {
 	// (Clone the message to get a copy of one's own).
 	Body []byte
 
-	// Header carries string metadata. Keys are non-empty UTF-8; values are
-	// UTF-8. Keys starting with "mq-" are reserved for drivers.
+	// Header carries metadata. Keys and values are Go strings holding any
+	// bytes: UTF-8 text usually, but binary values and keys from foreign
+	// producers are kept as they are, not rejected. Keys starting with "mq-"
+	// are reserved for drivers: Publish rejects them, and drivers remove
+	// them on delivery. On delivery Header is never nil.
+	//
+	// Header keys are not limited to UTF-8 because the brokers do not
+	// limit them: Kafka's and AMQP's wire formats carry them as bytes and
+	// raw-protocol clients do not check them, so a stricter rule would
+	// leave messages that a driver delivers but Publish refuses. SQS, whose
+	// attribute names are restricted, carries other keys packed (see
+	// package sqs).
 	Header map[string]string
 
 	// Delay asks the broker to deliver the message no earlier than Delay
@@ -56,8 +85,12 @@ type Message struct {
 	// is across process restarts.
 	Attempt int
 
-	// PublishTime is when the broker accepted the message, where the broker
-	// records it; otherwise zero. Set on delivery.
+	// PublishTime is when the message was published, as the broker
+	// records it: the time the broker accepted it where the broker keeps
+	// that (SQS SentTimestamp, the memory broker, Kafka topics with
+	// LogAppendTime), the producer's timestamp where that is all the
+	// broker has (Kafka CreateTime, the AMQP timestamp property); otherwise
+	// zero. Each driver documents which. Set on delivery.
 	PublishTime time.Time
 
 	raw any // driver's native delivery, see As

@@ -47,8 +47,13 @@
 // groups; Harness.Restart restarts the broker process; Harness.Timeout
 // bounds each wait for an expected delivery (default 10s) and
 // Harness.Grace each watch for something that must not happen (default
-// max(1s, Timeout/10)). Harness.LeakIgnore names process-wide goroutines
+// max(1s, Timeout/10)). Harness.URL, the URL Open uses, lets the suite
+// try malformed parameters on it; Harness.Network (a TCP proxy in front
+// of the broker, which the connections Open makes go through) lets it
+// stall, resume and reset the network. Harness.LeakIgnore names process-wide goroutines
 // of client libraries that the goroutine-leak check should ignore.
+// Harness.PublishForeign publishes a message with the broker's own client,
+// as a producer that does not use mq would; the foreign cases need it.
 //
 // Every case is a subtest of the test calling Run, so one case runs alone
 // with go test -run 'TestConformance/nack-redelivers$'.
@@ -116,7 +121,33 @@
 //   - default-concurrency: without the option, one at a time.
 //   - invalid-topic, invalid-message, invalid-options: bad input fails with
 //     ErrInvalidTopic, ErrInvalidMessage or ErrInvalidOption, and a
-//     rejected Publish sends nothing.
+//     rejected Publish sends nothing. Binary and empty header keys and
+//     values are not bad input (see the foreign cases).
+//   - key-limit, header-limits: a Key, header key or header table one
+//     byte over Capabilities.MaxKeyBytes, MaxHeaderKeyBytes or
+//     MaxHeaderBytes fails the whole Publish at once (ErrInvalidMessage;
+//     ErrMessageTooLarge too for MaxHeaderBytes) naming the limit, nothing
+//     of it is delivered, and messages at the limits arrive intact (skip
+//     when the driver reports no limit).
+//   - huge-concurrency: Concurrency(math.MaxInt), beyond
+//     driver.MaxConcurrency or negative fails Subscribe at once with
+//     ErrInvalidOption, without a panic; the connection still works and
+//     closes.
+//   - malformed-url: Harness.URL with "group=billing;x",
+//     "no_such_param=%zz", "provision=false;x", a bad escape or a repeated
+//     parameter appended fails mq.Open with ErrInvalidURL at once (needs
+//     Harness.URL).
+//   - network-stall-close: with Harness.Network stalled, a subscription
+//     running and a Publish in flight, Close(ctx of 2s) returns within
+//     its ctx plus driver.CloseGrace plus CloseSlack (1s), and so do
+//     Publish and Subscribe (needs Harness.Network).
+//   - network-stall-no-loss, network-reset-no-loss: while one publisher
+//     publishes message by message (each Publish bounded by 5s and
+//     returning within it plus CloseSlack), the network stalls for
+//     StallFor (20s; a Subscribe canceled meanwhile returns within
+//     driver.CloseGrace plus CloseSlack) or every connection is reset three times; every
+//     confirmed message is delivered. The case logs confirmed, failed,
+//     lost, duplicated and time to recover (needs Harness.Network).
 //   - as: As on brokers and received messages refuses nil and foreign
 //     targets (which native types a driver exposes is its own test's
 //     business).
@@ -143,7 +174,25 @@
 //     and Harness.Restart).
 //
 // Cases registered by other files of this package (the middleware cases:
-// dead-letter after max attempts, trace propagation) run after these.
+// dead-letter after max attempts, trace propagation) run after these,
+// followed by the foreign cases, which check mq's interoperability rule:
+// whatever a driver delivers, Publish on the same broker accepts
+// unchanged, and it arrives byte-exact (keys, IDs and header keys and
+// values may hold any bytes). They need Harness.PublishForeign:
+//
+//   - foreign-delivered: a message published by the broker's own client
+//     with a binary key (Java's LongSerializer of 200) and a header value
+//     that is not UTF-8 arrives with a non-empty ID, the native key as
+//     Key, its body and headers byte for byte and a non-nil Header; nacked
+//     once, it comes back with Attempt 2 and the same ID.
+//   - foreign-republish: every delivered message (that foreign one, and
+//     one of mq's with a binary ID, Key, header key and value, an empty
+//     header key and an empty value), published unchanged by its handler
+//     to another topic, is accepted and arrives there with the same ID,
+//     Key, Body and Header.
+//   - foreign-dead-letter: the foreign message under middleware.DeadLetter
+//     with a handler returning mq.Permanent is dead-lettered once, as
+//     received, and never redelivered from its source.
 //
 // # Capability gating
 //

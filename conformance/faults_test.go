@@ -51,6 +51,11 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		{"drop-delay", "delayed-delivery"},
 		{"ack-is-nack-once", "acked-not-redelivered"},
 		{"restart-loses", "broker-restart"},
+		{"key-limit-unchecked", "key-limit"},
+		{"header-limit-unchecked", "header-limits"},
+		{"concurrency-clamped", "huge-concurrency"},
+		{"close-waits-for-network", "network-stall-close"},
+		{"reset-loses", "network-reset-no-loss"},
 	} {
 		t.Run(tc.fault+"/"+tc.cases, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -96,8 +101,11 @@ func TestFaulty(t *testing.T) {
 		mu        sync.Mutex
 		opened    []*faulty
 		restarted atomic.Bool
+		network   = &fakeNetwork{}
 	)
 	conformance.Run(t, conformance.Harness{
+		URL:     "mem://" + name,
+		Network: network,
 		Open: func(ctx context.Context) (mq.Broker, error) {
 			b, err := mq.Open(ctx, "mem://"+name)
 			if err != nil {
@@ -106,7 +114,7 @@ func TestFaulty(t *testing.T) {
 			if fault == "leak" {
 				go func() { select {} }() // a goroutine Close never ends
 			}
-			f := &faulty{Broker: b, fault: fault, restarted: &restarted}
+			f := &faulty{Broker: b, fault: fault, restarted: &restarted, network: network}
 			mu.Lock()
 			opened = append(opened, f)
 			mu.Unlock()
@@ -134,7 +142,21 @@ type faulty struct {
 	fault     string
 	closed    atomic.Bool
 	restarted *atomic.Bool // set by the harness's Restart
+	network   *fakeNetwork
+	lost      atomic.Int32
 }
+
+// fakeNetwork is the Harness.Network of TestFaulty: the memory broker has
+// no network, so it only records what the case asks for, and faults act
+// on it.
+type fakeNetwork struct {
+	stalled atomic.Bool
+	resets  atomic.Int32
+}
+
+func (n *fakeNetwork) Stall()  { n.stalled.Store(true) }
+func (n *fakeNetwork) Resume() { n.stalled.Store(false) }
+func (n *fakeNetwork) Reset()  { n.resets.Add(1) }
 
 func (f *faulty) Unwrap() any { return f.Broker }
 
@@ -145,12 +167,21 @@ func (f *faulty) Capabilities() mq.Capabilities {
 		c.FanOut = false // but the broker still accepts a second group
 	case "pretend-persistent", "restart-loses":
 		c.Persistent = true
+	case "key-limit-unchecked":
+		c.MaxKeyBytes = 255 // but Publish does not check it
+	case "header-limit-unchecked":
+		c.MaxHeaderBytes = 1024 // but Publish does not check it
 	}
 	return c
 }
 
 func (f *faulty) Publish(ctx context.Context, topic string, msgs ...*mq.Message) error {
 	switch f.fault {
+	case "reset-loses":
+		// After a reset, the next three confirmed messages are lost.
+		if f.network.resets.Load() > 0 && f.lost.Add(1) <= 3 {
+			return driver.PrepareMessages(msgs, driver.LimitsOf(f.Broker.Capabilities()))
+		}
 	case "restart-loses":
 		if f.restarted.Load() {
 			if err := driver.PrepareMessages(msgs, driver.LimitsOf(f.Capabilities())); err != nil {
@@ -211,6 +242,13 @@ func (f *faulty) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 			}
 			return nil
 		}
+	case "concurrency-clamped":
+		// A driver that silently lowers an out-of-range Concurrency.
+		var asked hook.SubscribeOptions
+		hook.ApplySubscribeOptions(opts, &asked)
+		if asked.Concurrency > driver.MaxConcurrency || asked.Concurrency < 1 {
+			opts = append(opts, mq.Concurrency(1))
+		}
 	case "extra-concurrency":
 		// Ask the broker for one handler more than the case did.
 		var asked hook.SubscribeOptions
@@ -241,6 +279,12 @@ func (f *faulty) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 func (f *faulty) Close(ctx context.Context) error {
 	if f.closed.Swap(true) && f.fault == "close-not-idempotent" {
 		return mq.ErrClosed
+	}
+	if f.fault == "close-waits-for-network" {
+		// Flushing over a stalled network, ignoring ctx.
+		for f.network.stalled.Load() {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	return f.Broker.Close(ctx)
 }

@@ -25,6 +25,31 @@ type Harness struct {
 	// again. Nil skips the broker-restart case.
 	Restart func(t testing.TB)
 
+	// PublishForeign publishes one message to topic with the broker's own
+	// client, not through mq, as a producer that does not use mq would:
+	// key as the broker's native key (Kafka record key, AMQP routing key,
+	// SQS MessageGroupId), body as the native body, and headers as native
+	// headers (Kafka headers, AMQP headers with byte-array values for
+	// values that are not UTF-8, SQS String or Binary message attributes),
+	// without an ID of mq's. It returns once the broker has accepted the
+	// message. When the broker has no native key for topic (SQS standard
+	// queues) or cannot carry key there, it returns an error wrapping
+	// mq.ErrNotSupported without publishing, and the suite tries again
+	// with a nil key. The foreign cases provision topic and its groups
+	// first. Nil skips the foreign cases.
+	PublishForeign func(ctx context.Context, topic string, key, body []byte, headers map[string][]byte) error
+
+	// URL is the URL Open connects with, if it uses one. The
+	// malformed-url case appends malformed query parameters to it and
+	// checks that mq.Open refuses each with ErrInvalidURL. Empty skips
+	// that case.
+	URL string
+
+	// Network, if set, controls the network between the broker and the
+	// connections Open makes (a TCP proxy in front of the broker, say).
+	// The network cases stall, resume and reset it. Nil skips them.
+	Network Network
+
 	// Timeout bounds each wait for an expected delivery. Default 10s; real
 	// brokers whose groups take seconds to form want more.
 	Timeout time.Duration
@@ -42,6 +67,20 @@ type Harness struct {
 	// "go.opencensus.io/stats/view.(*worker).start"). Default none: every
 	// goroutine a connection starts must end when it is closed.
 	LeakIgnore []string
+}
+
+// Network is a fault-injection hook on the connections between the
+// clients a Harness opens and the broker, such as a TCP proxy that every
+// connection goes through. Its methods return at once.
+type Network interface {
+	// Stall stops every byte in both directions on every connection,
+	// open or opened later, keeping the connections open, until Resume.
+	Stall()
+	// Resume ends a Stall: held bytes flow on.
+	Resume()
+	// Reset closes every open connection with a TCP reset. New
+	// connections are accepted as before.
+	Reset()
 }
 
 // withDefaults returns h with zero fields set to their documented

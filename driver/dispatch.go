@@ -38,15 +38,21 @@ type Delivery struct {
 // DispatcherConfig configures a Dispatcher.
 type DispatcherConfig struct {
 	// Concurrency is the number of workers, the most handlers running at
-	// once for deliveries given to Submit (at least 1). Run's callers
+	// once for deliveries given to Submit (1 to MaxConcurrency; values
+	// outside are raised or lowered to that range). Run's callers
 	// bring their own goroutines; the driver limits how many.
 	Concurrency int
 	// MaxPending bounds deliveries submitted but not yet settled, running
-	// ones included. Submit blocks while it is reached. Default: Concurrency.
+	// ones included. Submit blocks while it is reached. Default:
+	// Concurrency; at most MaxPendingLimit.
 	MaxPending int
 	// Logger receives panics and settle failures. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// MaxPendingLimit is the largest DispatcherConfig.MaxPending a Dispatcher
+// uses; a larger value is lowered to it.
+const MaxPendingLimit = 16 * MaxConcurrency
 
 // Dispatcher runs a subscription's handler: it enforces the concurrency
 // limit, keeps deliveries of one ordering lane in submission order,
@@ -82,12 +88,10 @@ type Dispatcher struct {
 // ctx. Cancel ctx, or call Shutdown, to stop it; Shutdown must be called
 // in every case to wait for the workers.
 func NewDispatcher(ctx context.Context, h mq.Handler, cfg DispatcherConfig) *Dispatcher {
-	if cfg.Concurrency < 1 {
-		cfg.Concurrency = 1
-	}
-	if cfg.MaxPending < cfg.Concurrency {
-		cfg.MaxPending = cfg.Concurrency
-	}
+	// Bounded here too, whatever the driver derived them from, so that no
+	// option can size a channel out of range.
+	cfg.Concurrency = min(max(cfg.Concurrency, 1), MaxConcurrency)
+	cfg.MaxPending = min(max(cfg.MaxPending, cfg.Concurrency), MaxPendingLimit)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -458,6 +459,32 @@ func TestRunRetryGoesToAWorker(t *testing.T) {
 	}
 	if a, _ := attempts.Load(int32(2)); calls.Load() != 2 || a != 2 {
 		t.Fatalf("handler ran %d times, second attempt %v; want 2 runs, the second with Attempt 2", calls.Load(), a)
+	}
+}
+
+// TestDispatcherBoundsSizes pins issue 20: sizes derived from options
+// (mq.Concurrency(math.MaxInt) times a prefetch factor) made
+// NewDispatcher panic with "makechan: size out of range".
+func TestDispatcherBoundsSizes(t *testing.T) {
+	h := func(context.Context, *mq.Message) error { return nil }
+	for _, cfg := range []DispatcherConfig{
+		{Concurrency: math.MaxInt, MaxPending: math.MaxInt, Logger: quiet},
+		{Concurrency: math.MaxInt, Logger: quiet},
+		{Concurrency: 1, MaxPending: math.MaxInt, Logger: quiet},
+		{Concurrency: math.MinInt, MaxPending: math.MinInt, Logger: quiet},
+	} {
+		d := NewDispatcher(context.Background(), h, cfg)
+		if n := cap(d.slots); n < 1 || n > MaxPendingLimit {
+			t.Errorf("NewDispatcher(%+v): %d pending slots, want 1 to %d", cfg, n, MaxPendingLimit)
+		}
+		if d.nworkers < 1 || d.nworkers > MaxConcurrency {
+			t.Errorf("NewDispatcher(%+v): %d workers, want 1 to %d", cfg, d.nworkers, MaxConcurrency)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := d.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		cancel()
 	}
 }
 

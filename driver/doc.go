@@ -71,7 +71,7 @@
 //
 // Name parameters in snake_case after the Options field they set, and use
 // the shared names for the shared settings. Never put a URL's user info in
-// an error or a log line; print u.Redacted() if the URL must be shown.
+// an error or a log line; print Redact(u) if the URL must be shown.
 //
 // 3. The Broker. Embed or hold a Lifecycle and return Capabilities that
 // say honestly what the broker can do; anything it cannot do is

@@ -21,7 +21,8 @@ func TestConformance(t *testing.T) {
 		OpenNoProvision: func(ctx context.Context) (mq.Broker, error) {
 			return mq.Open(ctx, url+"?provision=false")
 		},
-		Restart: func(t testing.TB) { kafkatest.Restart(t) },
-		Timeout: 60 * time.Second,
+		Restart:        func(t testing.TB) { kafkatest.Restart(t) },
+		PublishForeign: foreignPublisher(t),
+		Timeout:        60 * time.Second,
 	})
 }

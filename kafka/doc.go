@@ -15,7 +15,8 @@
 // An mq topic is a Kafka topic; an mq group's subscribers of a topic form
 // a Kafka consumer group (see Groups under Delivery semantics);
 // Message.Key is the record key; Message.Header entries are record
-// headers, and Message.ID travels in the header "mq-id".
+// headers, and Message.ID travels in the header "mq-id" (see
+// Interoperability for records from other producers).
 //
 // # URL
 //
@@ -178,6 +179,47 @@
 // more headers can still exceed the broker's limit, which Publish reports
 // with mq.ErrMessageTooLarge before sending anything. MaxHeaders is 0 (no
 // limit besides size).
+//
+// # Interoperability
+//
+// Whatever this driver delivers, Publish accepts unchanged, and it arrives
+// byte-exact: records from Java, librdkafka or any other producer can be
+// forwarded or dead-lettered (middleware.DeadLetter) like mq's own. Fields
+// map to and from records as follows ("record" is the Kafka record; the
+// left column is mq.Message):
+//
+//	field        Publish writes                  delivery reads
+//	-----------  ------------------------------  -----------------------------------
+//	ID           header "mq-id" (any bytes)      header "mq-id"; without it (a
+//	                                             foreign record)
+//	                                             "kafka:<topic>:<partition>:<offset>",
+//	                                             the same on every redelivery and
+//	                                             for every group
+//	Key          record key, any bytes; ""       record key, byte for byte; a null
+//	             is a null key                   and an empty key both give ""
+//	Body         record value                    record value (null gives empty)
+//	Header       one record header per entry,    every record header, keys and values
+//	             keys and values any bytes       byte for byte, except keys starting
+//	             (an empty value is an empty,    "mq-"; a null and an empty value both
+//	             not a null, value)              give ""; a key that repeats gives
+//	                                             its last value
+//	Attempt      not written                     counted by the driver (see
+//	                                             Redelivery), not read from the record
+//	PublishTime  not written: the record's       the record timestamp: CreateTime,
+//	             CreateTime is the client's      the producer's clock (Kafka's
+//	             clock when the batch is sent    default; a Java producer may set any
+//	                                             time, e.g. 2000-01-01), or
+//	                                             LogAppendTime, the broker's clock,
+//	                                             when the topic sets
+//	                                             message.timestamp.type=LogAppendTime;
+//	                                             kafka-go does not report which
+//
+// Everything a record carries stays reachable: Message.As gives the
+// *kafka.Message as fetched, with every header in order (repeated keys,
+// null values and "mq-" keys included), partition, offset and time. Header
+// keys and values, keys and IDs need not be UTF-8: a Java LongSerializer
+// key arrives as its eight bytes and is published back as the same eight
+// bytes, so it lands in the same partition.
 //
 // # As
 //

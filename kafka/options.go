@@ -246,7 +246,7 @@ func (o Options) validate() error {
 func optionsFromURL(u *url.URL) (Options, error) {
 	var o Options
 	if u.Host == "" {
-		return o, fmt.Errorf("kafka: %w: %q has no broker address; use kafka://host:9092[,host2:9092]", mq.ErrInvalidURL, u.Redacted())
+		return o, fmt.Errorf("kafka: %w: %q has no broker address; use kafka://host:9092[,host2:9092]", mq.ErrInvalidURL, driver.Redact(u))
 	}
 	if u.Path != "" && u.Path != "/" {
 		return o, fmt.Errorf("kafka: %w: unexpected path %q; the URL is kafka://host:port[,host:port]?param=value", mq.ErrInvalidURL, u.Path)

@@ -79,16 +79,19 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 // only as long as its process.
 func (b *Broker) Capabilities() mq.Capabilities {
 	return mq.Capabilities{
-		Driver:          "memory",
-		FanOut:          true,
-		OrderingByKey:   true,
-		Replay:          true,
-		NackDelay:       true,
-		DelayedDelivery: true,
-		MaxDelay:        DefaultMaxDelay,
-		Persistent:      false,
-		MaxMessageBytes: b.opts.MaxMessageBytes,
-		MaxHeaders:      b.opts.MaxHeaders,
+		Driver:            "memory",
+		FanOut:            true,
+		OrderingByKey:     true,
+		Replay:            true,
+		NackDelay:         true,
+		DelayedDelivery:   true,
+		MaxDelay:          DefaultMaxDelay,
+		Persistent:        false,
+		MaxMessageBytes:   b.opts.MaxMessageBytes,
+		MaxHeaders:        b.opts.MaxHeaders,
+		MaxKeyBytes:       b.opts.MaxKeyBytes,
+		MaxHeaderKeyBytes: b.opts.MaxHeaderKeyBytes,
+		MaxHeaderBytes:    b.opts.MaxHeaderBytes,
 	}
 }
 

@@ -126,11 +126,40 @@ func TestURLSetsOptions(t *testing.T) {
 	}
 }
 
+// The key and header limits set by the URL are in Capabilities and
+// refuse a message over them before anything is stored (issue 20).
+func TestURLSetsKeyAndHeaderLimits(t *testing.T) {
+	ctx := context.Background()
+	b, err := mq.Open(ctx, "mem://?max_key_bytes=255&max_header_key_bytes=16&max_header_bytes=64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(ctx) })
+	c := b.Capabilities()
+	if c.MaxKeyBytes != 255 || c.MaxHeaderKeyBytes != 16 || c.MaxHeaderBytes != 64 {
+		t.Fatalf("MaxKeyBytes, MaxHeaderKeyBytes, MaxHeaderBytes = %d, %d, %d; want 255, 16, 64", c.MaxKeyBytes, c.MaxHeaderKeyBytes, c.MaxHeaderBytes)
+	}
+	for name, m := range map[string]*mq.Message{
+		"key":        {Key: strings.Repeat("k", 256)},
+		"header key": {Header: map[string]string{strings.Repeat("h", 17): ""}},
+		"headers":    {Header: map[string]string{"h": strings.Repeat("v", 64)}},
+	} {
+		if err := b.Publish(ctx, "limits", m); !errors.Is(err, mq.ErrInvalidMessage) {
+			t.Errorf("Publish with a %s over its limit: got %v, want mq.ErrInvalidMessage", name, err)
+		}
+	}
+	if err := b.Publish(ctx, "limits", &mq.Message{Key: strings.Repeat("k", 255), Header: map[string]string{strings.Repeat("h", 16): strings.Repeat("v", 48)}}); err != nil {
+		t.Errorf("Publish at every limit: got %v, want nil", err)
+	}
+}
+
 // New rejects invalid options instead of replacing them.
 func TestNewRejectsInvalidOptions(t *testing.T) {
 	for name, opts := range map[string]memory.Options{
 		"MaxMessageBytes": {MaxMessageBytes: -1},
 		"MaxHeaders":      {MaxHeaders: -1},
+		"MaxKeyBytes":     {MaxKeyBytes: -1},
+		"MaxHeaderBytes":  {MaxHeaderBytes: -1},
 		"AckDeadline":     {AckDeadline: -time.Second},
 		"Retain":          {Retain: -1},
 		"Group":           {Group: "a b"},

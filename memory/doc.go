@@ -23,6 +23,10 @@
 //	                   false: only Provision creates them, else mq.ErrNotFound
 //	max_message_bytes  largest message accepted (default 1048576)
 //	max_headers        most headers per message (default 0: no limit; 10 mimics SQS)
+//	max_key_bytes      longest Key in bytes (default 0: no limit; 255 mimics RabbitMQ)
+//	max_header_key_bytes longest header key in bytes (default 0: no limit)
+//	max_header_bytes   most bytes of header keys and values per message
+//	                   (default 0: no limit)
 //	ack_deadline       redeliver a message whose handler runs longer than this,
 //	                   as SQS's visibility timeout does (default 0: never)
 //	retain             newest messages each topic keeps for replay by new groups
@@ -64,6 +68,25 @@
 // examples. A long-running process sets Options.Retain (retain=N in the
 // URL): each topic then keeps only its newest N messages for replay, and
 // an older message is freed once every group that had it acknowledged it.
+//
+// # Interoperability
+//
+// The memory broker has no producers but mq's, and keeps messages as they
+// were published, so whatever it delivers, Publish accepts unchanged and
+// it arrives byte-exact. Fields map thus (the left column is mq.Message):
+//
+//	field        Publish stores                  delivery gives
+//	-----------  ------------------------------  -------------------------------
+//	ID           as given (filled by Publish     as stored
+//	             when empty), any bytes
+//	Key          as given, any bytes             as stored
+//	Body         a copy                          the stored bytes (shared by
+//	                                             deliveries; do not modify)
+//	Header       a copy, keys and values any     a copy of its own; an empty map
+//	             bytes                           when published without one,
+//	                                             never nil
+//	Attempt      not stored                      1, plus one per redelivery
+//	PublishTime  the time Publish stored it      as stored
 //
 // # As
 //

@@ -43,6 +43,15 @@ type Options struct {
 	// MaxHeaders is the most headers a message may carry. Default 0, no
 	// limit. Set 10 to catch code that would break on SQS.
 	MaxHeaders int
+	// MaxKeyBytes is the longest Message.Key accepted, in bytes. Default
+	// 0, no limit. Set 255 to catch code that would break on RabbitMQ.
+	MaxKeyBytes int
+	// MaxHeaderKeyBytes is the longest header key accepted, in bytes.
+	// Default 0, no limit.
+	MaxHeaderKeyBytes int
+	// MaxHeaderBytes is the most bytes a message's header keys and values
+	// may take together. Default 0, no limit.
+	MaxHeaderBytes int
 	// AckDeadline, when positive, is how long a handler may hold a message
 	// before it is redelivered to another consumer while the first still
 	// works on it, as SQS's visibility timeout does. The late handler's
@@ -71,6 +80,9 @@ func (o Options) withDefaults() (Options, error) {
 	}{
 		{"MaxMessageBytes", o.MaxMessageBytes < 0},
 		{"MaxHeaders", o.MaxHeaders < 0},
+		{"MaxKeyBytes", o.MaxKeyBytes < 0},
+		{"MaxHeaderKeyBytes", o.MaxHeaderKeyBytes < 0},
+		{"MaxHeaderBytes", o.MaxHeaderBytes < 0},
 		{"AckDeadline", o.AckDeadline < 0},
 		{"Retain", o.Retain < 0},
 	} {
@@ -102,13 +114,16 @@ func optionsFromURL(u *url.URL) (Options, error) {
 	p.Renamed("maxHeaders", "max_headers")
 	p.Renamed("ackDeadline", "ack_deadline")
 	o := Options{
-		Name:            u.Hostname(),
-		Group:           p.Group(),
-		NoProvision:     !p.Provision(),
-		MaxMessageBytes: p.MaxMessageBytes(DefaultMaxMessageBytes, 1, 1<<30),
-		MaxHeaders:      p.Int("max_headers", 0, 0, 1<<16),
-		AckDeadline:     p.Duration("ack_deadline", 0, 0, 24*time.Hour),
-		Retain:          p.Int("retain", 0, 0, 1<<30),
+		Name:              u.Hostname(),
+		Group:             p.Group(),
+		NoProvision:       !p.Provision(),
+		MaxMessageBytes:   p.MaxMessageBytes(DefaultMaxMessageBytes, 1, 1<<30),
+		MaxHeaders:        p.Int("max_headers", 0, 0, 1<<16),
+		MaxKeyBytes:       p.Int("max_key_bytes", 0, 0, 1<<30),
+		MaxHeaderKeyBytes: p.Int("max_header_key_bytes", 0, 0, 1<<30),
+		MaxHeaderBytes:    p.Int("max_header_bytes", 0, 0, 1<<30),
+		AckDeadline:       p.Duration("ack_deadline", 0, 0, 24*time.Hour),
+		Retain:            p.Int("retain", 0, 0, 1<<30),
 	}
 	return o, p.Err()
 }

@@ -36,6 +36,8 @@ func (s *subscription) delivery(t taken) *driver.Delivery {
 	}
 	if e.header != nil {
 		d.msg.Header = maps.Clone(e.header)
+	} else {
+		d.msg.Header = map[string]string{} // never nil on delivery
 	}
 	if dl := s.b.opts.AckDeadline; dl > 0 {
 		d.deadline = time.AfterFunc(dl, func() { s.expire(p, lease) })

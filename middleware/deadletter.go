@@ -161,7 +161,7 @@ func (o *DeadLetterOptions) letter(m *mq.Message, err error, reason string) *mq.
 }
 
 // truncate cuts s to at most n bytes at a UTF-8 boundary, marking the cut
-// with "...", and replaces invalid UTF-8 (header values must be valid).
+// with "...", and replaces invalid UTF-8, so the header reads as text.
 func truncate(s string, n int) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {

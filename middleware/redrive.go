@@ -168,12 +168,23 @@ func (r *redrive) handle(ctx context.Context, m *mq.Message) error {
 			// can come back before other partitions deliver. Pace the
 			// cycle so it costs a few publishes per Idle, and let Idle
 			// end the run.
+			// The pause does not count as busy, or a run whose Filter
+			// rejects something would never be idle; the run may end
+			// during it, never during the publish below.
+			r.mu.Lock()
+			r.busy--
+			r.mu.Unlock()
 			t := time.NewTimer(r.o.Idle / 4)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return ctx.Err() // not acknowledged: it stays a dead letter
+			}
+			r.mu.Lock()
+			r.busy++
+			r.mu.Unlock()
+			if err := ctx.Err(); err != nil {
+				return err // not acknowledged: it stays a dead letter
 			}
 		}
 		return r.setAside(ctx, m, orig)

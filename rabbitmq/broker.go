@@ -92,15 +92,18 @@ func (b *Broker) String() string { return "rabbitmq(" + b.s.redacted + ")" }
 // ordering by key, no replay, no delayed publishing.
 func (b *Broker) Capabilities() mq.Capabilities {
 	return mq.Capabilities{
-		Driver:          "rabbitmq",
-		FanOut:          true,
-		OrderingByKey:   false,
-		Replay:          false,
-		NackDelay:       !b.s.NoProvision,
-		DelayedDelivery: false,
-		Persistent:      true,
-		MaxMessageBytes: b.s.MaxMessageBytes,
-		MaxHeaders:      0,
+		Driver:            "rabbitmq",
+		FanOut:            true,
+		OrderingByKey:     false,
+		Replay:            false,
+		NackDelay:         !b.s.NoProvision,
+		DelayedDelivery:   false,
+		Persistent:        true,
+		MaxMessageBytes:   b.s.MaxMessageBytes,
+		MaxHeaders:        MaxHeaders,
+		MaxKeyBytes:       MaxKeyBytes,
+		MaxHeaderKeyBytes: MaxKeyBytes,
+		MaxHeaderBytes:    MaxHeaderBytes,
 	}
 }
 
@@ -172,8 +175,11 @@ func (b *Broker) As(target any) bool {
 // close. If ctx ends first, handler contexts are canceled, running calls
 // get driver.CloseGrace more to return, the connections close (calls
 // still waiting on them fail with mq.ErrClosed) and Close returns
-// ctx.Err(). Close is idempotent: later calls return nil, and every other
-// method returns mq.ErrClosed.
+// ctx.Err(). That holds on a stalled network too: Close returns within
+// its ctx plus driver.CloseGrace (and a few milliseconds), closing the
+// sockets without waiting for the broker's close-ok once ctx has ended.
+// Close is idempotent: later calls return nil, and every other method
+// returns mq.ErrClosed.
 func (b *Broker) Close(ctx context.Context) error {
 	return b.life.Close(ctx, b.release)
 }

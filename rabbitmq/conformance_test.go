@@ -2,11 +2,13 @@ package rabbitmq_test
 
 import (
 	"context"
+	"net/url"
 	"testing"
 	"time"
 
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/conformance"
+	"github.com/seedmq/mq/internal/tcpproxy"
 	"github.com/seedmq/mq/rabbitmq/rabbitmqtest"
 )
 
@@ -14,18 +16,42 @@ import (
 // from rabbitmqtest (scripts/brokers, or a container), with the default
 // settings: quorum queues, fanout exchanges, provisioning on (plus
 // queue_expires, so the shared test broker sheds old test queues).
+//
+// Every connection goes through a TCP proxy (Harness.Network), so the
+// network cases can stall and reset it.
 func TestConformance(t *testing.T) {
-	base := rabbitmqtest.URL(t)
+	base, proxy := proxied(t, rabbitmqtest.URL(t))
+	url := withQuery(t, base, "")
 	conformance.Run(t, conformance.Harness{
+		URL: url,
 		Open: func(ctx context.Context) (mq.Broker, error) {
-			return mq.Open(ctx, withQuery(t, base, ""))
+			return mq.Open(ctx, url)
 		},
 		OpenNoProvision: func(ctx context.Context) (mq.Broker, error) {
 			return mq.Open(ctx, withQuery(t, base, "provision=false"))
 		},
-		Restart: func(t testing.TB) { rabbitmqtest.Restart(t) },
-		Timeout: 30 * time.Second,
+		Restart:        func(t testing.TB) { rabbitmqtest.Restart(t) },
+		PublishForeign: foreignPublisher(t),
+		Network:        proxy,
+		Timeout:        30 * time.Second,
 	})
+}
+
+// proxied starts a TCP proxy to the broker of the amqp URL base, closed
+// when the test ends, and returns base with the proxy's address.
+func proxied(t testing.TB, base string) (string, *tcpproxy.Proxy) {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse broker URL: %v", err)
+	}
+	p, err := tcpproxy.New(u.Host)
+	if err != nil {
+		t.Fatalf("tcpproxy: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	u.Host = p.Addr()
+	return u.String(), p
 }
 
 // TestConformanceClassicTopic runs the suite again with classic queues
@@ -44,6 +70,7 @@ func TestConformanceClassicTopic(t *testing.T) {
 		OpenNoProvision: func(ctx context.Context) (mq.Broker, error) {
 			return mq.Open(ctx, withQuery(t, base, query+"&provision=false"))
 		},
-		Timeout: 30 * time.Second,
+		PublishForeign: foreignPublisher(t),
+		Timeout:        30 * time.Second,
 	})
 }

@@ -129,7 +129,10 @@
 // only flag a redelivery, so after such a loss
 // Attempt counts one more however many times it happened. Messages
 // prefetched but not yet handled when a subscription stops are requeued,
-// which a quorum queue counts as a delivery.
+// which a quorum queue counts as a delivery. Each of the two counts is
+// read as 0 to MaxAttempt (2^30): a larger mq-attempt or
+// x-delivery-count, as another AMQP publisher may set, counts as
+// MaxAttempt and a negative one as 0, so Attempt is always at least 1.
 //
 // Message.PublishTime is zero for messages published through mq:
 // RabbitMQ does not record when it accepted a message. A timestamp
@@ -169,11 +172,77 @@
 // Replay (StartAt(mq.Earliest) returns mq.ErrNotSupported: a new queue
 // holds only messages published after it exists) and DelayedDelivery (a
 // non-zero Message.Delay returns mq.ErrNotSupported). MaxMessageBytes is
-// max_message_bytes; MaxHeaders is 0 (no count limit), but a message's
-// headers, ID and key together may take at most 64 KiB, as they travel in
-// one AMQP frame, and header keys at most 255 bytes. Header keys RabbitMQ sets
+// max_message_bytes. MaxKeyBytes and MaxHeaderKeyBytes are 255 (the routing
+// key and header keys are AMQP short strings), MaxHeaders 4096 and
+// MaxHeaderBytes 32 KiB (header keys and values, which travel with the
+// key, a long ID and framing in one 64 KiB budget of an AMQP frame).
+// Publish checks them before sending anything: a longer Key or header key
+// is mq.ErrInvalidMessage, larger headers mq.ErrMessageTooLarge (and
+// mq.ErrInvalidMessage). Header keys RabbitMQ sets
 // itself (x-death, x-delivery-count, x-first-death-*, x-last-death-*) are
 // refused with mq.ErrInvalidMessage and removed from received messages.
+//
+// # Interoperability
+//
+// Whatever this driver delivers, Publish accepts unchanged, and it arrives
+// byte-exact: messages from pika, amqp091-go, the Java client or any other
+// AMQP producer can be forwarded or dead-lettered (middleware.DeadLetter)
+// like mq's own. Fields map to and from AMQP as follows (the left column
+// is mq.Message):
+//
+//	field        Publish writes                  delivery reads
+//	-----------  ------------------------------  ----------------------------------
+//	ID           message-id (any bytes); over    message-id; else header "mq-id";
+//	             255 bytes, header "mq-id"       else (no message-id: a foreign
+//	                                             message) "amqp-sha256:" and 32 hex
+//	                                             digits, see below
+//	Key          routing key, and header         header "mq-key" when present; else
+//	             "mq-key" when not empty (at     the routing key the message was
+//	             most 255 bytes, any bytes)      delivered with, byte for byte
+//	Body         body                            body
+//	Header       one long-string header per      every header except keys starting
+//	             entry, keys and values any      "mq-" and those RabbitMQ sets
+//	             bytes (keys at most 255)        (x-death, x-delivery-count,
+//	                                             x-first-death-*, x-last-death-*),
+//	                                             rendered as text by the rule below
+//	Attempt      header "mq-attempt" on          see Delivery semantics (quorum
+//	             redelivery copies only          x-delivery-count plus the driver's
+//	                                             count)
+//	PublishTime  not written (RabbitMQ does      the timestamp property, set by the
+//	             not record when it accepted     producer (whole seconds), when
+//	             a message)                      present; else zero
+//
+// Header values are rendered as strings thus: long and short strings and
+// byte arrays as their bytes, unchanged (not necessarily UTF-8); booleans
+// as "true" and "false"; integers in decimal; floats in Go's shortest
+// form (strconv 'g', -1); timestamps in RFC 3339, UTC; decimals as
+// "<value>e-<scale>" (12345 with scale 2 is "12345e-2"); void as ""; and
+// tables and arrays as JSON (encoding/json, object keys sorted), with the
+// same rules inside except that numbers, booleans and void stay JSON
+// numbers, booleans and null (so the table {b: 2, a: [x, true]} is
+// {"a":["x",true],"b":2}). Publishing the message again sends each header
+// as the string it was rendered to: the value arrives byte-exact, as text
+// rather than its original AMQP type.
+//
+// RabbitMQ keeps no identity for a message, so a message published
+// without a message-id gets as its ID the SHA-256, in hex, cut to 128
+// bits, of its routing key, properties (content type and encoding,
+// correlation id, reply-to, type, app id, user id, priority, timestamp),
+// headers as rendered (sorted by key, without those RabbitMQ and the
+// driver add) and body: the same on every delivery of the message,
+// including requeues after a crash, and on the driver's redelivery copies,
+// which carry the ID and Key in the "mq-id" and "mq-key" headers because
+// the delay queue changes their routing key. Two such messages equal in
+// all of these share an ID, which a consumer deduplicating by ID treats
+// as one message; producers that need distinct IDs set message-id. A
+// random ID per delivery would defeat deduplication on every redelivery;
+// a content ID only merges messages that could not be told apart anyway.
+//
+// Other properties (content type and encoding, correlation id, reply-to,
+// expiration, type, app id, user id, priority) are not mapped to Message
+// fields and are not published again; Message.As gives the
+// *amqp091.Delivery with all of them and with every header in its AMQP
+// type.
 //
 // # As
 //

@@ -170,14 +170,38 @@ func TestMessageLimits(t *testing.T) {
 		{"over max_message_bytes", &mq.Message{Body: make([]byte, 1001)}, mq.ErrMessageTooLarge},
 		{"header key over 255 bytes", &mq.Message{Header: map[string]string{strings.Repeat("k", 256): "v"}}, mq.ErrInvalidMessage},
 		{"broker header name", &mq.Message{Header: map[string]string{"x-death": "v"}}, mq.ErrInvalidMessage},
+		// Issue 20: a routing key is an AMQP short string; a longer Key
+		// made Publish reconnect and resend until its ctx ended.
+		{"key over 255 bytes", &mq.Message{Key: strings.Repeat("k", 256), Body: []byte("x")}, mq.ErrInvalidMessage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			start := time.Now()
 			if err := b.Publish(ctx, topic, tt.msg); !errors.Is(err, tt.want) {
-				t.Errorf("got %v, want %v", err, tt.want)
+				t.Errorf("got %v after %v, want %v", err, time.Since(start), tt.want)
 			}
 		})
 	}
+	t.Run("key of 255 bytes", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		other := uniqueTopic(t)
+		if err := mq.Provision(ctx, b, other, "g"); err != nil {
+			t.Fatalf("Provision: %v", err)
+		}
+		if err := b.Publish(ctx, other, &mq.Message{Key: strings.Repeat("k", 255), Body: []byte("x")}); err != nil {
+			t.Errorf("Publish with a 255-byte Key: got %v, want nil", err)
+		}
+	})
+	t.Run("capabilities", func(t *testing.T) {
+		c := b.Capabilities()
+		if c.MaxKeyBytes != 255 || c.MaxHeaderKeyBytes != 255 || c.MaxHeaderBytes <= 0 || c.MaxHeaders <= 0 {
+			t.Errorf("Capabilities: got MaxKeyBytes %d, MaxHeaderKeyBytes %d, MaxHeaderBytes %d, MaxHeaders %d; want 255, 255 and positive limits",
+				c.MaxKeyBytes, c.MaxHeaderKeyBytes, c.MaxHeaderBytes, c.MaxHeaders)
+		}
+	})
 	t.Run("header table over one frame", func(t *testing.T) {
 		big := open(t, "max_message_bytes=1000000")
 		h := map[string]string{}

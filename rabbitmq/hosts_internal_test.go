@@ -17,9 +17,9 @@ func TestClusterHostList(t *testing.T) {
 		t.Fatalf("resolve: %v", err)
 	}
 	want := []endpoint{
-		{"amqps://u:s3cret@h1:5671/vh", "amqps://u:xxxxx@h1:5671/vh"},
-		{"amqps://u:s3cret@h2/vh", "amqps://u:xxxxx@h2/vh"},
-		{"amqps://u:s3cret@10.0.0.3:5673/vh", "amqps://u:xxxxx@10.0.0.3:5673/vh"},
+		{"amqps://u:s3cret@h1:5671/vh", "amqps://***@h1:5671/vh"},
+		{"amqps://u:s3cret@h2/vh", "amqps://***@h2/vh"},
+		{"amqps://u:s3cret@10.0.0.3:5673/vh", "amqps://***@10.0.0.3:5673/vh"},
 	}
 	if len(s.hosts) != len(want) {
 		t.Fatalf("got %d hosts %+v, want %d", len(s.hosts), s.hosts, len(want))

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"math"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -93,6 +94,14 @@ func TestAttemptCount(t *testing.T) {
 		{"driver copy", amqp.Delivery{Headers: amqp.Table{hdrAttempt: int64(2), hdrQueue: "t.g"}}, 3},
 		{"driver copy redelivered", amqp.Delivery{Redelivered: true, Headers: amqp.Table{hdrAttempt: int64(2), hdrQueue: "t.g", "x-delivery-count": int64(1)}}, 4},
 		{"copy for another queue", amqp.Delivery{Headers: amqp.Table{hdrAttempt: int64(5), hdrQueue: "t.other"}}, 1},
+		// Issue 20: headers from another AMQP publisher must not make
+		// Attempt negative or zero; each count is clamped to MaxAttempt.
+		{"mq-attempt MaxInt64", amqp.Delivery{Headers: amqp.Table{hdrAttempt: int64(math.MaxInt64), hdrQueue: "t.g"}}, MaxAttempt + 1},
+		{"mq-attempt and x-delivery-count MaxInt64", amqp.Delivery{Redelivered: true, Headers: amqp.Table{hdrAttempt: int64(math.MaxInt64), hdrQueue: "t.g", "x-delivery-count": int64(math.MaxInt64)}}, 2*MaxAttempt + 1},
+		{"mq-attempt MaxUint64", amqp.Delivery{Headers: amqp.Table{hdrAttempt: uint64(math.MaxUint64), hdrQueue: "t.g"}}, MaxAttempt + 1},
+		{"mq-attempt negative", amqp.Delivery{Headers: amqp.Table{hdrAttempt: int64(math.MinInt64), hdrQueue: "t.g"}}, 1},
+		{"x-delivery-count negative", amqp.Delivery{Redelivered: true, Headers: amqp.Table{"x-delivery-count": int32(-5)}}, 2},
+		{"mq-attempt a string", amqp.Delivery{Headers: amqp.Table{hdrAttempt: "9999999999999999999999", hdrQueue: "t.g"}}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

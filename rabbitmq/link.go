@@ -213,7 +213,10 @@ func (l *link) current() *amqp.Connection {
 }
 
 // shutdown closes the connection; get returns ErrClosed afterwards. The
-// caller cancels l.stop first so dialing ends.
+// caller cancels l.stop first so dialing ends. It waits for the broker's
+// close-ok until ctx's deadline, at most 5s, and not at all once ctx has
+// ended (the socket is closed at once), so a stalled network cannot hold
+// Close beyond its ctx.
 func (l *link) shutdown(ctx context.Context) {
 	l.mu.Lock()
 	l.closed = true
@@ -223,7 +226,10 @@ func (l *link) shutdown(ctx context.Context) {
 	l.mu.Unlock()
 	if conn != nil {
 		deadline, ok := ctx.Deadline()
-		if !ok || time.Until(deadline) > 5*time.Second {
+		switch {
+		case ctx.Err() != nil:
+			deadline = time.Now()
+		case !ok || time.Until(deadline) > 5*time.Second:
 			deadline = time.Now().Add(5 * time.Second)
 		}
 		_ = conn.CloseDeadline(deadline)

@@ -46,6 +46,25 @@ const (
 	maxHeaderBytes = 64 << 10
 )
 
+// Message limits, reported in Capabilities and checked by Publish before
+// anything is sent.
+const (
+	// MaxKeyBytes is the longest Message.Key and the longest header key
+	// (Capabilities.MaxKeyBytes and MaxHeaderKeyBytes): both are AMQP
+	// short strings.
+	MaxKeyBytes = 255
+	// MaxHeaders is the most headers a message may carry
+	// (Capabilities.MaxHeaders).
+	MaxHeaders = 4096
+	// MaxHeaderBytes is the most bytes a message's header keys and values
+	// may take together (Capabilities.MaxHeaderBytes). The header table,
+	// Key, an ID over 255 bytes and 6 bytes of framing per header travel
+	// in one 64 KiB budget of the content-header frame: MaxHeaders headers
+	// within MaxHeaderBytes leave room for the Key and an ID of up to 7
+	// KiB; a longer ID that no longer fits is mq.ErrMessageTooLarge.
+	MaxHeaderBytes = 32 << 10
+)
+
 // Options configures a Broker made by New. The zero value of every field
 // is a sane default, documented on the field; only URL is required. New
 // rejects a value out of its field's range with an error wrapping
@@ -157,7 +176,7 @@ func parseURL(u *url.URL, o *Options) error {
 		return fmt.Errorf("rabbitmq: %w: scheme %q: use amqp or amqps", mq.ErrInvalidURL, u.Scheme)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("rabbitmq: %w: %s has no host", mq.ErrInvalidURL, u.Redacted())
+		return fmt.Errorf("rabbitmq: %w: %s has no host", mq.ErrInvalidURL, driver.Redact(u))
 	}
 	p := driver.NewParams("rabbitmq", u)
 	set := func(dst *string, v string) {
@@ -321,8 +340,5 @@ func resolve(o Options) (*settings, error) {
 	return s, nil
 }
 
-// redact returns u as text with its password replaced.
-func redact(u *url.URL) string {
-	s := u.Redacted()
-	return strings.TrimSuffix(s, "?")
-}
+// redact returns u as text without its user info or query.
+func redact(u *url.URL) string { return driver.Redact(u) }

@@ -101,7 +101,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 	s.recv.Wait() // each returns once its handler has; Run refuses new ones
 	if s.ch != nil {
 		s.acks.drain() // held acks go out before the channel closes
-		s.closeChannel(s.ch)
+		s.closeChannel(shutdownCtx, s.ch)
 	}
 	return s.stopReason(ctx, runErr)
 }
@@ -173,7 +173,7 @@ func (s *subscription) run(stop context.Context, prefetch int) error {
 		}
 		if !ch.IsClosed() {
 			// The broker canceled the consumer (queue deleted): start over.
-			s.closeChannel(ch)
+			s.closeChannel(stop, ch)
 		}
 	}
 }
@@ -278,8 +278,11 @@ func (s *subscription) cancelConsumer(ch *amqp.Channel) {
 
 // closeChannel closes the consuming channel, which makes the broker
 // requeue what was delivered but not settled. The close is ordered after
-// the acks already written; waiting for the broker's close-ok is bounded.
-func (s *subscription) closeChannel(ch *amqp.Channel) {
+// the acks already written; waiting for the broker's close-ok is bounded:
+// by 10s, or by driver.CloseGrace once ctx (Subscribe's, or Close's drain
+// context) has ended, so that a stalled network cannot hold Subscribe
+// long after its ctx ends. The close goes on in the background.
+func (s *subscription) closeChannel(ctx context.Context, ch *amqp.Channel) {
 	done := make(chan struct{})
 	if !s.b.spawn(func() {
 		defer close(done)
@@ -288,12 +291,16 @@ func (s *subscription) closeChannel(ch *amqp.Channel) {
 		// Close has closed the connection, and with it ch.
 		return
 	}
-	t := time.NewTimer(10 * time.Second)
+	wait := 10 * time.Second
+	if ctx.Err() != nil {
+		wait = driver.CloseGrace
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-done:
 	case <-t.C:
-		s.b.s.Logger.Warn("rabbitmq: the broker did not confirm closing a consumer channel within 10s", "queue", s.queue)
+		s.b.s.Logger.Warn("rabbitmq: the broker did not confirm closing a consumer channel in time", "queue", s.queue, "waited", wait)
 	}
 }
 

@@ -148,10 +148,13 @@ func binaryAttr(v []byte) types.MessageAttributeValue {
 
 // encode maps m onto e, an SQS body and message attributes. It never loses
 // anything: a body SQS cannot carry as text goes into the mq-body binary
-// attribute; headers become String attributes while the ten-attribute
-// limit allows, trace headers first, and the rest (along with any header,
-// ID or Key that SQS cannot carry as a String attribute) are packed into
-// the mq-h binary attribute. See the package documentation for the format.
+// attribute; headers become attributes of their own name while the
+// ten-attribute limit allows, trace headers first (String attributes, or
+// Binary ones for values that are not SQS text), and the rest (along with
+// any header whose name is not a valid attribute name or whose value is
+// empty, and an ID or Key that SQS cannot carry as a String attribute)
+// are packed into the mq-h binary attribute. See the package
+// documentation for the format.
 func (e *encoded) encode(m *mq.Message) {
 	*e = encoded{attrs: make(map[string]types.MessageAttributeValue, 2+len(m.Header))}
 	var packed []string // key, value pairs for mq-h
@@ -194,7 +197,7 @@ func (e *encoded) encode(m *mq.Message) {
 		// Headers that can be attributes, trace headers first, then by name.
 		fit := make([]string, 0, len(m.Header))
 		for k, v := range m.Header {
-			if isAttrName(k) && v != "" && isSQSText(v) {
+			if isAttrName(k) && v != "" {
 				fit = append(fit, k)
 			} else {
 				packed = append(packed, k, v)
@@ -217,8 +220,10 @@ func (e *encoded) encode(m *mq.Message) {
 			room-- // keep one for mq-h
 		}
 		for i, k := range fit {
-			if i < room {
-				add(k, stringAttr(m.Header[k]))
+			if v := m.Header[k]; i < room && isSQSText(v) {
+				add(k, stringAttr(v))
+			} else if i < room {
+				add(k, binaryAttr([]byte(v))) // not SQS text: binary, same name
 			} else {
 				packed = append(packed, k, m.Header[k])
 			}
@@ -264,47 +269,82 @@ func unpackPairs(b []byte, f func(k, v string)) error {
 	return nil
 }
 
-// decode fills m from a received SQS message. Attributes mq does not
-// reserve become headers (String and Number values; Binary values of
-// other producers are left to Message.As). A message from a producer that
-// does not use mq gets the SQS MessageId as its ID and, on FIFO queues,
-// its MessageGroupId as its Key.
+// decode fills m from a received SQS message, the same way whatever
+// order the attributes come in:
+//
+//   - The delivery facts come from SQS's system attributes only, never
+//     from a message attribute another producer can set: Attempt from
+//     ApproximateReceiveCount (at least 1), PublishTime from
+//     SentTimestamp.
+//   - The body is mq-body's Binary value, or empty for its String value
+//     "empty", or else the SQS body.
+//   - Headers are the attributes mq does not reserve (String and Number
+//     values as text, Binary values byte for byte), then the pairs packed
+//     in mq-h (a packed pair named like an attribute gives way to the
+//     attribute). Header is never nil.
+//   - ID is mq-id, else the ID packed in mq-h, else the SQS MessageId;
+//     Key is mq-key, else the Key packed in mq-h, else on FIFO queues the
+//     MessageGroupId of a message that is not mq's (no mq ID).
+//
+// An mq-h attribute that does not decode as a whole is ignored as a
+// whole: none of its pairs is applied, everything else is decoded as
+// above, and decode returns errBadPack so the caller can log it; the
+// attribute stays readable through Message.As.
 func decode(sm *types.Message, m *mq.Message) error {
+	m.Attempt = 1
+	if n, err := strconv.Atoi(sm.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)]); err == nil && n > 0 {
+		m.Attempt = n
+	}
+	if ms, err := strconv.ParseInt(sm.Attributes[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
+		m.PublishTime = time.UnixMilli(ms)
+	}
 	if sm.Body != nil {
 		m.Body = []byte(*sm.Body)
 	}
-	for name, v := range sm.MessageAttributes {
-		switch name {
-		case attrID:
-			m.ID = aws.ToString(v.StringValue)
-		case attrKey:
-			m.Key = aws.ToString(v.StringValue)
-		case attrBody:
-			if v.StringValue != nil && *v.StringValue == emptyBodyMarker {
-				m.Body = []byte{}
-			} else {
-				m.Body = v.BinaryValue
-			}
-		case attrPacked:
-			err := unpackPairs(v.BinaryValue, func(k, val string) {
-				switch k {
-				case attrID:
-					m.ID = val
-				case attrKey:
-					m.Key = val
-				default:
-					setHeader(m, k, val)
-				}
-			})
-			if err != nil {
-				return err
-			}
-		default:
-			if strings.HasPrefix(name, mq.ReservedHeaderPrefix) || v.StringValue == nil {
-				continue
-			}
-			setHeader(m, name, *v.StringValue)
+	attrs := sm.MessageAttributes
+	if v, ok := attrs[attrBody]; ok {
+		switch {
+		case v.BinaryValue != nil:
+			m.Body = v.BinaryValue
+		case v.StringValue != nil && *v.StringValue == emptyBodyMarker:
+			m.Body = []byte{}
 		}
+	}
+	m.Header = make(map[string]string, len(attrs))
+	for name, v := range attrs {
+		switch {
+		case strings.HasPrefix(name, mq.ReservedHeaderPrefix):
+		case v.StringValue != nil: // String and Number attributes
+			m.Header[name] = *v.StringValue
+		case v.BinaryValue != nil: // Binary attributes, byte for byte
+			m.Header[name] = string(v.BinaryValue)
+		}
+	}
+	var packedID, packedKey string
+	var err error
+	if v, ok := attrs[attrPacked]; ok {
+		var pairs []string
+		if err = unpackPairs(v.BinaryValue, func(k, val string) { pairs = append(pairs, k, val) }); err == nil {
+			for i := 0; i < len(pairs); i += 2 {
+				switch k, val := pairs[i], pairs[i+1]; k {
+				case attrID:
+					packedID = val
+				case attrKey:
+					packedKey = val
+				default:
+					if _, dup := m.Header[k]; !dup && !strings.HasPrefix(k, mq.ReservedHeaderPrefix) {
+						m.Header[k] = val
+					}
+				}
+			}
+		}
+	}
+	m.ID, m.Key = aws.ToString(attrs[attrID].StringValue), aws.ToString(attrs[attrKey].StringValue)
+	if m.ID == "" {
+		m.ID = packedID
+	}
+	if m.Key == "" {
+		m.Key = packedKey
 	}
 	if m.ID == "" {
 		// Not published through mq: use what SQS knows.
@@ -313,20 +353,5 @@ func decode(sm *types.Message, m *mq.Message) error {
 			m.Key = sm.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)]
 		}
 	}
-	if n, err := strconv.Atoi(sm.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)]); err == nil && n > 0 {
-		m.Attempt = n
-	} else {
-		m.Attempt = 1
-	}
-	if ms, err := strconv.ParseInt(sm.Attributes[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
-		m.PublishTime = time.UnixMilli(ms)
-	}
-	return nil
-}
-
-func setHeader(m *mq.Message, k, v string) {
-	if m.Header == nil {
-		m.Header = make(map[string]string)
-	}
-	m.Header[k] = v
+	return err
 }

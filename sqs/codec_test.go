@@ -130,7 +130,8 @@ func TestCodecForeignMessage(t *testing.T) {
 	if err := decode(sm, &m); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"source": "billing", "count": "7"}
+	// Binary attributes are headers too, byte for byte (issue 19).
+	want := map[string]string{"source": "billing", "count": "7", "blob": "\x01"}
 	if m.ID != "0b8f-sqs" || m.Key != "g1" || string(m.Body) != `{"order":1}` || !maps.Equal(m.Header, want) || m.Attempt != 1 || m.PublishTime.UnixMilli() != 1700000000000 {
 		t.Errorf("got ID %q Key %q Body %q Header %v Attempt %d PublishTime %v; want 0b8f-sqs, g1, the body, %v, 1, 1700000000000 ms",
 			m.ID, m.Key, m.Body, m.Header, m.Attempt, m.PublishTime, want)
@@ -191,5 +192,72 @@ func TestEncodeAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { e.encode(m) })
 	if allocs > 3 {
 		t.Errorf("allocations per encode: got %v, want at most 3 (the map, its entries and the body)", allocs)
+	}
+}
+
+// TestCodecMalformedPackedIsDeterministic pins issue 20: an mq-h
+// attribute another producer got wrong used to be decoded in part, in
+// map order: Attempt 0, ID empty in some decodes, the placeholder body
+// delivered in others. Now the delivery facts come from SQS's system
+// attributes, the bad attribute is ignored as a whole, and every decode
+// gives the same message.
+func TestCodecMalformedPackedIsDeterministic(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		bad    []byte
+		idAttr string // mq-id attribute, "" for none
+		wantID string
+	}{
+		{"truncated pair, ID packed", append(packPairs([]string{attrID, "packed-id", "h", "v"}), 5, 'x'), "", "sqs-msg-id"},
+		{"odd pair count, ID attribute", packPairs([]string{"k"}), "attr-id", "attr-id"},
+		{"length past the end", []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 'a'}, "", "sqs-msg-id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			attrs := map[string]types.MessageAttributeValue{
+				attrPacked: {DataType: aws.String("Binary"), BinaryValue: tc.bad},
+				attrBody:   {DataType: aws.String("Binary"), BinaryValue: []byte{0xff, 0}},
+				"source":   {DataType: aws.String("String"), StringValue: aws.String("billing")},
+				"a":        {DataType: aws.String("String"), StringValue: aws.String("1")},
+				"b":        {DataType: aws.String("Number"), StringValue: aws.String("2")},
+			}
+			if tc.idAttr != "" {
+				attrs[attrID] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(tc.idAttr)}
+			}
+			sm := &types.Message{
+				Body:              aws.String(bodyPlaceholder),
+				MessageId:         aws.String("sqs-msg-id"),
+				MessageAttributes: attrs,
+				Attributes:        map[string]string{"ApproximateReceiveCount": "3", "SentTimestamp": "1700000000000"},
+			}
+			wantHeader := map[string]string{"source": "billing", "a": "1", "b": "2"}
+			for i := range 200 {
+				var m mq.Message
+				if err := decode(sm, &m); err == nil {
+					t.Fatalf("decode %d: got nil error, want errBadPack to log", i)
+				}
+				if m.Attempt != 3 || m.ID != tc.wantID || !bytes.Equal(m.Body, []byte{0xff, 0}) || m.PublishTime.UnixMilli() != 1700000000000 || !maps.Equal(m.Header, wantHeader) {
+					t.Fatalf("decode %d: got Attempt %d ID %q Body %q PublishTime %v Header %v; want 3, %q, the binary body, 1700000000000 ms, %v",
+						i, m.Attempt, m.ID, m.Body, m.PublishTime, m.Header, tc.wantID, wantHeader)
+				}
+			}
+		})
+	}
+}
+
+// TestCodecHeaderNeverNil: a message without attributes gets an empty,
+// non-nil Header.
+func TestCodecHeaderNeverNil(t *testing.T) {
+	var m mq.Message
+	if err := decode(&types.Message{Body: aws.String("x"), MessageId: aws.String("id")}, &m); err != nil || m.Header == nil {
+		t.Fatalf("decode: got Header %v, error %v; want an empty map, nil", m.Header, err)
+	}
+}
+
+// TestQueueNameErrorShowsTheCharacter pins issue 20: the error printed a
+// byte of a multi-byte character as a rune ('Ã' for 'ó').
+func TestQueueNameErrorShowsTheCharacter(t *testing.T) {
+	err := checkQueueName("pedidos-ó", "topic")
+	if err == nil || !strings.Contains(err.Error(), "'ó'") || strings.Contains(err.Error(), "Ã") {
+		t.Fatalf("checkQueueName(%q): got %v, want an error that shows 'ó'", "pedidos-ó", err)
 	}
 }

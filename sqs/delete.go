@@ -161,13 +161,13 @@ func (s *subscription) deleteBatch(batch []*held) {
 		for i, h := range batch {
 			entries = append(entries, types.DeleteMessageBatchRequestEntry{Id: batchID(i), ReceiptHandle: h.sm.ReceiptHandle})
 		}
-		ctx, cancel := context.WithTimeout(b.base, callTimeout)
+		ctx, cancel := context.WithTimeout(s.calls, callTimeout)
 		out, err := b.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(s.q.url), Entries: entries})
 		cancel()
 		var retry []*held
 		if err != nil {
 			err = wrapErr(ctx, "DeleteMessageBatch on "+s.q.name, err)
-			if !mq.IsRetryable(err) || time.Now().After(deadline) || b.base.Err() != nil {
+			if !mq.IsRetryable(err) || time.Now().After(deadline) || s.calls.Err() != nil {
 				b.log.Warn("sqs: could not delete handled messages; SQS will redeliver them", "queue", s.q.name, "count", len(batch), "error", err)
 				for _, h := range batch {
 					s.forget(h)
@@ -202,7 +202,7 @@ func (s *subscription) deleteBatch(batch []*held) {
 			t := time.NewTimer(backoff(attempt))
 			select {
 			case <-t.C:
-			case <-b.base.Done():
+			case <-s.calls.Done():
 				t.Stop()
 			}
 		}

@@ -112,7 +112,11 @@
 //     takes one DeleteMessageBatch, as in a receive-handle-delete loop;
 //     deletes that accumulate while calls run go out up to ten per call.
 //     They are retried through transient failures, and a subscription's
-//     deletes reach SQS before Subscribe returns.
+//     deletes reach SQS before Subscribe returns, unless its ctx (or
+//     Close's) has ended and they take driver.CloseGrace longer (a
+//     stalled network): then they, and the visibility changes of
+//     stopping, are abandoned so Subscribe returns, and SQS redelivers
+//     those messages when their visibility timeout ends.
 //   - Handler returns an error: the message's visibility timeout is set to
 //     the subscription's Backoff (or mq.RetryAfter) delay, rounded up to
 //     whole seconds and at most 12 hours, so it is redelivered no earlier.
@@ -170,9 +174,39 @@
 //	                 header packing: any message within it fits once encoded
 //	MaxHeaders       1000 (SQS allows ten attributes; the rest are packed)
 //
-// # Message encoding and interoperability
+// # Interoperability
 //
-// A message published through mq looks like this to any SQS consumer:
+// Whatever this driver delivers, Publish accepts unchanged, and it arrives
+// byte-exact: messages that boto3, the AWS SDKs or the console sent can be
+// forwarded or dead-lettered (middleware.DeadLetter) like mq's own. SQS
+// carries only text in bodies and String attributes, so the driver
+// carries other bytes in Binary attributes, reversibly. Fields map to and
+// from SQS as follows (the left column is mq.Message):
+//
+//	field        Publish writes                   delivery reads
+//	-----------  -------------------------------  ---------------------------------
+//	ID           String attribute "mq-id"; FIFO:  "mq-id" (or packed, below); else
+//	             also MessageDeduplicationId      (a foreign message) the SQS
+//	                                              MessageId, the same on every
+//	                                              receive
+//	Key          String attribute "mq-key" when   "mq-key" (or packed); else, for
+//	             not empty; FIFO: also            a foreign message on a FIFO
+//	             MessageGroupId (see Delivery     queue, the MessageGroupId; else
+//	             semantics)                       ""
+//	Body         the SQS body when it is SQS      the Binary attribute "mq-body"
+//	             text, else the Binary attribute  when present, else the SQS body
+//	             "mq-body" (below)
+//	Header       an attribute per entry: String,  every attribute not starting with
+//	             or Binary for values that are    "mq-": String and Number values
+//	             not SQS text; packed when it     as text, Binary values byte for
+//	             cannot be one (below)            byte; plus the packed headers.
+//	                                              Never nil
+//	Attempt      not written                      ApproximateReceiveCount
+//	PublishTime  not written                      SentTimestamp (when SQS accepted
+//	                                              the message, in milliseconds)
+//
+// In detail, a message published through mq looks like this to any SQS
+// consumer:
 //
 //   - The body is the SQS message body, unchanged, when it is text SQS
 //     accepts (UTF-8 without control characters other than tab, LF and CR,
@@ -183,22 +217,37 @@
 //     String "empty".
 //   - The ID is the String attribute "mq-id" and a non-empty Key the String
 //     attribute "mq-key".
-//   - Headers are String attributes with the header's name, as long as SQS's
-//     limit of ten attributes allows, trace headers (traceparent,
-//     tracestate, baggage) first, then by name. Headers that do not fit, or
-//     whose name is not a valid attribute name (letters, digits, '-', '_',
-//     '.'; not starting with "AWS." or "Amazon.") or whose value is empty or
-//     not SQS text, are packed into the Binary attribute "mq-h": a sequence
-//     of name, value, name, value..., each an unsigned LEB128 (uvarint) byte
-//     length followed by the UTF-8 bytes. An ID or Key that is not SQS text
-//     is packed there too, under the names "mq-id" and "mq-key".
+//   - Headers are attributes with the header's name, as long as SQS's limit
+//     of ten attributes allows, trace headers (traceparent, tracestate,
+//     baggage) first, then by name: String attributes, or Binary ones
+//     holding the value's bytes when it is not SQS text. Headers that do
+//     not fit, or whose name is not a valid attribute name (letters,
+//     digits, '-', '_', '.'; not starting with "AWS." or "Amazon."; this
+//     includes empty names and names that are not UTF-8) or whose value is
+//     empty, are packed into the Binary attribute "mq-h": a sequence of
+//     name, value, name, value..., each an unsigned LEB128 (uvarint) byte
+//     length followed by its bytes. An ID or Key that is not SQS text is
+//     packed there too, under the names "mq-id" and "mq-key".
 //
-// A message from a producer that does not use mq looks like this to mq: the
-// SQS body is the body, String and Number attributes are headers (Binary
-// ones are not, but Message.As gives the whole SQS message), ID is the SQS
-// MessageId and Key the MessageGroupId on FIFO queues; PublishTime is
-// SentTimestamp and Attempt ApproximateReceiveCount for every message.
-// Attributes whose names start with "mq-" are never delivered as headers.
+// So a message from another producer maps thus: the SQS body is the body
+// (always text, as SQS requires), String, Number and Binary attributes
+// are headers, ID is the SQS MessageId and Key the MessageGroupId on FIFO
+// queues. Republished through mq, a Number or Binary attribute whose
+// value is SQS text comes back as a String attribute of the same value:
+// the header is byte-exact, its SQS data type is not kept. Attributes
+// whose names start with "mq-" are never delivered as headers, and system
+// attributes (SenderId, MessageDeduplicationId and others) are not mapped;
+// Message.As gives the whole SQS message, data types included.
+//
+// Decoding is the same whatever order the attributes come in, and the
+// delivery facts (Attempt, PublishTime, the MessageId fallback for ID)
+// come from SQS's system attributes, never from an attribute another
+// producer can set. A packed "mq-h" pair named like a String attribute
+// gives way to the attribute. An "mq-h" attribute that does not decode as
+// a whole (a length past its end, a name without a value) is ignored as a
+// whole: none of its pairs is applied, the rest of the message is
+// delivered as usual (ID from "mq-id", else the SQS MessageId), a warning
+// is logged, and Message.As still shows the attribute.
 //
 // # As
 //

@@ -48,10 +48,9 @@ func checkQueueName(name, what string) error {
 	case len(name) > maxQueueName:
 		problem = fmt.Sprintf("is %d characters, SQS allows %d (with the .fifo suffix)", len(name), maxQueueName)
 	default:
-		for i := 0; i < len(base); i++ {
-			c := base[i]
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-				problem = fmt.Sprintf("contains %q; SQS queue names use only letters, digits, '-' and '_' (and a final .fifo)", c)
+		for _, r := range base { // by rune, so the error shows 'ó', not a byte of it
+			if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '-') {
+				problem = fmt.Sprintf("contains %q; SQS queue names use only letters, digits, '-' and '_' (and a final .fifo)", r)
 				break
 			}
 		}

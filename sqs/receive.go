@@ -143,7 +143,7 @@ func (s *subscription) deliver(ctx context.Context, sm *types.Message, visibleAt
 	h.msg = m
 	m.Topic, m.Group = s.q.topic, s.group
 	if err := decode(sm, m); err != nil {
-		s.b.log.Warn("sqs: message has malformed mq attributes; delivering what could be decoded", "queue", s.q.name, "sqs_message_id", aws.ToString(sm.MessageId), "error", err)
+		s.b.log.Warn("sqs: message has a malformed mq-h attribute; delivering it without the packed headers", "queue", s.q.name, "sqs_message_id", aws.ToString(sm.MessageId), "error", err)
 	}
 	driver.SetNative(m, *sm)
 	if s.q.fifo {

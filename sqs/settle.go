@@ -68,7 +68,7 @@ func (s *subscription) release(h *held, delay time.Duration) {
 	}
 	s.unbatch(h)
 	secs := int32(min(max(delay+time.Second-1, 0)/time.Second, maxVisibility/time.Second))
-	ctx, cancel := context.WithTimeout(s.b.base, callTimeout)
+	ctx, cancel := context.WithTimeout(s.calls, callTimeout)
 	defer cancel()
 	s.hbMu.RLock()
 	defer s.hbMu.RUnlock()

@@ -105,6 +105,8 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 		held:       map[*mq.Message]*held{},
 		delWaiting: map[*recvBatch]struct{}{},
 	}
+	s.calls, s.stopCalls = context.WithCancel(b.base)
+	defer s.stopCalls()
 	return s.run(ctx)
 }
 
@@ -184,6 +186,14 @@ type subscription struct {
 
 	hbMu sync.RWMutex
 
+	// calls bounds the SQS calls the subscription makes on its own
+	// behalf while stopping (deletes, visibility changes): stopCalls
+	// cancels it driver.CloseGrace after Subscribe's drain context has
+	// ended, so that a stalled network cannot hold Subscribe; messages
+	// whose delete is abandoned come back (at-least-once).
+	calls     context.Context
+	stopCalls context.CancelFunc
+
 	mu   sync.Mutex
 	held map[*mq.Message]*held // received and not yet deleted or released
 
@@ -257,6 +267,10 @@ func (s *subscription) run(ctx context.Context) error {
 	case err := <-s.fatal:
 		reason = err
 	}
+	// From when drainCtx ends (at once if Subscribe's ctx was canceled),
+	// the deletes and visibility changes below get driver.CloseGrace.
+	stopGrace := context.AfterFunc(drainCtx, func() { time.AfterFunc(driver.CloseGrace, s.stopCalls) })
+	defer stopGrace()
 	// Stop receiving and start no handler from now on: shut the
 	// dispatcher down before waiting for the receivers, whose canceled
 	// long polls can take a while to return; what they still deliver is

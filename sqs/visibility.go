@@ -67,7 +67,7 @@ func (s *subscription) extend(horizon time.Time) {
 				Id: batchID(i), ReceiptHandle: h.sm.ReceiptHandle, VisibilityTimeout: secs,
 			})
 		}
-		ctx, cancel := context.WithTimeout(b.base, callTimeout)
+		ctx, cancel := context.WithTimeout(s.calls, callTimeout)
 		_, err := b.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(s.q.url), Entries: entries})
 		cancel()
 		if err != nil {
