@@ -15,8 +15,9 @@ import (
 // RabbitMQ nodes with TLS listeners) serve the tests whose names contain
 // Cluster, TLS or SASL. `make test-cluster` starts them, exports their
 // addresses (`scripts/brokers env` prints them while they run), runs
-// `go test -run 'Cluster|TLS|SASL' ./...` with MQ_TEST_REQUIRE_CLUSTER=1
-// and stops them again. They are not part of `make test`: they take three
+// `go test -tags cluster -run 'Cluster|TLS|SASL' ./...` with MQ_TEST_REQUIRE_CLUSTER=1
+// and stops them again. The tests carry the build tag "cluster", so
+// `make test` neither builds nor skips them: they take three
 // JVMs and three Erlang VMs, and their failure tests kill nodes and time
 // the recovery, which wants the machine to itself.
 
