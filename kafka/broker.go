@@ -55,7 +55,8 @@ type Broker struct {
 	dialer    *kafka.Dialer
 	transport *kafka.Transport
 	client    *kafka.Client
-	writer    *kafka.Writer
+	writer    *kafka.Writer // for As only; Publish uses prod
+	prod      *producer
 	caps      mq.Capabilities
 	maxRecord int // the broker's message.max.bytes
 
@@ -123,6 +124,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		Transport:    b.transport,
 		ErrorLogger:  kafkaLogger(b.log, slog.LevelDebug, "kafka: writer"),
 	}
+	b.prod = newProducer(b)
 	b.caps = mq.Capabilities{
 		Driver:          Scheme,
 		FanOut:          true,
@@ -258,7 +260,8 @@ func (b *Broker) Ping(ctx context.Context) error {
 // idempotent: later calls return nil, and every other method returns
 // mq.ErrClosed.
 func (b *Broker) Close(ctx context.Context) error {
-	return b.life.Close(ctx, func(context.Context) error {
+	return b.life.Close(ctx, func(ctx context.Context) error {
+		b.prod.close(ctx)
 		err := b.writer.Close()
 		b.transport.CloseIdleConnections()
 		if err != nil {
