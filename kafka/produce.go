@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"slices"
 	"sync"
@@ -41,6 +42,8 @@ const (
 // group commit without a timer.
 type producer struct {
 	b        *Broker
+	rt       kafka.RoundTripper // b.transport; tests put a fake here
+	addr     net.Addr           // the bootstrap brokers, as the transport knows them
 	acks     int16
 	attrs    protocol.Attributes // compression
 	maxCount int                 // records per request (Options.BatchSize)
@@ -54,11 +57,16 @@ type producer struct {
 
 	refreshMu sync.Mutex
 	refreshed atomic.Int64 // UnixNano when the last forced metadata refresh ended
+
+	requests atomic.Int64 // produce requests sent, for tests
+	records  atomic.Int64 // records in them
 }
 
 func newProducer(b *Broker) *producer {
 	return &producer{
 		b:        b,
+		rt:       b.transport,
+		addr:     b.client.Addr,
 		acks:     int16(b.cfg.Acks.required()),
 		attrs:    protocol.Attributes(b.cfg.Compression) & 0x7,
 		maxCount: b.cfg.BatchSize,
@@ -300,8 +308,10 @@ func (p *producer) produce(q *partQueue, batch []*record) error {
 	req.parts[0].RecordSet = protocol.RecordSet{Attributes: p.attrs, Records: &req.records}
 
 	ctx, cancel := context.WithTimeout(p.b.life.DrainContext(), requestTimeout)
-	res, err := p.b.transport.RoundTrip(ctx, p.b.client.Addr, &req.msg)
+	res, err := p.rt.RoundTrip(ctx, p.addr, &req.msg)
 	cancel()
+	p.requests.Add(1)
+	p.records.Add(int64(len(batch)))
 	if err != nil {
 		// The transport may still be writing the request: do not reuse it.
 		return err
@@ -373,7 +383,7 @@ func (p *producer) refresh(failedAt time.Time) {
 	}
 	ctx, cancel := context.WithTimeout(p.b.life.DrainContext(), 5*time.Second)
 	defer cancel()
-	if _, err := p.b.transport.RoundTrip(ctx, p.b.client.Addr, &createtopicsAPI.Request{}); err != nil {
+	if _, err := p.rt.RoundTrip(ctx, p.addr, &createtopicsAPI.Request{}); err != nil {
 		p.b.log.Debug("kafka: refresh metadata", "error", err)
 	}
 	p.refreshed.Store(time.Now().UnixNano())
