@@ -219,7 +219,8 @@ func (b *Broker) String() string {
 	return "kafka://" + strings.Join(b.cfg.Brokers, ",")
 }
 
-// As sets target to a native client: *kafka.Writer (the publisher),
+// As sets target to a native client: *kafka.Writer (a Writer with the
+// publisher's settings; Publish itself does not use it),
 // *kafka.Client (admin requests), *kafka.Transport and *kafka.Dialer (the
 // connection settings consumers use). It reports whether target's type
 // was one of those.
