@@ -140,7 +140,9 @@
 // partition is busy, to the one whose request has been in flight longest;
 // all keyless messages of one Publish call go to the same partition. Like
 // the Java client's sticky partitioner, this keeps no order among
-// messages without a key.
+// messages without a key. Partitions added to a topic are used within a
+// minute (the Java client: within metadata.max.age.ms, 5 minutes); keys
+// then map by the new count, as in Java.
 //
 // Consuming. Each Subscribe call is one member of the consumer group. It
 // fetches each assigned partition with its own reader and hands messages

@@ -79,6 +79,7 @@ type topicQueues struct {
 	ids   []int // partition IDs, sorted
 	parts []*partQueue
 	next  atomic.Uint32 // where the search for an idle partition starts
+	read  atomic.Int64  // UnixNano when ids were read from the metadata
 }
 
 // partQueue is one partition's queue and the state of its request.
@@ -103,25 +104,61 @@ type produceReq struct {
 	records recordReader
 }
 
+// partitionsMaxAge is how often Publish looks again at a topic's
+// partition count (in the transport's cached metadata), so that added
+// partitions are used as the Java client uses them, within its default
+// metadata.max.age.ms (5 minutes).
+const partitionsMaxAge = time.Minute
+
 // queues returns topic's partition queues, reading its partitions from the
-// transport's metadata the first time.
+// transport's metadata the first time and every partitionsMaxAge.
 func (p *producer) queues(ctx context.Context, topic string) (*topicQueues, error) {
-	if v, ok := p.topics.Load(topic); ok {
-		return v.(*topicQueues), nil
+	v, ok := p.topics.Load(topic)
+	var old *topicQueues
+	if ok {
+		old = v.(*topicQueues)
+		if time.Since(time.Unix(0, old.read.Load())) < partitionsMaxAge {
+			return old, nil
+		}
+		old.read.Store(time.Now().UnixNano()) // one caller looks; the others go on
 	}
 	ids, err := p.b.partitionsOf(ctx, topic)
 	if err != nil {
+		if old != nil {
+			return old, nil // keep what is known; the produce requests will tell
+		}
 		return nil, err
 	}
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("kafka: %w: topic %q has no partitions", mq.ErrNotFound, topic)
 	}
+	if old != nil && slices.Equal(old.ids, ids) {
+		return old, nil
+	}
 	tq := &topicQueues{ids: ids, parts: make([]*partQueue, len(ids))}
+	tq.read.Store(time.Now().UnixNano())
 	for i, id := range ids {
+		// Keep the queues of known partitions: their requests in flight
+		// and waiting records stay in order.
+		if j := slices.Index(old.idsOrNil(), id); j >= 0 {
+			tq.parts[i] = old.parts[j]
+			continue
+		}
 		tq.parts[i] = &partQueue{topic: topic, id: int32(id)}
 	}
-	v, _ := p.topics.LoadOrStore(topic, tq)
-	return v.(*topicQueues), nil
+	if old == nil {
+		v, _ = p.topics.LoadOrStore(topic, tq)
+		return v.(*topicQueues), nil
+	}
+	p.topics.CompareAndSwap(topic, old, tq)
+	return tq, nil
+}
+
+func (tq *topicQueues) idsOrNil() []int {
+	if tq == nil {
+		return nil
+	}
+	return tq.ids
 }
 
 // forget drops topic's queues (after it was deleted), so that the next

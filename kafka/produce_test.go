@@ -119,6 +119,7 @@ func fakeBroker(t *testing.T, f *fakeLeader, partitions int, opts Options) *Brok
 	b.prod.rt = f
 	b.topics.Store("t", struct{}{})
 	tq := &topicQueues{}
+	tq.read.Store(time.Now().Add(time.Hour).UnixNano()) // never looked up again
 	for i := range partitions {
 		tq.ids = append(tq.ids, i)
 		tq.parts = append(tq.parts, &partQueue{topic: "t", id: int32(i)})
@@ -512,4 +513,49 @@ func TestRefreshLearnsANewTopic(t *testing.T) {
 		return
 	}
 	t.Fatal("every new topic was in the cache before the refresh; cannot tell whether refresh works")
+}
+
+// TestAddedPartitionsAreUsed checks that Publish picks up partitions added
+// to a topic, so that keys go where Java's partitioner puts them for the
+// new count.
+func TestAddedPartitionsAreUsed(t *testing.T) {
+	addrs := kafkatest.Addrs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := New(ctx, Options{Brokers: addrs, Partitions: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("New: got %v, want nil", err)
+	}
+	defer b.Close(ctx)
+	topic := fmt.Sprintf("grow-%d", time.Now().UnixNano())
+	defer b.client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+	if err := b.Publish(ctx, topic, &mq.Message{Key: "k", Body: []byte("1")}); err != nil {
+		t.Fatalf("Publish: got %v, want nil", err)
+	}
+	res, err := b.client.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: 3}}})
+	if err != nil || res.Errors[topic] != nil {
+		t.Fatalf("CreatePartitions: got %v / %v, want nil", err, res)
+	}
+	b.prod.refresh(time.Now())
+	v, _ := b.prod.topics.Load(topic)
+	v.(*topicQueues).read.Store(0) // as if partitionsMaxAge had passed
+	msgs := make([]*mq.Message, 30)
+	for i := range msgs {
+		msgs[i] = &mq.Message{Key: fmt.Sprint("key-", i), Body: []byte("x")}
+	}
+	if err := b.Publish(ctx, topic, msgs...); err != nil {
+		t.Fatalf("Publish after adding partitions: got %v, want nil", err)
+	}
+	v, _ = b.prod.topics.Load(topic)
+	tq := v.(*topicQueues)
+	if len(tq.ids) != 3 {
+		t.Fatalf("partitions known to the producer: got %v, want [0 1 2]", tq.ids)
+	}
+	ends, err := b.listOffsets(ctx, topic, []int{0, 1, 2}, mq.Latest)
+	if err != nil {
+		t.Fatalf("list offsets: %v", err)
+	}
+	if ends[1]+ends[2] == 0 {
+		t.Errorf("no message went to the added partitions 1 and 2 (end offsets %v)", ends)
+	}
 }
