@@ -394,6 +394,10 @@ func (p *producer) judge(err error) (_ error, retry, refresh bool) {
 	case errors.As(err, &ke):
 		c := classify(err)
 		switch ke {
+		case kafka.BrokerNotAvailable:
+			// The transport's metadata names a broker it has no
+			// connection group for (one that joined or restarted).
+			return driver.Retryable(c), true, true
 		case kafka.NotLeaderForPartition, kafka.LeaderNotAvailable, kafka.UnknownTopicOrPartition,
 			kafka.FencedLeaderEpoch, kafka.UnknownLeaderEpoch, kafka.NetworkException, kafka.KafkaStorageError:
 			return c, true, true
