@@ -465,10 +465,10 @@ func (p *producer) queued(topic string, part int) int {
 	return len(q.queue)
 }
 
-// waitFor polls cond until it holds, failing the test after 5s.
+// waitFor polls cond until it holds, failing the test after 20s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -536,7 +536,12 @@ func TestAddedPartitionsAreUsed(t *testing.T) {
 	if err != nil || res.Errors[topic] != nil {
 		t.Fatalf("CreatePartitions: got %v / %v, want nil", err, res)
 	}
-	b.prod.refresh(time.Now())
+	// The new partitions reach the metadata a moment later.
+	waitFor(t, "the transport's metadata to list 3 partitions", func() bool {
+		b.prod.refresh(time.Now())
+		ids, err := b.partitionsOf(ctx, topic)
+		return err == nil && len(ids) == 3
+	})
 	v, _ := b.prod.topics.Load(topic)
 	v.(*topicQueues).read.Store(0) // as if partitionsMaxAge had passed
 	msgs := make([]*mq.Message, 30)
