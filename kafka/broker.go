@@ -55,7 +55,8 @@ type Broker struct {
 	dialer    *kafka.Dialer
 	transport *kafka.Transport
 	client    *kafka.Client
-	writer    *kafka.Writer
+	writer    *kafka.Writer // for As only; Publish uses prod
+	prod      *producer
 	caps      mq.Capabilities
 	maxRecord int // the broker's message.max.bytes
 
@@ -123,6 +124,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		Transport:    b.transport,
 		ErrorLogger:  kafkaLogger(b.log, slog.LevelDebug, "kafka: writer"),
 	}
+	b.prod = newProducer(b)
 	b.caps = mq.Capabilities{
 		Driver:          Scheme,
 		FanOut:          true,
@@ -221,7 +223,8 @@ func (b *Broker) String() string {
 	return "kafka://" + strings.Join(b.cfg.Brokers, ",")
 }
 
-// As sets target to a native client: *kafka.Writer (the publisher),
+// As sets target to a native client: *kafka.Writer (a Writer with the
+// publisher's settings; Publish itself does not use it),
 // *kafka.Client (admin requests), *kafka.Transport and *kafka.Dialer (the
 // connection settings consumers use). It reports whether target's type
 // was one of those.
@@ -262,7 +265,8 @@ func (b *Broker) Ping(ctx context.Context) error {
 // idempotent: later calls return nil, and every other method returns
 // mq.ErrClosed.
 func (b *Broker) Close(ctx context.Context) error {
-	return b.life.Close(ctx, func(context.Context) error {
+	return b.life.Close(ctx, func(ctx context.Context) error {
+		b.prod.close(ctx)
 		err := b.writer.Close()
 		b.transport.CloseIdleConnections()
 		if err != nil {

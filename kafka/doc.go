@@ -47,8 +47,8 @@
 //     none.
 //   - batch_size: most messages per partition in one produce request.
 //     Default 100.
-//   - batch_timeout: how long a partition's batch waits for more messages.
-//     Default 1ms (see Publishing).
+//   - batch_timeout: accepted for compatibility and ignored: the producer
+//     never waits for a timer (see Publishing).
 //   - max_message_bytes: the broker's message.max.bytes. Default: read
 //     from the broker at Open (Kafka's default is 1048588).
 //   - dial_timeout: bound on each connection attempt. Default 10s.
@@ -92,27 +92,58 @@
 //
 // Publishing. Publish returns nil once the brokers acknowledged every
 // message with the configured acks (default all: every in-sync replica).
-// kafka-go's Writer keeps one batch open per partition; concurrent Publish
-// calls join it, so many goroutines publishing one message each get batch
-// throughput, and the batch is sent when it is full, after batch_timeout
-// (1ms), or as soon as the partition's previous request returns. A lone
-// Publish therefore returns after about one broker round trip (a few ms
-// locally), not after kafka-go's default 1s batch timeout. Messages that
-// fail with transient errors (a leader election, a restarting broker, a
-// dropped connection) are retried, by kafka-go within each request and by
-// Publish for up to 15s with backoff from 100ms to 1s (bounded by ctx);
-// after that Publish returns an error for which mq.IsRetryable is true. A
-// retried message can be stored twice if the broker stored it but its
-// answer was lost (at-least-once). When ctx ends first, Publish returns
-// the ctx error, and the messages may still be written.
+// The driver speaks Kafka's produce protocol through kafka-go's Transport
+// (not kafka-go's Writer) and keeps one produce request in flight per
+// partition. A Publish whose partition has no request in flight is sent
+// at once: a lone Publish returns after one broker round trip, with no
+// batch timer. Messages published while a partition's request is in
+// flight wait in its queue and all go out in its next request, sent as
+// soon as the previous one is answered (group commit): many goroutines
+// publishing one message each get batch throughput. A request holds at
+// most batch_size messages and message.max.bytes bytes; the rest wait for
+// the next.
+//
+// Order. With one request in flight per partition, messages of one
+// partition are stored in the order their Publish calls queued them, and
+// a failed request is retried before the partition's next request is
+// sent, so a retry never overtakes or falls behind later messages. Two
+// Publish calls of the same key made one after the other (the second
+// after the first returned) are stored in that order; concurrent calls in
+// the order they reached the queue. The driver does not use Kafka's
+// idempotent producer (kafka-go's record encoder cannot carry producer
+// IDs and sequence numbers), so order does not depend on it.
+//
+// Retries and duplicates. A request that fails with a transient error (a
+// leader election or moved leader, a restarting broker, a dropped or
+// stalled connection, no answer within 15s) is sent again with backoff
+// from 50ms to 1s for up to 15s, bounded by Close; after a leader change
+// the driver first refreshes its cluster metadata. After that Publish
+// returns an error for which mq.IsRetryable is true. A retried request
+// can store its messages twice if the broker stored them but its answer
+// was lost (at-least-once; consumers see the duplicate with the same
+// mq-id header). When ctx ends first, Publish returns ctx's error at
+// once; messages already sent may still be stored, and messages still
+// queued are not sent. If some messages fail, Publish returns a
+// *mq.PublishError naming them (messages for different partitions travel
+// in different requests); if all failed alike, that error.
+//
+// Close stops new publishes, waits for running Publish calls and sends
+// everything queued, bounded by its ctx; when ctx ends, what is left
+// fails with mq.ErrClosed.
 //
 // Partitioning. A message with a Key goes to the partition Java's default
 // partitioner picks, (murmur2(key) & 0x7fffffff) % partitions (kafka-go's
 // Murmur2Balancer, pinned against Kafka's own test vectors), so Java,
 // librdkafka and this driver agree. A message without a Key (Key "") is
-// sent with a null key to a random partition (librdkafka's
-// murmur2_random; the Java client's sticky partitioner is likewise
-// unordered), spreading load; no order is kept among such messages.
+// sent with a null key to a partition with no request in flight, so
+// that it goes out at once (the search starts at a different partition
+// each time, spreading lone messages over all of them), or, when every
+// partition is busy, to the one whose request has been in flight longest;
+// all keyless messages of one Publish call go to the same partition. Like
+// the Java client's sticky partitioner, this keeps no order among
+// messages without a key. Partitions added to a topic are used within a
+// minute (the Java client: within metadata.max.age.ms, 5 minutes); keys
+// then map by the new count, as in Java.
 //
 // Consuming. Each Subscribe call is one member of the consumer group. It
 // fetches each assigned partition with its own reader and hands messages
@@ -223,9 +254,11 @@
 //
 // # As
 //
-// Broker.As accepts **kafka.Writer (the publisher), **kafka.Client (admin
-// requests), **kafka.Transport (the publisher's and admin client's
-// connections) and **kafka.Dialer (the consumers' connection settings).
+// Broker.As accepts **kafka.Writer (a kafka-go Writer with the driver's
+// acks, compression and partitioner, sharing its connections; Publish
+// does not use it), **kafka.Client (admin requests), **kafka.Transport
+// (the connections Publish and the admin client use) and **kafka.Dialer
+// (the consumers' connection settings).
 // Consumer groups and readers belong to running subscriptions and are not
 // exposed. Message.As on a delivered message accepts *kafka.Message, the
 // record as fetched (partition, offset, raw headers, time).

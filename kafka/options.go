@@ -119,12 +119,11 @@ type Options struct {
 	// request. Default 100.
 	BatchSize int
 
-	// BatchTimeout is how long a partition's batch stays open for more
-	// messages before it is sent. Concurrent Publish calls that arrive
-	// within it, or while the partition's previous request is in flight,
-	// share one request. Default 1ms, so a lone Publish returns after about
-	// one broker round trip; kafka-go's own default (1s) would make every
-	// lone Publish take a second.
+	// BatchTimeout is ignored: Publish sends a partition's messages as soon
+	// as its previous request is answered, never after a timer (see
+	// Publishing in the package documentation). It is kept, with its URL
+	// parameter, so that existing configurations still load, and sets the
+	// BatchTimeout of the kafka.Writer that As returns.
 	BatchTimeout time.Duration
 
 	// MaxMessageBytes overrides the broker's message.max.bytes, which New

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
-	"time"
+	"sync/atomic"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/driver"
@@ -16,9 +14,11 @@ import (
 
 // Publish sends msgs to topic and returns nil once the brokers have
 // acknowledged every one (with the default AcksAll: stored by every in-sync
-// replica). It is safe for concurrent use: concurrent calls share produce
-// requests per partition, and a lone call returns after about one round
-// trip plus Options.BatchTimeout.
+// replica). It is safe for concurrent use. A Publish whose partitions have
+// no request in flight is sent at once, so a lone call returns after one
+// round trip; messages published while a partition's request is in
+// flight go out together in its next request (see Publishing in the
+// package documentation).
 //
 // Publish validates the topic and every message first (see
 // driver.CheckPublish, plus Kafka's topic name rules and the encoded record
@@ -26,8 +26,10 @@ import (
 // that does not exist is created unless provisioning is off, when Publish
 // returns an error wrapping mq.ErrNotFound. Messages with a Key go to the
 // partition Java's default partitioner would choose; the others to a
-// random partition. If some messages are rejected, the error is a
-// *mq.PublishError naming them. After Close, Publish returns mq.ErrClosed.
+// partition with no request in flight. If some messages are rejected, the
+// error is a *mq.PublishError naming them. When ctx ends first, Publish
+// returns ctx's error; the messages may still be stored. After Close,
+// Publish returns mq.ErrClosed.
 func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message) error {
 	if err := driver.CheckPublish(&b.life, topic, msgs, driver.LimitsOf(b.caps)); err != nil {
 		if errors.Is(err, mq.ErrClosed) {
@@ -45,174 +47,143 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	buf := getPublishBuf(msgs)
-	kms := buf.kms
-	for i, m := range msgs {
-		kms[i] = toKafka(topic, m, buf.take(len(m.Header)+1))
-		if n := recordBytes(&kms[i]); n > b.maxRecord {
-			buf.release()
+	exit, err := b.life.Enter() // Close waits for running Publish calls
+	if err != nil {
+		return fmt.Errorf("kafka: publish: %w", err)
+	}
+	defer exit()
+	call := newPublishCall(ctx, msgs)
+	for i := range call.recs {
+		if n := call.recs[i].size; n > b.maxRecord {
 			return fmt.Errorf("kafka: %w: message %d (id %q) encodes to up to %d bytes, more than the broker's message.max.bytes (%d)",
-				mq.ErrMessageTooLarge, i, m.ID, n, b.maxRecord)
+				mq.ErrMessageTooLarge, i, msgs[i].ID, n, b.maxRecord)
 		}
+	}
+	if len(msgs) == 0 {
+		return nil
 	}
 	if !known {
 		if err := b.ensureTopic(ctx, topic, false); err != nil {
-			buf.release()
 			return err
 		}
 	}
-	err := b.write(ctx, topic, msgs, kms)
-	if err == nil {
-		// Every produce request ended: the writer holds no reference to
-		// the buffers any more. After a failure some may still be queued
-		// (ctx ended while they waited), so the buffers are left to the GC.
-		buf.release()
+	tq, err := b.prod.queues(ctx, topic)
+	if err != nil {
+		return err
 	}
+	call.route(b.prod, tq)
+	select {
+	case <-call.done:
+	case <-ctx.Done():
+		return fmt.Errorf("kafka: publish to %q: %w", topic, ctx.Err())
+	}
+	err = call.result(topic)
 	if errors.Is(err, mq.ErrNotFound) {
 		// The topic was deleted: look it up (and create it) again next time.
 		b.topics.Delete(topic)
+		b.prod.forget(topic)
 	}
 	return err
 }
 
-// publishRetryFor bounds how long Publish keeps retrying messages that
-// failed with retryable errors (no partition leader during an election or
-// a broker restart, a dropped connection) on top of kafka-go's own
-// retries. It covers the transport's metadata refresh interval (6s), after
-// which a restarted broker's new leaders are known.
-const publishRetryFor = 15 * time.Second
-
-// write sends kms, retrying those that fail with retryable errors with
-// backoff (100ms doubling to 1s) for up to publishRetryFor, bounded by
-// ctx. A retried message may be stored twice if its first request
-// reached the broker but the answer did not come back.
-func (b *Broker) write(ctx context.Context, topic string, msgs []*mq.Message, kms []kafka.Message) error {
-	deadline := time.Now().Add(publishRetryFor)
-	delay := 100 * time.Millisecond
-	idx := make([]int, len(kms)) // messages still to send
-	for i := range idx {
-		idx[i] = i
-	}
-	failed := map[int]error{}
-	for {
-		batch := kms
-		if len(idx) < len(kms) {
-			batch = make([]kafka.Message, len(idx))
-			for j, i := range idx {
-				batch[j] = kms[i]
-			}
-		}
-		err := b.writer.WriteMessages(ctx, batch...)
-		if err == nil {
-			break
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return fmt.Errorf("kafka: publish to %q: %w", topic, ctxErr)
-		}
-		var retry []int
-		var we kafka.WriteErrors
-		if errors.As(err, &we) && len(we) == len(batch) {
-			for j, e := range we {
-				if e == nil {
-					continue
-				}
-				failed[idx[j]] = classify(e)
-				if mq.IsRetryable(failed[idx[j]]) {
-					retry = append(retry, idx[j])
-				}
-			}
-		} else {
-			// The whole call failed (metadata, closed writer...).
-			whole := wrapErr(ctx, fmt.Sprintf("publish to %q", topic), err)
-			if !mq.IsRetryable(whole) || time.Now().After(deadline) {
-				if len(failed) == 0 {
-					return whole
-				}
-				for _, i := range idx {
-					failed[i] = whole
-				}
-				break
-			}
-			retry = idx
-		}
-		if len(retry) == 0 || time.Now().After(deadline) {
-			break
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("kafka: publish to %q: %w", topic, ctx.Err())
-		}
-		delay = min(2*delay, time.Second)
-		for _, i := range retry {
-			delete(failed, i)
-		}
-		idx = retry
-	}
-	if len(failed) == 0 {
-		return nil
-	}
-	pe := &mq.PublishError{Total: len(msgs)}
-	for i := range msgs {
-		if e, ok := failed[i]; ok {
-			pe.Failures = append(pe.Failures, mq.PublishFailure{Index: i, ID: msgs[i].ID, Err: e})
-		}
-	}
-	return fmt.Errorf("kafka: publish to %q: %w", topic, pe)
+// publishCall is one Publish call's records and what it waits for.
+type publishCall struct {
+	ctx  context.Context // the caller's: records of a call that returned are not sent
+	msgs []*mq.Message
+	recs []record
+	left atomic.Int64  // records not yet settled
+	done chan struct{} // closed when left reaches 0
 }
 
-// publishBuf holds one Publish call's converted messages and their
-// headers. Publish reuses it once the writer is done with it, so that a
-// message costs no allocation of its own to convert.
-type publishBuf struct {
-	kms  []kafka.Message
-	hdrs []kafka.Header // backing array handed out by take
-	used int            // hdrs handed out so far
-}
-
-// maxPooledHeaders bounds the buffers Publish keeps for reuse, so that one
-// large batch does not keep its memory for good.
-const maxPooledHeaders = 1024
-
-var publishBufs = sync.Pool{New: func() any { return new(publishBuf) }}
-
-// getPublishBuf returns a buffer with one kafka.Message per message and
-// room for their headers plus one ID header each.
-func getPublishBuf(msgs []*mq.Message) *publishBuf {
-	n := len(msgs)
-	buf := publishBufs.Get().(*publishBuf)
-	buf.kms = slices.Grow(buf.kms[:0], n)[:n]
-	total := n
+// newPublishCall converts msgs into records. Their headers share one
+// allocation.
+func newPublishCall(ctx context.Context, msgs []*mq.Message) *publishCall {
+	c := &publishCall{ctx: ctx, msgs: msgs, recs: make([]record, len(msgs)), done: make(chan struct{})}
+	c.left.Store(int64(len(msgs)))
+	total := len(msgs)
 	for _, m := range msgs {
 		total += len(m.Header)
 	}
-	buf.hdrs = slices.Grow(buf.hdrs[:0], total)[:total]
-	buf.used = 0
-	return buf
+	hdrs := make([]protocol.Header, total)
+	used := 0
+	for i, m := range msgs {
+		n := len(m.Header) + 1
+		r := &c.recs[i]
+		newRecord(r, m, hdrs[used:used:used+n])
+		used += n
+		r.call, r.index = c, i
+	}
+	return c
 }
 
-// take hands out room for n headers: an empty slice with capacity n, so
-// appends to it cannot reach another message's headers. If the buffer has
-// no room left (a header map grew meanwhile, which the contract forbids),
-// appends allocate instead.
-func (buf *publishBuf) take(n int) []kafka.Header {
-	if buf.used+n > len(buf.hdrs) {
+// route hands the call's records to their partitions' queues: keyed
+// records to the key's partition, the others together to one partition
+// (see topicQueues.keyless). Consecutive records bound for the same
+// partition are enqueued together.
+func (c *publishCall) route(p *producer, tq *topicQueues) {
+	var keyless *partQueue
+	var buf [16]*record
+	group := buf[:0]
+	var at *partQueue
+	for i := range c.recs {
+		r := &c.recs[i]
+		var q *partQueue
+		if r.key != nil {
+			q = tq.keyed(r.key)
+		} else {
+			if keyless == nil {
+				keyless = tq.keyless()
+			}
+			q = keyless
+		}
+		if q != at && len(group) > 0 {
+			p.enqueue(at, group)
+			group = group[:0]
+		}
+		at = q
+		group = append(group, r)
+	}
+	p.enqueue(at, group)
+}
+
+// settle records r's outcome. Each record is settled once.
+func (c *publishCall) settle(r *record, err error) {
+	r.err = err
+	if c.left.Add(-1) == 0 {
+		close(c.done)
+	}
+}
+
+// result is the call's error once every record is settled: nil when all
+// were stored; the error itself when all failed alike; else a
+// *mq.PublishError naming the failed messages.
+func (c *publishCall) result(topic string) error {
+	var first error
+	same, failed := true, 0
+	for i := range c.recs {
+		err := c.recs[i].err
+		if err == nil {
+			same = false
+			continue
+		}
+		failed++
+		if first == nil {
+			first = err
+		} else if err != first {
+			same = false
+		}
+	}
+	switch {
+	case failed == 0:
 		return nil
+	case same:
+		return fmt.Errorf("kafka: publish to %q: %w", topic, first)
 	}
-	h := buf.hdrs[buf.used : buf.used : buf.used+n]
-	buf.used += n
-	return h
-}
-
-// release clears the buffer (dropping references to message bodies) and
-// puts it back for reuse. Nothing may use it afterwards.
-func (buf *publishBuf) release() {
-	if cap(buf.hdrs) > maxPooledHeaders {
-		return
+	pe := &mq.PublishError{Total: len(c.recs)}
+	for i := range c.recs {
+		if err := c.recs[i].err; err != nil {
+			pe.Failures = append(pe.Failures, mq.PublishFailure{Index: i, ID: c.msgs[i].ID, Err: err})
+		}
 	}
-	clear(buf.kms)
-	clear(buf.hdrs[:buf.used])
-	publishBufs.Put(buf)
+	return fmt.Errorf("kafka: publish to %q: %w", topic, pe)
 }

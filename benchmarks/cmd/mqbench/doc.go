@@ -28,6 +28,8 @@
 //	-sizes LIST        body sizes in bytes (16,1024,65536; -short 1024)
 //	-conc LIST         concurrency levels (1,4,16; -short 4)
 //	-latency BOOL      run the open-loop latency measurement (true)
+//	-lone-rounds N     paired rounds of the lone-Publish measurement on Kafka (7; -short 2; 0: none)
+//	-lone-calls N      Publish calls per lone-Publish run (500; -short 200)
 //	-latency-duration  length of each latency run (10s; -short 3s)
 //	-scale F           multiply every run's message count (1)
 //	-contenders RE     measure only contenders whose name matches RE (all)
@@ -56,7 +58,10 @@
 // receivers); "mq" with the same settings; "mq+mw-noop" and "mq+mw-otel",
 // mq wrapped in package middleware's recommended stack with no-op
 // OpenTelemetry providers and with the real SDK; and Watermill's driver
-// for the broker with its defaults and tuned. On the memory broker: a
+// for the broker with its defaults and tuned. On Kafka also the producers
+// a Kafka user would pick instead: franz-go (kgo ProduceSync, its default
+// linger, acks=all) and Sarama (SyncProducer, acks=all), each consumed by
+// raw's kafka-go Reader so that only the producer differs. On the memory broker: a
 // buffered channel (the floor), mq's memory driver, Watermill's GoChannel
 // and gocloud's mempubsub. The report describes each contender's set-up.
 //
@@ -72,6 +77,11 @@
 // time (getrusage) and allocation count (runtime.MemStats) before and
 // after. The mq/raw ratios are taken per round, then summarized by median
 // and range.
+//
+// Lone-Publish runs (Kafka) measure the call a service makes when it
+// publishes one event per request: one publisher, one 1 KiB message per
+// call, each call after the previous returned; they report the Publish
+// call's p50 and p99 and the end-to-end p50, in paired rounds.
 //
 // Latency runs publish open loop at a fixed rate below saturation, the
 // scheduled send time in a header, and report p50, p99 and p99.9 of the

@@ -28,19 +28,20 @@ const (
 )
 
 func kafkaPlan() brokerPlan {
-	p := brokerPlan{Name: "kafka", Msgs: 10000, PerConc: true, Batch: 1, LatencyRate: 1000}
+	p := brokerPlan{Name: "kafka", Msgs: 10000, PerConc: true, Batch: 1, LatencyRate: 1000, Lone: true}
 	env := os.Getenv("MQ_TEST_KAFKA_ADDR")
 	if env == "" {
 		p.NA = "MQ_TEST_KAFKA_ADDR is not set (run: eval \"$(scripts/brokers env)\")"
 		return p
 	}
 	addrs := strings.Split(env, ",")
-	url := "kafka://" + env + fmt.Sprintf("?batch_size=%d&batch_timeout=%s&commit_interval=%s", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval)
+	url := "kafka://" + env + fmt.Sprintf("?batch_size=%d&commit_interval=%s", kafkaBatchSize, kafkaCommitInterval)
 	admin := &lazyBroker{url: url}
 	open := func(ctx context.Context, _ cell) (mq.Broker, error) { return mq.Open(ctx, url) }
 	del := func(ctx context.Context, topic string) error { return deleteKafkaTopic(ctx, addrs, topic) }
-	p.Contenders = append(p.Contenders, kafkaRaw(addrs, admin, false), kafkaRaw(addrs, admin, true))
-	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("kafka:// with acks=all, batch_size=%d, batch_timeout=%v, commit_interval=%v (the defaults), topics of %d partitions; Subscribe with Concurrency(conc); one message per Publish", kafkaBatchSize, kafkaBatchTimeout, kafkaCommitInterval, kafka.DefaultPartitions), open, del)...)
+	p.Contenders = append(p.Contenders, kafkaRaw(addrs, admin, false), kafkaRaw(addrs, admin, true),
+		kafkaFranz(addrs, admin), kafkaSarama(addrs, admin))
+	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("kafka:// with acks=all, batch_size=%d, commit_interval=%v (the defaults), topics of %d partitions; Subscribe with Concurrency(conc); one message per Publish", kafkaBatchSize, kafkaCommitInterval, kafka.DefaultPartitions), open, del)...)
 	p.Contenders = append(p.Contenders,
 		watermillKafka("watermill-default", addrs, admin, del, false),
 		watermillKafka("watermill-tuned", addrs, admin, del, true))
@@ -184,67 +185,77 @@ func kafkaRaw(addrs []string, admin *lazyBroker, contract bool) contender {
 				BatchTimeout: kafkaBatchTimeout,
 				RequiredAcks: kafkago.RequireAll,
 			}
-			r := kafkago.NewReader(kafkago.ReaderConfig{
-				Brokers:           addrs,
-				GroupID:           benchGroup + "-" + topic,
-				Topic:             topic,
-				MinBytes:          1,
-				MaxBytes:          16 << 20,
-				MaxWait:           100 * time.Millisecond,
-				StartOffset:       kafkago.FirstOffset,
-				CommitInterval:    kafkaCommitInterval,
-				HeartbeatInterval: kafka.DefaultHeartbeatInterval,
-				SessionTimeout:    kafka.DefaultSessionTimeout,
-			})
-			rctx, cancel := context.WithCancel(context.Background())
-			k := &kafkaRawRun{w: w, r: r, addrs: addrs, topic: topic, cancel: cancel, done: make(chan error, 1), contract: contract}
-			go func() {
-				batch := make([]kafkago.Message, 0, kafkaCommitBatch)
-				for {
-					m, err := r.FetchMessage(rctx)
-					if err != nil {
-						if len(batch) > 0 {
-							cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
-							_ = r.CommitMessages(cctx, batch...)
-							ccancel()
-						}
-						if rctx.Err() != nil {
-							err = nil
-						}
-						k.done <- err
-						return
-					}
-					var sent int64
-					var id string
-					for _, h := range m.Headers {
-						switch h.Key {
-						case sentHeader:
-							sent = parseSent(string(h.Value))
-						case "mq-id":
-							id = string(h.Value)
-						}
-					}
-					if contract && id == "" {
-						k.done <- fmt.Errorf("message at offset %d has no mq-id header", m.Offset)
-						return
-					}
-					recv(sent)
-					// Commit needs only the position: keeping whole messages
-					// (64 KiB bodies included) until the batch is committed
-					// would hold 100 bodies alive and set this contender's
-					// GC pace apart from mq's, which keeps none.
-					batch = append(batch, kafkago.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
-					if len(batch) == kafkaCommitBatch {
-						if err := r.CommitMessages(rctx, batch...); err != nil && rctx.Err() == nil {
-							k.done <- err
-							return
-						}
-						batch = batch[:0]
-					}
-				}
-			}()
+			k := &kafkaRawRun{w: w, addrs: addrs, topic: topic, contract: contract}
+			k.r, k.cancel, k.done = consumeKafka(addrs, topic, contract, recv)
 			return k, nil
 		}}
+}
+
+// consumeKafka starts the consumer every Kafka contender but mq and
+// Watermill uses: a kafka-go group Reader with FetchMessage and
+// CommitMessages every kafkaCommitBatch messages. It calls recv for each
+// message and reports the loop's end on done after cancel.
+func consumeKafka(addrs []string, topic string, contract bool, recv func(int64)) (*kafkago.Reader, context.CancelFunc, chan error) {
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:           addrs,
+		GroupID:           benchGroup + "-" + topic,
+		Topic:             topic,
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           100 * time.Millisecond,
+		StartOffset:       kafkago.FirstOffset,
+		CommitInterval:    kafkaCommitInterval,
+		HeartbeatInterval: kafka.DefaultHeartbeatInterval,
+		SessionTimeout:    kafka.DefaultSessionTimeout,
+	})
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		batch := make([]kafkago.Message, 0, kafkaCommitBatch)
+		for {
+			m, err := r.FetchMessage(rctx)
+			if err != nil {
+				if len(batch) > 0 {
+					cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+					_ = r.CommitMessages(cctx, batch...)
+					ccancel()
+				}
+				if rctx.Err() != nil {
+					err = nil
+				}
+				done <- err
+				return
+			}
+			var sent int64
+			var id string
+			for _, h := range m.Headers {
+				switch h.Key {
+				case sentHeader:
+					sent = parseSent(string(h.Value))
+				case "mq-id":
+					id = string(h.Value)
+				}
+			}
+			if contract && id == "" {
+				done <- fmt.Errorf("message at offset %d has no mq-id header", m.Offset)
+				return
+			}
+			recv(sent)
+			// Commit needs only the position: keeping whole messages
+			// (64 KiB bodies included) until the batch is committed
+			// would hold 100 bodies alive and set this contender's
+			// GC pace apart from mq's, which keeps none.
+			batch = append(batch, kafkago.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
+			if len(batch) == kafkaCommitBatch {
+				if err := r.CommitMessages(rctx, batch...); err != nil && rctx.Err() == nil {
+					done <- err
+					return
+				}
+				batch = batch[:0]
+			}
+		}
+	}()
+	return r, cancel, done
 }
 
 type watermillRun struct {

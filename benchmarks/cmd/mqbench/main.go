@@ -27,6 +27,7 @@ type brokerPlan struct {
 	PerConc     bool    // scale Msgs by conc/16: synchronous publishers' throughput grows with their number
 	Batch       int     // messages per Publish call
 	LatencyRate float64 // messages per second in the latency run
+	Lone        bool    // measure a lone synchronous Publish (see loneRun)
 }
 
 type options struct {
@@ -37,6 +38,8 @@ type options struct {
 	sizes       []int
 	concs       []int
 	latency     bool
+	loneRounds  int
+	loneCalls   int
 	latencyDur  time.Duration
 	scale       float64
 	only        *regexp.Regexp
@@ -59,6 +62,8 @@ func main() {
 	flag.StringVar(&sizes, "sizes", "", "body sizes in bytes, comma-separated (default 16,1024,65536; -short 1024)")
 	flag.StringVar(&concs, "conc", "", "concurrency levels, comma-separated (default 1,4,16; -short 4)")
 	flag.BoolVar(&o.latency, "latency", true, "run the open-loop latency measurement")
+	flag.IntVar(&o.loneRounds, "lone-rounds", -1, "paired rounds of the lone-Publish measurement (closed loop, concurrency 1, 1 KiB) on brokers that have it (default 7, -short 2; 0: none)")
+	flag.IntVar(&o.loneCalls, "lone-calls", 0, "Publish calls per lone-Publish run (default 500, -short 200)")
 	flag.DurationVar(&o.latencyDur, "latency-duration", 0, "length of each latency run (default 10s, -short 3s)")
 	flag.Float64Var(&o.scale, "scale", 1, "multiply every run's message count by this")
 	flag.StringVar(&only, "contenders", "", "regular expression: measure only matching contenders")
@@ -97,6 +102,18 @@ func main() {
 		}
 	}
 	o.ratioRounds = max(o.ratioRounds, o.rounds)
+	if o.loneRounds < 0 {
+		o.loneRounds = 7
+		if o.short {
+			o.loneRounds = 2
+		}
+	}
+	if o.loneCalls <= 0 {
+		o.loneCalls = 500
+		if o.short {
+			o.loneCalls = 200
+		}
+	}
 	if o.latencyDur == 0 {
 		o.latencyDur = 10 * time.Second
 		if o.short {
@@ -243,6 +260,23 @@ func measure(ctx context.Context, o options) (string, error) {
 				}
 			}
 		}
+		if p.Lone {
+			for round := range o.loneRounds {
+				order := slices.Clone(cs)
+				if round%2 == 1 {
+					slices.Reverse(order)
+				}
+				for _, ct := range order {
+					if ctx.Err() != nil {
+						return path, ctx.Err()
+					}
+					res := loneRun(ctx, p.Name, ct, 1024, o.loneCalls, 20, round, runLimit(p.Name, o.loneCalls))
+					res.Goroutines = runtime.NumGoroutine()
+					logResult(res)
+					emit(res)
+				}
+			}
+		}
 		if o.latency {
 			for _, ct := range cs {
 				if ctx.Err() != nil {
@@ -286,6 +320,8 @@ func logResult(r result) {
 	switch {
 	case r.Error != "":
 		log.Printf("%-8s %-20s %s size=%-5d conc=%-2d round=%d: %s", r.Broker, r.Contender, r.Kind, r.Size, r.Conc, r.Round, r.Error)
+	case r.Kind == "lone":
+		log.Printf("%-8s %-20s lone Publish round=%d: publish p50=%.0fµs p99=%.0fµs; e2e p50=%.0fµs; %.2f µs CPU/msg", r.Broker, r.Contender, r.Round, r.PubP50, r.PubP99, r.E2EP50, r.CPUPerMsgUS)
 	case r.Kind == "latency":
 		log.Printf("%-8s %-20s latency at %.0f/s: e2e p50=%.0fµs p99=%.0fµs p99.9=%.0fµs; publish p50=%.0fµs p99=%.0fµs", r.Broker, r.Contender, r.Rate, r.E2EP50, r.E2EP99, r.E2EP999, r.PubP50, r.PubP99)
 	default:

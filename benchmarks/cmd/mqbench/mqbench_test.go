@@ -288,3 +288,38 @@ func TestStealSummary(t *testing.T) {
 		t.Errorf("stealShare of 1 s per CPU over 10 s: got %v, want 0.1", got)
 	}
 }
+
+// TestReportLone checks the lone-Publish table: medians over rounds and
+// each contender's Publish p50 relative to mq's in the same round.
+func TestReportLone(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "r.jsonl")
+	writeLines(t, in,
+		machineHeader{Kind: "machine", Mode: "short", CPUs: 2, Rounds: 2, Sizes: []int{1024}, Concs: []int{1}},
+		contenderInfo{Kind: "contender", Broker: "kafka", Contender: "mq", Role: "mq"},
+		contenderInfo{Kind: "contender", Broker: "kafka", Contender: "franz-go"},
+		result{Kind: "lone", Broker: "kafka", Contender: "mq", Round: 0, PubP50: 300, PubP99: 900, E2EP50: 500, CPUPerMsgUS: 100},
+		result{Kind: "lone", Broker: "kafka", Contender: "franz-go", Round: 0, PubP50: 450, PubP99: 1000, E2EP50: 600, CPUPerMsgUS: 90},
+		result{Kind: "lone", Broker: "kafka", Contender: "mq", Round: 1, PubP50: 400, PubP99: 1100, E2EP50: 700, CPUPerMsgUS: 120},
+		result{Kind: "lone", Broker: "kafka", Contender: "franz-go", Round: 1, PubP50: 400, PubP99: 1200, E2EP50: 800, CPUPerMsgUS: 110},
+		result{Kind: "lone", Broker: "kafka", Contender: "franz-go", Round: 2, Error: "start: failed"},
+	)
+	out := filepath.Join(dir, "BENCHMARKS.md")
+	if err := writeReport(in, out, filepath.Join(dir, "no-notes.md")); err != nil {
+		t.Fatalf("writeReport: %v", err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := string(data)
+	for _, want := range []string{
+		"### Lone Publish, µs",
+		"| mq | 2 | 350 [300–400] | 300–400 (50 %) | 1000 | 600 | 110 | 1.000 [1.000–1.000] |",
+		"| franz-go | 2 | 425 [400–450] | 400–450 (50 %) | 1100 | 700 | 100 | 1.250 [1.000–1.500] |",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q; got:\n%s", want, report)
+		}
+	}
+}

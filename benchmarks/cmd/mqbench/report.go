@@ -621,6 +621,7 @@ func writeBroker(w *bytes.Buffer, rs *results, b string) {
 				num(lr.E2EP50), num(lr.E2EP99), num(lr.E2EP999), num(lr.PubP50), num(lr.PubP99), num(lr.PubP999), lr.Received, lr.Received+lr.NotArrived, note, stealCell(lr.Steal))
 		}
 	}
+	writeLone(w, rs, b, cs)
 	fmt.Fprintf(w, "\n### Contenders\n\n")
 	for _, c := range cs {
 		role := ""
@@ -683,5 +684,50 @@ func writeCalls(w *bytes.Buffer, rs *results, b string, cs []contenderInfo, ks [
 			fmt.Fprintf(w, " %s |", strings.Join(parts, "<br>"))
 		}
 		fmt.Fprintf(w, "\n")
+	}
+}
+
+// writeLone writes the lone-Publish table of broker b, if it was
+// measured: per contender, the median over rounds of each run's Publish
+// p50 with [min–max] and its confidence interval, and the medians of the
+// other quantiles, and each contender's Publish p50 divided by mq's, per
+// round.
+func writeLone(w *bytes.Buffer, rs *results, b string, cs []contenderInfo) {
+	by := map[string][]result{}
+	for _, r := range rs.runs {
+		if r.Kind == "lone" && r.Broker == b && r.Error == "" {
+			by[r.Contender] = append(by[r.Contender], r)
+		}
+	}
+	if len(by) == 0 {
+		return
+	}
+	mqP50 := map[int]float64{}
+	for _, r := range by["mq"] {
+		mqP50[r.Round] = r.PubP50
+	}
+	fmt.Fprintf(w, "\n### Lone Publish, µs (closed loop, concurrency 1, 1 KiB; medians over rounds)\n\n| contender | rounds | Publish p50 [min–max] | CI | Publish p99 | e2e p50 | CPU µs/msg | Publish p50 ÷ mq's, per round: median [min–max] | CI |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, c := range cs {
+		runs := by[c.Contender]
+		if len(runs) == 0 {
+			continue
+		}
+		var p50, p99, e2e, cpu, rel []float64
+		for _, r := range runs {
+			p50 = append(p50, r.PubP50)
+			p99 = append(p99, r.PubP99)
+			e2e = append(e2e, r.E2EP50)
+			cpu = append(cpu, r.CPUPerMsgUS)
+			if m, ok := mqP50[r.Round]; ok && m > 0 {
+				rel = append(rel, r.PubP50/m)
+			}
+		}
+		lo, hi, cov := medianCI(p50)
+		relCell, relCI := "n/a", "n/a"
+		if len(rel) > 0 {
+			relCell, relCI = ratioSpread(rel), ratioCI(rel)
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s–%s (%.0f %%) | %s | %s | %s | %s | %s |\n", c.Contender, len(runs), withSpread(p50),
+			num(lo), num(hi), 100*cov, num(median(p99)), num(median(e2e)), num(median(cpu)), relCell, relCI)
 	}
 }
