@@ -46,7 +46,7 @@ func TestRealBrokers(t *testing.T) {
 			if err := mq.Provision(ctx, b, topic, group); err != nil && !strings.Contains(err.Error(), "not supported") {
 				t.Fatalf("Provision: %v", err)
 			}
-			db := openSQLite(t)
+			db, _, _ := openSQLite(t)
 			if err := outbox.Migrate(ctx, db, outbox.SQLite); err != nil {
 				t.Fatal(err)
 			}

@@ -255,7 +255,7 @@ func TestListenWakesRelay(t *testing.T) {
 		if c.d != outbox.Postgres {
 			continue
 		}
-		db := c.open(t)
+		db, _, _ := c.open(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if err := outbox.Migrate(ctx, db, c.d); err != nil {
