@@ -6,7 +6,10 @@
 // The package depends on database/sql only. Open the database with the
 // driver of your choice (pgx's "pgx" driver for PostgreSQL, a pure-Go
 // driver such as modernc.org/sqlite for SQLite) and pass the matching
-// Dialect, Postgres or SQLite.
+// Dialect, Postgres or SQLite. A database of the other kind is an error
+// wrapping ErrWrongDialect that names the dialect to pass: Migrate, Relay
+// and Inbox ask the database once (CheckDialect), and Publisher's first
+// write fails.
 //
 // # Schema
 //

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -103,7 +104,8 @@ type Relay struct {
 	o   RelayOptions
 	log *slog.Logger
 
-	wake chan struct{}
+	wake    chan struct{}
+	checked atomic.Bool // CheckDialect passed
 }
 
 // NewRelay returns a relay that moves the outbox rows of db to
@@ -136,7 +138,8 @@ func NewRelay(db *sql.DB, d *Dialect, o RelayOptions) *Relay {
 
 // Run relays rows until ctx ends, then returns ctx.Err(). Failures to
 // reach the database or the broker are logged and retried with backoff;
-// they never end Run. Rows claimed when ctx ends are released (or, if the
+// they never end Run. A database of another dialect than the relay's
+// does: Run returns an error wrapping ErrWrongDialect at once. Rows claimed when ctx ends are released (or, if the
 // relay cannot reach the database any more, their lease runs out). Run
 // may be called once per Relay; run several Relays for more throughput
 // or availability.
@@ -159,6 +162,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		n, sent, err := r.RunOnce(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, ErrWrongDialect) {
+			return err
 		}
 		var wait time.Duration
 		switch {
@@ -230,7 +236,15 @@ type row struct {
 // RunOnce claims one batch, publishes it and settles it: it returns how
 // many rows it claimed and how many of them the broker accepted (and were
 // deleted). Run calls it in a loop; tests and tools may call it directly.
+// Until one call has checked that the database is of the relay's dialect
+// (see CheckDialect), each call checks first.
 func (r *Relay) RunOnce(ctx context.Context) (claimed, sent int, err error) {
+	if !r.checked.Load() {
+		if err := CheckDialect(ctx, r.db, r.d); err != nil {
+			return 0, 0, fmt.Errorf("outbox: relay: %w", err)
+		}
+		r.checked.Store(true)
+	}
 	now := r.o.now()
 	leaseEnd := now.Add(r.o.Lease)
 	rows, err := r.claim(ctx, now, leaseEnd)
