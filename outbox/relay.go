@@ -409,7 +409,7 @@ func (r *Relay) publish(ctx context.Context, rows []row) (done []int64, failed [
 					done = append(done, rw.seq)
 				}
 			}
-			if err != nil && ctx.Err() == nil {
+			if len(bad) > 0 && ctx.Err() == nil {
 				r.log.Warn("outbox: publish failed; the rows wait", "topic", topic, "messages", len(batch), "failed", len(bad), "err", err)
 			}
 		}
