@@ -269,6 +269,16 @@ func TestListenWakesRelay(t *testing.T) {
 		time.Sleep(300 * time.Millisecond) // the first poll is done; the next is a minute away
 		write(t, db, c.d, "t", &mq.Message{ID: "woken"})
 		waitFor(t, 5*time.Second, "the notification to wake the relay", func() bool { return len(rec.snapshot()) == 1 })
+		// The trigger notifies writes to an empty outbox only: a burst
+		// notifies once and the relay claims until the table is empty;
+		// the next write after it wakes the relay again.
+		for i := range 50 {
+			write(t, db, c.d, "t", &mq.Message{ID: fmt.Sprint("burst", i)})
+		}
+		waitFor(t, 5*time.Second, "the burst relayed without polling", func() bool { return len(rec.snapshot()) == 51 })
+		time.Sleep(100 * time.Millisecond) // the relay's last claim found the table empty
+		write(t, db, c.d, "t", &mq.Message{ID: "after"})
+		waitFor(t, 5*time.Second, "the write after the burst to wake the relay", func() bool { return len(rec.snapshot()) == 52 })
 	}
 }
 

@@ -38,7 +38,12 @@ type RelayOptions struct {
 
 	// PollInterval is how long the relay sleeps when the table had nothing
 	// to send before it looks again. With a Listener it is the fallback
-	// for lost notifications. Default DefaultPollInterval.
+	// for lost notifications. After a claim that sent rows, the relay
+	// claims again at once, and once the table is empty, again after
+	// 1, 4, 16 and 64ms before it waits PollInterval: PostgreSQL's
+	// trigger notifies only writes that find no earlier row waiting, and
+	// a write that commits just as a relay empties the table may have
+	// seen one. Default DefaultPollInterval.
 	PollInterval time.Duration
 
 	// Lease is how long a claimed row is reserved for the relay that
@@ -158,6 +163,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = minBackoff
 	bo.MaxInterval = r.o.MaxBackoff
+	idle := len(lingers) // empty claims since the last one that sent rows
 	for {
 		n, sent, err := r.RunOnce(ctx)
 		if ctx.Err() != nil {
@@ -174,12 +180,24 @@ func (r *Relay) Run(ctx context.Context) error {
 			if err != nil {
 				r.log.Warn("outbox: relay round failed", "err", err, "retry_in", wait)
 			}
-		case n == r.o.BatchSize:
+		case sent > 0:
+			// More may be waiting: claim until a claim comes back
+			// empty. The schema's trigger notifies only writes that
+			// find no earlier row, so a relay must not sleep while
+			// rows remain.
 			bo.Reset()
-			continue // more may be waiting
+			idle = 0
+			continue
 		default:
+			// Empty. A write that committed just after this claim may
+			// have seen the rows this relay sent as still waiting, and
+			// not notified: look again shortly before sleeping long.
 			bo.Reset()
 			wait = r.o.PollInterval
+			if idle < len(lingers) {
+				wait = min(wait, lingers[idle])
+			}
+			idle++
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -216,6 +234,10 @@ func (r *Relay) listen(ctx context.Context) {
 		r.notify() // notifications may have been missed
 	}
 }
+
+// lingers are the waits before the claims that follow the first empty one
+// after rows were sent; then the relay waits PollInterval.
+var lingers = []time.Duration{time.Millisecond, 4 * time.Millisecond, 16 * time.Millisecond, 64 * time.Millisecond}
 
 // notify wakes Run without blocking.
 func (r *Relay) notify() {

@@ -9,7 +9,8 @@
 //	})
 //
 // The schema's trigger sends NOTIFY mq_outbox when a transaction that
-// inserted outbox rows commits.
+// inserted outbox rows commits and no earlier row was waiting; relays
+// claim until the table is empty, so they sleep only then.
 package pgxlisten
 
 import (

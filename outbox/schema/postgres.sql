@@ -26,9 +26,14 @@ CREATE TABLE IF NOT EXISTS mq_inbox (
 
 CREATE INDEX IF NOT EXISTS mq_inbox_processed ON mq_inbox (processed_us);
 
--- Wake relays (LISTEN mq_outbox) when a transaction that wrote the outbox commits.
-CREATE OR REPLACE FUNCTION mq_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('mq_outbox', ''); RETURN NULL; END $$;
+-- Wake relays (LISTEN mq_outbox) when a transaction that wrote the outbox commits, if no earlier
+-- row was waiting then: relays claim until the table is empty (and look again shortly after), so
+-- they sleep only then. The check runs at commit (a deferred constraint trigger), not at the
+-- INSERT, so the rest of the writer's transaction does not widen the window in which a relay can
+-- empty the table unnoticed. (Every NOTIFY serializes the commits of all notifying transactions
+-- behind one lock: sent on every write, it cut the commit rate of concurrent writers by about three.)
+CREATE OR REPLACE FUNCTION mq_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NOT EXISTS (SELECT 1 FROM mq_outbox o WHERE o.seq < NEW.seq) THEN PERFORM pg_notify('mq_outbox', ''); END IF; RETURN NULL; END $$;
 
 DROP TRIGGER IF EXISTS mq_outbox_notify ON mq_outbox;
 
-CREATE TRIGGER mq_outbox_notify AFTER INSERT ON mq_outbox FOR EACH STATEMENT EXECUTE FUNCTION mq_outbox_notify();
+CREATE CONSTRAINT TRIGGER mq_outbox_notify AFTER INSERT ON mq_outbox DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION mq_outbox_notify();
