@@ -14,8 +14,8 @@
 // # Schema
 //
 // Migrate creates the tables mq_outbox and mq_inbox (and, on PostgreSQL, a
-// trigger that sends NOTIFY mq_outbox when a write commits to an outbox
-// with no earlier rows waiting); Schema returns the same
+// trigger that sends NOTIFY mq_outbox when a write commits while a relay
+// with a Listener sleeps); Schema returns the same
 // SQL for a migration tool.
 //
 // # Writing

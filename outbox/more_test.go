@@ -290,3 +290,40 @@ func TestSchema(t *testing.T) {
 		}
 	}
 }
+
+// Writers send NOTIFY only while a relay with a Listener sleeps: NOTIFY
+// serializes the commits of notifying transactions, so the trigger sends
+// nothing when no relay waits for it.
+func TestNotifyOnlyWhileRelaySleeps(t *testing.T) {
+	for _, c := range databases() {
+		if c.d != outbox.Postgres {
+			continue
+		}
+		db, _, _ := c.open(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := outbox.Migrate(ctx, db, c.d); err != nil {
+			t.Fatal(err)
+		}
+		var notes atomic.Int32
+		go pgxlisten.New(db).Listen(ctx, func() { notes.Add(1) })
+		waitFor(t, 5*time.Second, "LISTEN", func() bool { return notes.Load() == 1 }) // Listen wakes once after LISTEN
+		for i := range 20 {
+			write(t, db, c.d, "t", &mq.Message{ID: fmt.Sprint("quiet", i)})
+		}
+		time.Sleep(300 * time.Millisecond)
+		if got := notes.Load() - 1; got != 0 {
+			t.Fatalf("no relay sleeping: got %d notifications for 20 writes, want 0", got)
+		}
+		b := newMemoryBroker(t)
+		defer b.Close(context.Background())
+		rec := &recorder{inner: b}
+		go outbox.NewRelay(db, c.d, outbox.RelayOptions{Publisher: rec, PollInterval: time.Minute, Listener: pgxlisten.New(db)}).Run(ctx)
+		waitFor(t, 5*time.Second, "the relay to send the 20 rows", func() bool { return len(rec.snapshot()) == 20 })
+		before := notes.Load()
+		time.Sleep(200 * time.Millisecond) // the relay is asleep, holding the lock
+		write(t, db, c.d, "t", &mq.Message{ID: "loud"})
+		waitFor(t, 5*time.Second, "a notification for the write while the relay sleeps", func() bool { return notes.Load() > before })
+		waitFor(t, 5*time.Second, "the sleeping relay woken", func() bool { return len(rec.snapshot()) == 21 })
+	}
+}

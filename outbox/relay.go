@@ -38,12 +38,9 @@ type RelayOptions struct {
 
 	// PollInterval is how long the relay sleeps when the table had nothing
 	// to send before it looks again. With a Listener it is the fallback
-	// for lost notifications. After a claim that sent rows, the relay
-	// claims again at once, and once the table is empty, again after
-	// 1, 4, 16 and 64ms before it waits PollInterval: PostgreSQL's
-	// trigger notifies only writes that find no earlier row waiting, and
-	// a write that commits just as a relay empties the table may have
-	// seen one. Default DefaultPollInterval.
+	// for lost notifications. A relay that sent rows claims again at
+	// once; it sleeps only after a claim found nothing to send. Default
+	// DefaultPollInterval.
 	PollInterval time.Duration
 
 	// Lease is how long a claimed row is reserved for the relay that
@@ -63,6 +60,10 @@ type RelayOptions struct {
 	// Listener, when set, wakes the relay as soon as an outbox write
 	// commits instead of at the next poll. See package
 	// github.com/seedmq/mq/outbox/pgxlisten for PostgreSQL's LISTEN.
+	// On PostgreSQL, a relay with a Listener holds an advisory lock on one
+	// connection of its own while it sleeps, and the schema's trigger
+	// sends NOTIFY only when such a lock is held: writers do not pay for
+	// NOTIFY while every relay is busy, nor when no relay listens.
 	Listener Listener
 
 	// MeterProvider, when set, receives the lag gauges (MetricPending,
@@ -163,7 +164,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = minBackoff
 	bo.MaxInterval = r.o.MaxBackoff
-	idle := len(lingers) // empty claims since the last one that sent rows
+	sl := &sleepLock{r: r}
+	defer sl.close()
 	for {
 		n, sent, err := r.RunOnce(ctx)
 		if ctx.Err() != nil {
@@ -173,6 +175,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return err
 		}
 		var wait time.Duration
+		held := false
 		switch {
 		case err != nil || (n > 0 && sent == 0):
 			// Nothing moved: the database or the broker is down.
@@ -182,31 +185,35 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 		case sent > 0:
 			// More may be waiting: claim until a claim comes back
-			// empty. The schema's trigger notifies only writes that
-			// find no earlier row, so a relay must not sleep while
-			// rows remain.
+			// empty. PostgreSQL's trigger notifies only while a relay
+			// sleeps, so a relay must not sleep while rows remain.
 			bo.Reset()
-			idle = 0
 			continue
 		default:
-			// Empty. A write that committed just after this claim may
-			// have seen the rows this relay sent as still waiting, and
-			// not notified: look again shortly before sleeping long.
 			bo.Reset()
 			wait = r.o.PollInterval
-			if idle < len(lingers) {
-				wait = min(wait, lingers[idle])
+			if held = sl.lock(ctx); held {
+				// Writes that were committing when the relay took the
+				// lock did not notify: look once more before sleeping.
+				if n, _, err := r.RunOnce(ctx); err == nil && n > 0 {
+					sl.unlock(ctx)
+					continue
+				}
 			}
-			idle++
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
 		case <-r.wake:
 			t.Stop()
 		case <-t.C:
+		}
+		if held {
+			sl.unlock(ctx)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 	}
 }
@@ -234,10 +241,6 @@ func (r *Relay) listen(ctx context.Context) {
 		r.notify() // notifications may have been missed
 	}
 }
-
-// lingers are the waits before the claims that follow the first empty one
-// after rows were sent; then the relay waits PollInterval.
-var lingers = []time.Duration{time.Millisecond, 4 * time.Millisecond, 16 * time.Millisecond, 64 * time.Millisecond}
 
 // notify wakes Run without blocking.
 func (r *Relay) notify() {

@@ -26,13 +26,12 @@ CREATE TABLE IF NOT EXISTS mq_inbox (
 
 CREATE INDEX IF NOT EXISTS mq_inbox_processed ON mq_inbox (processed_us);
 
--- Wake relays (LISTEN mq_outbox) when a transaction that wrote the outbox commits, if no earlier
--- row was waiting then: relays claim until the table is empty (and look again shortly after), so
--- they sleep only then. The check runs at commit (a deferred constraint trigger), not at the
--- INSERT, so the rest of the writer's transaction does not widen the window in which a relay can
--- empty the table unnoticed. (Every NOTIFY serializes the commits of all notifying transactions
--- behind one lock: sent on every write, it cut the commit rate of concurrent writers by about three.)
-CREATE OR REPLACE FUNCTION mq_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NOT EXISTS (SELECT 1 FROM mq_outbox o WHERE o.seq < NEW.seq) THEN PERFORM pg_notify('mq_outbox', ''); END IF; RETURN NULL; END $$;
+-- Wake relays (LISTEN mq_outbox) when a transaction that wrote the outbox commits while a relay
+-- sleeps: a sleeping relay holds the table's advisory lock (1836150626, OID of mq_outbox), and the
+-- check runs at commit (a deferred constraint trigger). Writers that get the lock in shared mode
+-- send nothing, so that NOTIFY, which serializes the commits of notifying transactions, costs
+-- only when a relay waits for it. See sleeplock.go in package outbox.
+CREATE OR REPLACE FUNCTION mq_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NOT pg_try_advisory_xact_lock_shared(1836150626, (TG_RELID::bigint % 2147483647)::int4) THEN PERFORM pg_notify('mq_outbox', ''); END IF; RETURN NULL; END $$;
 
 DROP TRIGGER IF EXISTS mq_outbox_notify ON mq_outbox;
 
