@@ -276,7 +276,7 @@ func TestListenWakesRelay(t *testing.T) {
 			write(t, db, c.d, "t", &mq.Message{ID: fmt.Sprint("burst", i)})
 		}
 		waitFor(t, 5*time.Second, "the burst relayed without polling", func() bool { return len(rec.snapshot()) == 51 })
-		time.Sleep(100 * time.Millisecond) // the relay's last claim found the table empty
+		time.Sleep(500 * time.Millisecond) // the relay has gone to sleep (200ms after it last sent)
 		write(t, db, c.d, "t", &mq.Message{ID: "after"})
 		waitFor(t, 5*time.Second, "the write after the burst to wake the relay", func() bool { return len(rec.snapshot()) == 52 })
 	}
@@ -321,7 +321,7 @@ func TestNotifyOnlyWhileRelaySleeps(t *testing.T) {
 		go outbox.NewRelay(db, c.d, outbox.RelayOptions{Publisher: rec, PollInterval: time.Minute, Listener: pgxlisten.New(db)}).Run(ctx)
 		waitFor(t, 5*time.Second, "the relay to send the 20 rows", func() bool { return len(rec.snapshot()) == 20 })
 		before := notes.Load()
-		time.Sleep(200 * time.Millisecond) // the relay is asleep, holding the lock
+		time.Sleep(500 * time.Millisecond) // the relay is asleep, holding the lock (200ms after it last sent)
 		write(t, db, c.d, "t", &mq.Message{ID: "loud"})
 		waitFor(t, 5*time.Second, "a notification for the write while the relay sleeps", func() bool { return notes.Load() > before })
 		waitFor(t, 5*time.Second, "the sleeping relay woken", func() bool { return len(rec.snapshot()) == 21 })

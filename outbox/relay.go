@@ -39,8 +39,9 @@ type RelayOptions struct {
 	// PollInterval is how long the relay sleeps when the table had nothing
 	// to send before it looks again. With a Listener it is the fallback
 	// for lost notifications. A relay that sent rows claims again at
-	// once; it sleeps only after a claim found nothing to send. Default
-	// DefaultPollInterval.
+	// once; when the table is empty it looks again every 10ms for 200ms
+	// after the last rows it sent, and only then sleeps PollInterval.
+	// Default DefaultPollInterval.
 	PollInterval time.Duration
 
 	// Lease is how long a claimed row is reserved for the relay that
@@ -103,7 +104,10 @@ type Listener interface {
 //     neither claimed nor holds back the later rows of its key.
 //   - At-least-once: a relay that dies between the broker's acceptance and
 //     the delete leaves the row leased; it is published again when the
-//     lease ends. Consumers deduplicate by message ID (see Inbox).
+//     lease ends. On PostgreSQL the relay's own transactions do not wait
+//     for the WAL flush, so a database crash may undo recent deletes and
+//     publish those rows again too. Consumers deduplicate by message ID
+//     (see Inbox).
 type Relay struct {
 	db  *sql.DB
 	d   *Dialect
@@ -166,6 +170,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	bo.MaxInterval = r.o.MaxBackoff
 	sl := &sleepLock{r: r}
 	defer sl.close()
+	var lastSent time.Time
 	for {
 		n, sent, err := r.RunOnce(ctx)
 		if ctx.Err() != nil {
@@ -188,7 +193,13 @@ func (r *Relay) Run(ctx context.Context) error {
 			// empty. PostgreSQL's trigger notifies only while a relay
 			// sleeps, so a relay must not sleep while rows remain.
 			bo.Reset()
+			lastSent = time.Now()
 			continue
+		case time.Since(lastSent) < quietFor && r.o.PollInterval > quietPoll:
+			// Just busy: look again soon, without asking the writers
+			// to notify (see sleepLock).
+			bo.Reset()
+			wait = quietPoll
 		default:
 			bo.Reset()
 			wait = r.o.PollInterval
@@ -241,6 +252,15 @@ func (r *Relay) listen(ctx context.Context) {
 		r.notify() // notifications may have been missed
 	}
 }
+
+// After a claim that sent rows, a relay whose next claims find nothing
+// looks again every quietPoll until quietFor has passed since, before it
+// sleeps PollInterval. Under a steady trickle of writes it so stays awake,
+// and writers need not notify it: NOTIFY serializes their commits.
+const (
+	quietPoll = 10 * time.Millisecond
+	quietFor  = 200 * time.Millisecond
+)
 
 // notify wakes Run without blocking.
 func (r *Relay) notify() {
