@@ -149,10 +149,10 @@ func NewRelay(db *sql.DB, d *Dialect, o RelayOptions) *Relay {
 // Run relays rows until ctx ends, then returns ctx.Err(). Failures to
 // reach the database or the broker are logged and retried with backoff;
 // they never end Run. A database of another dialect than the relay's
-// does: Run returns an error wrapping ErrWrongDialect at once. Rows claimed when ctx ends are released (or, if the
-// relay cannot reach the database any more, their lease runs out). Run
-// may be called once per Relay; run several Relays for more throughput
-// or availability.
+// does: Run returns an error wrapping ErrWrongDialect at once. Rows
+// claimed when ctx ends are released (or, if the relay cannot reach the
+// database any more, their lease runs out). Run may be called once per
+// Relay; run several Relays for more throughput or availability.
 func (r *Relay) Run(ctx context.Context) error {
 	if r.o.MeterProvider != nil {
 		reg, err := registerMetrics(r.o.MeterProvider, r.db, r.d)
@@ -208,6 +208,7 @@ func (r *Relay) Run(ctx context.Context) error {
 				// lock did not notify: look once more before sleeping.
 				if n, _, err := r.RunOnce(ctx); err == nil && n > 0 {
 					sl.unlock(ctx)
+					lastSent = time.Now()
 					continue
 				}
 			}
