@@ -13,6 +13,8 @@ import (
 // as modernc.org/sqlite for SQLite).
 type Dialect struct {
 	name       string
+	title      string // the database's name in prose
+	versionSQL string // a query that only this database answers
 	schema     string // file name under schema/
 	skipLocked string // row-locking clause for claims
 	numbered   func(string) string
@@ -26,6 +28,8 @@ var (
 	// commits (see Listener).
 	Postgres = &Dialect{
 		name:       "postgres",
+		title:      "PostgreSQL",
+		versionSQL: "SELECT version()",
 		schema:     "schema/postgres.sql",
 		skipLocked: " FOR UPDATE SKIP LOCKED",
 		numbered:   func(q string) string { return q },
@@ -38,9 +42,11 @@ var (
 	// "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)") so that
 	// writers wait for each other instead of failing with SQLITE_BUSY.
 	SQLite = &Dialect{
-		name:     "sqlite",
-		schema:   "schema/sqlite.sql",
-		numbered: func(q string) string { return dollar.ReplaceAllString(q, "?$1") },
+		name:       "sqlite",
+		title:      "SQLite",
+		versionSQL: "SELECT sqlite_version()",
+		schema:     "schema/sqlite.sql",
+		numbered:   func(q string) string { return dollar.ReplaceAllString(q, "?$1") },
 	}
 )
 

@@ -6,12 +6,16 @@
 // The package depends on database/sql only. Open the database with the
 // driver of your choice (pgx's "pgx" driver for PostgreSQL, a pure-Go
 // driver such as modernc.org/sqlite for SQLite) and pass the matching
-// Dialect, Postgres or SQLite.
+// Dialect, Postgres or SQLite. A database of the other kind is an error
+// wrapping ErrWrongDialect that names the dialect to pass: Migrate, Relay
+// and Inbox ask the database once (CheckDialect), and Publisher's first
+// write fails.
 //
 // # Schema
 //
 // Migrate creates the tables mq_outbox and mq_inbox (and, on PostgreSQL, a
-// trigger that sends NOTIFY mq_outbox on commit); Schema returns the same
+// trigger that sends NOTIFY mq_outbox when a write commits while a relay
+// with a Listener sleeps); Schema returns the same
 // SQL for a migration tool.
 //
 // # Writing

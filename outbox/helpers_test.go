@@ -22,7 +22,7 @@ import (
 type dbCase struct {
 	name string
 	d    *outbox.Dialect
-	open func(t *testing.T) *sql.DB
+	open func(t *testing.T) (db *sql.DB, driver, dsn string)
 }
 
 // databases lists SQLite (a fresh file per test) and PostgreSQL (a fresh
@@ -38,7 +38,7 @@ func databases() []dbCase {
 func forEachDB(t *testing.T, f func(t *testing.T, db *sql.DB, d *outbox.Dialect)) {
 	for _, c := range databases() {
 		t.Run(c.name, func(t *testing.T) {
-			db := c.open(t)
+			db, _, _ := c.open(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if err := outbox.Migrate(ctx, db, c.d); err != nil {
@@ -49,17 +49,22 @@ func forEachDB(t *testing.T, f func(t *testing.T, db *sql.DB, d *outbox.Dialect)
 	}
 }
 
-func openSQLite(t *testing.T) *sql.DB {
+// openSQLite opens a fresh SQLite file and returns it with the driver
+// name and DSN that open it again (from another process, say).
+func openSQLite(t *testing.T) (*sql.DB, string, string) {
 	path := filepath.Join(t.TempDir(), "outbox.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_txlock=immediate")
+	dsn := "file:" + path + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db
+	return db, "sqlite", dsn
 }
 
-func openPostgres(t *testing.T) *sql.DB {
+// openPostgres opens a fresh schema of the PostgreSQL at
+// MQ_TEST_POSTGRES_DSN, as openSQLite does.
+func openPostgres(t *testing.T) (*sql.DB, string, string) {
 	dsn := os.Getenv("MQ_TEST_POSTGRES_DSN")
 	if dsn == "" {
 		msg := "MQ_TEST_POSTGRES_DSN is not set: run scripts/brokers up postgres and eval \"$(scripts/brokers env)\""
@@ -91,12 +96,13 @@ func openPostgres(t *testing.T) *sql.DB {
 		defer cancel()
 		a.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
 	})
-	db, err := sql.Open("pgx", dsn+"&search_path="+schema)
+	dsn += "&search_path=" + schema
+	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db
+	return db, "pgx", dsn
 }
 
 // recorder is an mq.Publisher wrapper that records, in order, the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/seedmq/mq"
@@ -48,7 +49,9 @@ func Tx(ctx context.Context) *sql.Tx {
 //
 // Records are kept until CleanInbox removes them; keep them longer than
 // the broker may redeliver a message (its retention or the dead-letter
-// limit). d is db's dialect.
+// limit). d is db's dialect: the first delivery checks it (see
+// CheckDialect), and while the check fails, deliveries fail with its
+// error and are not handled.
 func Inbox(db *sql.DB, d *Dialect, o InboxOptions) mq.Middleware {
 	if db == nil || d == nil {
 		panic("outbox: Inbox needs a database and a dialect")
@@ -62,8 +65,15 @@ func Inbox(db *sql.DB, d *Dialect, o InboxOptions) mq.Middleware {
 	} else {
 		insert = d.q(`INSERT OR IGNORE INTO mq_inbox (grp, id, processed_us) VALUES ($1, $2, $3)`)
 	}
+	var checked atomic.Bool
 	return func(next mq.Handler) mq.Handler {
 		return func(ctx context.Context, m *mq.Message) (err error) {
+			if !checked.Load() {
+				if err := CheckDialect(ctx, db, d); err != nil {
+					return fmt.Errorf("outbox: inbox: %w", err)
+				}
+				checked.Store(true)
+			}
 			group := m.Group
 			if group == "" {
 				group = o.Group

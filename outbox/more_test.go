@@ -255,7 +255,7 @@ func TestListenWakesRelay(t *testing.T) {
 		if c.d != outbox.Postgres {
 			continue
 		}
-		db := c.open(t)
+		db, _, _ := c.open(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if err := outbox.Migrate(ctx, db, c.d); err != nil {
@@ -269,6 +269,16 @@ func TestListenWakesRelay(t *testing.T) {
 		time.Sleep(300 * time.Millisecond) // the first poll is done; the next is a minute away
 		write(t, db, c.d, "t", &mq.Message{ID: "woken"})
 		waitFor(t, 5*time.Second, "the notification to wake the relay", func() bool { return len(rec.snapshot()) == 1 })
+		// The trigger notifies writes to an empty outbox only: a burst
+		// notifies once and the relay claims until the table is empty;
+		// the next write after it wakes the relay again.
+		for i := range 50 {
+			write(t, db, c.d, "t", &mq.Message{ID: fmt.Sprint("burst", i)})
+		}
+		waitFor(t, 5*time.Second, "the burst relayed without polling", func() bool { return len(rec.snapshot()) == 51 })
+		time.Sleep(500 * time.Millisecond) // the relay has gone to sleep (200ms after it last sent)
+		write(t, db, c.d, "t", &mq.Message{ID: "after"})
+		waitFor(t, 5*time.Second, "the write after the burst to wake the relay", func() bool { return len(rec.snapshot()) == 52 })
 	}
 }
 
@@ -278,5 +288,42 @@ func TestSchema(t *testing.T) {
 		if !strings.Contains(s, "CREATE TABLE IF NOT EXISTS mq_outbox") || !strings.Contains(s, "CREATE TABLE IF NOT EXISTS mq_inbox") {
 			t.Errorf("Schema(%s) lacks the tables:\n%s", d, s)
 		}
+	}
+}
+
+// Writers send NOTIFY only while a relay with a Listener sleeps: NOTIFY
+// serializes the commits of notifying transactions, so the trigger sends
+// nothing when no relay waits for it.
+func TestNotifyOnlyWhileRelaySleeps(t *testing.T) {
+	for _, c := range databases() {
+		if c.d != outbox.Postgres {
+			continue
+		}
+		db, _, _ := c.open(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := outbox.Migrate(ctx, db, c.d); err != nil {
+			t.Fatal(err)
+		}
+		var notes atomic.Int32
+		go pgxlisten.New(db).Listen(ctx, func() { notes.Add(1) })
+		waitFor(t, 5*time.Second, "LISTEN", func() bool { return notes.Load() == 1 }) // Listen wakes once after LISTEN
+		for i := range 20 {
+			write(t, db, c.d, "t", &mq.Message{ID: fmt.Sprint("quiet", i)})
+		}
+		time.Sleep(300 * time.Millisecond)
+		if got := notes.Load() - 1; got != 0 {
+			t.Fatalf("no relay sleeping: got %d notifications for 20 writes, want 0", got)
+		}
+		b := newMemoryBroker(t)
+		defer b.Close(context.Background())
+		rec := &recorder{inner: b}
+		go outbox.NewRelay(db, c.d, outbox.RelayOptions{Publisher: rec, PollInterval: time.Minute, Listener: pgxlisten.New(db)}).Run(ctx)
+		waitFor(t, 5*time.Second, "the relay to send the 20 rows", func() bool { return len(rec.snapshot()) == 20 })
+		before := notes.Load()
+		time.Sleep(500 * time.Millisecond) // the relay is asleep, holding the lock (200ms after it last sent)
+		write(t, db, c.d, "t", &mq.Message{ID: "loud"})
+		waitFor(t, 5*time.Second, "a notification for the write while the relay sleeps", func() bool { return notes.Load() > before })
+		waitFor(t, 5*time.Second, "the sleeping relay woken", func() bool { return len(rec.snapshot()) == 21 })
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/memory"
 	"github.com/seedmq/mq/outbox"
+	"github.com/seedmq/mq/outbox/pgxlisten"
 )
 
 func TestRolledBackNeverPublished(t *testing.T) {
@@ -165,9 +166,14 @@ func TestThreeRelaysUnderLoad(t *testing.T) {
 		defer b.Close(context.Background())
 		rec := &recorder{inner: b}
 		const n, keys = 600, 7
+		o := outbox.RelayOptions{Publisher: rec, BatchSize: 25, PollInterval: 5 * time.Millisecond}
+		if d == outbox.Postgres {
+			// Woken by notifications alone: a missed wake-up would
+			// leave rows waiting for a minute, past the test's limit.
+			o.PollInterval, o.Listener = time.Minute, pgxlisten.New(db)
+		}
 		for range 3 {
-			r := outbox.NewRelay(db, d, outbox.RelayOptions{Publisher: rec, BatchSize: 25, PollInterval: 5 * time.Millisecond})
-			go r.Run(ctx)
+			go outbox.NewRelay(db, d, o).Run(ctx)
 		}
 		// Writers insert while the relays run, one per key, so each key
 		// is inserted in i order.
@@ -214,4 +220,60 @@ func newMemoryBroker(t *testing.T) *memory.Broker {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A *sql.DB or *sql.Tx of one database passed with the other's dialect is
+// an error wrapping ErrWrongDialect that names the dialect to pass, from
+// every entry point: Migrate, Publisher, Relay (whose Run ends), Inbox
+// and CheckDialect.
+func TestWrongDialect(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *sql.DB, d *outbox.Dialect) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		wrong, fix := outbox.Postgres, "pass outbox.SQLite"
+		if d == outbox.Postgres {
+			wrong, fix = outbox.SQLite, "pass outbox.Postgres"
+		}
+		check := func(what string, err error) {
+			t.Helper()
+			if !errors.Is(err, outbox.ErrWrongDialect) || !strings.Contains(err.Error(), fix) {
+				t.Errorf("%s with outbox.%s: got %v, want outbox.ErrWrongDialect saying %q", what, wrong, err, fix)
+			}
+		}
+		if err := outbox.CheckDialect(ctx, db, d); err != nil {
+			t.Fatalf("CheckDialect with the right dialect: %v", err)
+		}
+		check("CheckDialect", outbox.CheckDialect(ctx, db, wrong))
+		check("Migrate", outbox.Migrate(ctx, db, wrong))
+
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("Publish", outbox.Publisher(tx, wrong).Publish(ctx, "t", &mq.Message{ID: "x"}))
+		tx.Rollback()
+
+		b := newMemoryBroker(t)
+		defer b.Close(context.Background())
+		write(t, db, d, "t", &mq.Message{ID: "waiting"})
+		rec := &recorder{inner: b}
+		done := make(chan error, 1)
+		go func() { done <- outbox.NewRelay(db, wrong, outbox.RelayOptions{Publisher: rec}).Run(ctx) }()
+		select {
+		case err := <-done:
+			check("Relay.Run", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("Relay.Run with the wrong dialect still running after 10s, want it to return ErrWrongDialect")
+		}
+		if len(rec.snapshot()) != 0 || pending(t, db) != 1 {
+			t.Errorf("the relay with the wrong dialect published %d messages, left %d rows; want 0 and 1", len(rec.snapshot()), pending(t, db))
+		}
+
+		ran := false
+		h := outbox.Inbox(db, wrong, outbox.InboxOptions{})(func(context.Context, *mq.Message) error { ran = true; return nil })
+		check("Inbox", h(ctx, &mq.Message{ID: "x"}))
+		if ran {
+			t.Error("the inbox with the wrong dialect ran the handler")
+		}
+	})
 }

@@ -54,7 +54,23 @@ func Publisher(tx Execer, d *Dialect) *TxPublisher {
 
 var _ mq.Publisher = (*TxPublisher)(nil)
 
-const insertSQL = `INSERT INTO mq_outbox (id, topic, msg_key, body, headers, created_us, deliver_us) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+// insertSQL writes one message. On PostgreSQL it says OVERRIDING USER
+// VALUE, which changes nothing there (no identity value is given) and is
+// a syntax error on SQLite: a SQLite transaction passed with
+// outbox.Postgres fails on its first write instead of working by accident
+// while the relay, given the same dialect, cannot read the rows.
+func insertSQL(d *Dialect) string {
+	clause := ""
+	if d == Postgres {
+		clause = " OVERRIDING USER VALUE"
+	}
+	return d.q(`INSERT INTO mq_outbox (id, topic, msg_key, body, headers, created_us, deliver_us)` + clause + ` VALUES ($1, $2, $3, $4, $5, $6, $7)`)
+}
+
+var (
+	insertPostgres = insertSQL(Postgres)
+	insertSQLite   = insertSQL(SQLite)
+)
 
 // Publish writes msgs to the outbox for topic in the publisher's
 // transaction. See Publisher.
@@ -85,7 +101,10 @@ func (p *TxPublisher) Publish(ctx context.Context, topic string, msgs ...*mq.Mes
 		}
 	}
 	now := p.now()
-	q := p.d.q(insertSQL)
+	q := insertSQLite
+	if p.d == Postgres {
+		q = insertPostgres
+	}
 	for _, m := range msgs {
 		if m.ID == "" {
 			m.ID = mq.NewID()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -37,7 +38,10 @@ type RelayOptions struct {
 
 	// PollInterval is how long the relay sleeps when the table had nothing
 	// to send before it looks again. With a Listener it is the fallback
-	// for lost notifications. Default DefaultPollInterval.
+	// for lost notifications. A relay that sent rows claims again at
+	// once; when the table is empty it looks again every 10ms for 200ms
+	// after the last rows it sent, and only then sleeps PollInterval.
+	// Default DefaultPollInterval.
 	PollInterval time.Duration
 
 	// Lease is how long a claimed row is reserved for the relay that
@@ -57,6 +61,10 @@ type RelayOptions struct {
 	// Listener, when set, wakes the relay as soon as an outbox write
 	// commits instead of at the next poll. See package
 	// github.com/seedmq/mq/outbox/pgxlisten for PostgreSQL's LISTEN.
+	// On PostgreSQL, a relay with a Listener holds an advisory lock on one
+	// connection of its own while it sleeps, and the schema's trigger
+	// sends NOTIFY only when such a lock is held: writers do not pay for
+	// NOTIFY while every relay is busy, nor when no relay listens.
 	Listener Listener
 
 	// MeterProvider, when set, receives the lag gauges (MetricPending,
@@ -96,14 +104,18 @@ type Listener interface {
 //     neither claimed nor holds back the later rows of its key.
 //   - At-least-once: a relay that dies between the broker's acceptance and
 //     the delete leaves the row leased; it is published again when the
-//     lease ends. Consumers deduplicate by message ID (see Inbox).
+//     lease ends. On PostgreSQL the relay's own transactions do not wait
+//     for the WAL flush, so a database crash may undo recent deletes and
+//     publish those rows again too. Consumers deduplicate by message ID
+//     (see Inbox).
 type Relay struct {
 	db  *sql.DB
 	d   *Dialect
 	o   RelayOptions
 	log *slog.Logger
 
-	wake chan struct{}
+	wake    chan struct{}
+	checked atomic.Bool // CheckDialect passed
 }
 
 // NewRelay returns a relay that moves the outbox rows of db to
@@ -136,10 +148,11 @@ func NewRelay(db *sql.DB, d *Dialect, o RelayOptions) *Relay {
 
 // Run relays rows until ctx ends, then returns ctx.Err(). Failures to
 // reach the database or the broker are logged and retried with backoff;
-// they never end Run. Rows claimed when ctx ends are released (or, if the
-// relay cannot reach the database any more, their lease runs out). Run
-// may be called once per Relay; run several Relays for more throughput
-// or availability.
+// they never end Run. A database of another dialect than the relay's
+// does: Run returns an error wrapping ErrWrongDialect at once. Rows
+// claimed when ctx ends are released (or, if the relay cannot reach the
+// database any more, their lease runs out). Run may be called once per
+// Relay; run several Relays for more throughput or availability.
 func (r *Relay) Run(ctx context.Context) error {
 	if r.o.MeterProvider != nil {
 		reg, err := registerMetrics(r.o.MeterProvider, r.db, r.d)
@@ -155,12 +168,19 @@ func (r *Relay) Run(ctx context.Context) error {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = minBackoff
 	bo.MaxInterval = r.o.MaxBackoff
+	sl := &sleepLock{r: r}
+	defer sl.close()
+	var lastSent time.Time
 	for {
 		n, sent, err := r.RunOnce(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, ErrWrongDialect) {
+			return err
+		}
 		var wait time.Duration
+		held := false
 		switch {
 		case err != nil || (n > 0 && sent == 0):
 			// Nothing moved: the database or the broker is down.
@@ -168,21 +188,44 @@ func (r *Relay) Run(ctx context.Context) error {
 			if err != nil {
 				r.log.Warn("outbox: relay round failed", "err", err, "retry_in", wait)
 			}
-		case n == r.o.BatchSize:
+		case sent > 0:
+			// More may be waiting: claim until a claim comes back
+			// empty. PostgreSQL's trigger notifies only while a relay
+			// sleeps, so a relay must not sleep while rows remain.
 			bo.Reset()
-			continue // more may be waiting
+			lastSent = time.Now()
+			continue
+		case time.Since(lastSent) < quietFor && r.o.PollInterval > quietPoll:
+			// Just busy: look again soon, without asking the writers
+			// to notify (see sleepLock).
+			bo.Reset()
+			wait = quietPoll
 		default:
 			bo.Reset()
 			wait = r.o.PollInterval
+			if held = sl.lock(ctx); held {
+				// Writes that were committing when the relay took the
+				// lock did not notify: look once more before sleeping.
+				if n, _, err := r.RunOnce(ctx); err == nil && n > 0 {
+					sl.unlock(ctx)
+					lastSent = time.Now()
+					continue
+				}
+			}
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
 		case <-r.wake:
 			t.Stop()
 		case <-t.C:
+		}
+		if held {
+			sl.unlock(ctx)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 	}
 }
@@ -211,6 +254,15 @@ func (r *Relay) listen(ctx context.Context) {
 	}
 }
 
+// After a claim that sent rows, a relay whose next claims find nothing
+// looks again every quietPoll until quietFor has passed since, before it
+// sleeps PollInterval. Under a steady trickle of writes it so stays awake,
+// and writers need not notify it: NOTIFY serializes their commits.
+const (
+	quietPoll = 10 * time.Millisecond
+	quietFor  = 200 * time.Millisecond
+)
+
 // notify wakes Run without blocking.
 func (r *Relay) notify() {
 	select {
@@ -230,7 +282,15 @@ type row struct {
 // RunOnce claims one batch, publishes it and settles it: it returns how
 // many rows it claimed and how many of them the broker accepted (and were
 // deleted). Run calls it in a loop; tests and tools may call it directly.
+// Until one call has checked that the database is of the relay's dialect
+// (see CheckDialect), each call checks first.
 func (r *Relay) RunOnce(ctx context.Context) (claimed, sent int, err error) {
+	if !r.checked.Load() {
+		if err := CheckDialect(ctx, r.db, r.d); err != nil {
+			return 0, 0, fmt.Errorf("outbox: relay: %w", err)
+		}
+		r.checked.Store(true)
+	}
 	now := r.o.now()
 	leaseEnd := now.Add(r.o.Lease)
 	rows, err := r.claim(ctx, now, leaseEnd)
@@ -272,7 +332,7 @@ RETURNING seq, id, topic, msg_key, body, headers, attempts`
 // row of each key (and keyless rows) no other relay holds, then the due
 // rows after them of the same keys.
 func (r *Relay) claim(ctx context.Context, now, leaseEnd time.Time) ([]row, error) {
-	tx, err := r.db.BeginTx(ctx, nil)
+	tx, err := r.begin(ctx)
 	if err != nil {
 		return nil, explain("claim", r.d, err)
 	}
@@ -395,7 +455,7 @@ func (r *Relay) publish(ctx context.Context, rows []row) (done []int64, failed [
 					done = append(done, rw.seq)
 				}
 			}
-			if err != nil && ctx.Err() == nil {
+			if len(bad) > 0 && ctx.Err() == nil {
 				r.log.Warn("outbox: publish failed; the rows wait", "topic", topic, "messages", len(batch), "failed", len(bad), "err", err)
 			}
 		}
@@ -435,7 +495,7 @@ func (r *Relay) publishBatch(ctx context.Context, topic string, msgs []*mq.Messa
 // settle deletes the rows the broker accepted, schedules the retry of the
 // failed ones and releases the rows not tried, in one transaction.
 func (r *Relay) settle(ctx context.Context, done []int64, failed []failure, untried []int64) error {
-	tx, err := r.db.BeginTx(ctx, nil)
+	tx, err := r.begin(ctx)
 	if err != nil {
 		return explain("settle", r.d, err)
 	}
@@ -478,6 +538,25 @@ func (r *Relay) settle(ctx context.Context, done []int64, failed []failure, untr
 		return explain("settle", r.d, err)
 	}
 	return nil
+}
+
+// begin starts one of the relay's own transactions (a claim or a
+// settlement). On PostgreSQL they commit without waiting for the WAL
+// flush (synchronous_commit off): a database crash can undo the last
+// leases and deletes, and then rows are published again, a duplicate the
+// relay allows anyway, never a loss (the writers' commits are as durable
+// as the writers made them). It saves a disk flush per claim and per
+// settlement.
+func (r *Relay) begin(ctx context.Context) (*sql.Tx, error) {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil || r.d != Postgres {
+		return tx, err
+	}
+	if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+		tx.Rollback() //nolint:errcheck // the SET's error is the one to report
+		return nil, err
+	}
+	return tx, nil
 }
 
 // retryDelay is the wait before a row that failed on its attempts-th claim

@@ -36,8 +36,12 @@ func Schema(d *Dialect) string {
 // Migrate creates the outbox and inbox tables in db if they do not exist.
 // It runs in one transaction; on PostgreSQL concurrent calls (several
 // instances starting at once) are serialized with an advisory lock.
-// Migrate is idempotent.
+// Migrate is idempotent. It first checks that db is of dialect d (see
+// CheckDialect).
 func Migrate(ctx context.Context, db *sql.DB, d *Dialect) error {
+	if err := CheckDialect(ctx, db, d); err != nil {
+		return fmt.Errorf("outbox: migrate: %w", err)
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("outbox: migrate: %w", err)
@@ -90,15 +94,18 @@ func explain(op string, d *Dialect, err error) error {
 	if errors.Is(err, sql.ErrTxDone) {
 		return fmt.Errorf("outbox: %s: the transaction was already committed or rolled back; write to the outbox before tx.Commit: %w", op, err)
 	}
+	if errors.Is(err, ErrWrongDialect) {
+		return err
+	}
+	if otherDatabase(d, err) {
+		return fmt.Errorf("outbox: %s: %w", op, wrongDialect(d, err))
+	}
 	msg := err.Error()
 	for _, t := range []string{OutboxTable, InboxTable} {
 		if strings.Contains(msg, t) && (strings.Contains(msg, "does not exist") || strings.Contains(msg, "no such table")) {
 			return fmt.Errorf("outbox: %s: table %s does not exist in this database: create it with outbox.Migrate(ctx, db, outbox.%s) or apply outbox.Schema(outbox.%[3]s) with your migration tool: %w",
 				op, t, dialectVar(d), err)
 		}
-	}
-	if strings.Contains(msg, "syntax error") {
-		return fmt.Errorf("outbox: %s: the database rejected the %s dialect's SQL; is the dialect the one of the database the transaction belongs to?: %w", op, d.name, err)
 	}
 	return fmt.Errorf("outbox: %s: %w", op, err)
 }

@@ -9,7 +9,8 @@
 //	})
 //
 // The schema's trigger sends NOTIFY mq_outbox when a transaction that
-// inserted outbox rows commits.
+// inserted outbox rows commits while a relay with a Listener sleeps
+// (busy relays claim until the table is empty and need no wake-up).
 package pgxlisten
 
 import (

@@ -66,6 +66,17 @@ type run interface {
 	Delete(ctx context.Context) error
 }
 
+// holder is a run whose messages can be held between Publish and the
+// broker: the outbox contenders' "-drain" variants, which measure how
+// fast the forwarder moves messages already waiting in the database. In
+// a throughput run the harness calls Hold before publishing the timed
+// messages and Release when all are published; the time runs from
+// Release until the last message is consumed. Latency runs never hold.
+type holder interface {
+	Hold()
+	Release()
+}
+
 // parseSent reads a sentHeader value; 0 when missing or malformed.
 func parseSent(v string) int64 {
 	if v == "" {

@@ -63,7 +63,13 @@
 // linger, acks=all) and Sarama (SyncProducer, acks=all), each consumed by
 // raw's kafka-go Reader so that only the producer differs. On the memory broker: a
 // buffered channel (the floor), mq's memory driver, Watermill's GoChannel
-// and gocloud's mempubsub. The report describes each contender's set-up.
+// and gocloud's mempubsub. On every broker, with MQ_TEST_POSTGRES_DSN set
+// (scripts/brokers env): "mq+outbox", each Publish call one PostgreSQL
+// transaction through package outbox and an outbox.Relay forwarding to
+// the broker, and "watermill-sql-forwarder", the same through
+// watermill-sql and Watermill's forwarder into the same mq broker; their
+// "-drain" variants write the timed messages first and time only the
+// forwarding (see holder). The report describes each contender's set-up.
 //
 // # Method
 //

@@ -173,13 +173,14 @@ func stackOTel(b mq.Broker) mq.Broker {
 		middleware.MetricsOptions{MeterProvider: otelMeter})
 }
 
-// mqContenders returns mq, mq with the no-op middleware stack and mq with
-// the OpenTelemetry SDK stack over the brokers open returns, deleting
-// each run's topic with del (nil for in-process brokers).
+// mqContenders returns mq, mq with the no-op middleware stack, mq with
+// the OpenTelemetry SDK stack and the outbox contenders (outbox.go) over
+// the brokers open returns, deleting each run's topic with del (nil for
+// in-process brokers).
 func mqContenders(note string, open openFunc, del deleteFunc) []contender {
-	return []contender{
+	return append([]contender{
 		mqContender("mq", "mq", note, open, del, nil),
 		mqContender("mq+mw-noop", "", "mq as above, wrapped in the recommended middleware stack (Tracing, Metrics, Logging, DeadLetter, Retry, Recover, Timeout; TracingPublisher, MetricsPublisher) with no-op OpenTelemetry providers", open, del, stackNoop),
 		mqContender("mq+mw-otel", "", "the same stack with the OpenTelemetry SDK: every span sampled, batched to a discarding exporter; metrics aggregated by a manual reader", open, del, stackOTel),
-	}
+	}, outboxContenders(open, del)...)
 }
