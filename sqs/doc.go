@@ -343,6 +343,12 @@
 // it does not enforce queue policies (it delivers to a queue whose policy
 // does not let the topic send), SNS's limits of ten message attributes
 // and 256 KiB per PublishBatch call, or SNS's refusal of an empty
-// message: the driver's tests check what it sends for each of these. moto keeps its state in
-// memory only, so the broker-restart conformance case does not run on it.
+// message: the driver's tests check what it sends for each of these.
+// The sqs:// conformance suite runs on moto's SQS too. As an SQS server
+// moto accepts more than ten message attributes and bodies with
+// characters SQS refuses (ElasticMQ refuses both, as SQS does), and its
+// long poll treats the FIFO message groups in flight when it began as in
+// flight until it ends, so the tests' FIFO runs on moto use a short
+// wait_time. moto keeps its state in memory only, so the broker-restart
+// conformance case runs on ElasticMQ and not on moto.
 package sqs
