@@ -1,4 +1,4 @@
-package sqs_test
+package snstest_test
 
 import (
 	"context"
@@ -8,8 +8,13 @@ import (
 
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/conformance"
+	_ "github.com/seedmq/mq/sqs" // registers sqs:// and sns+sqs://
 	"github.com/seedmq/mq/sqs/snstest"
 )
+
+// The conformance runs on moto live here, in a test binary of their own,
+// so that they run beside the sqs package's tests on ElasticMQ rather
+// than after them, each within go test's timeout.
 
 // motoQuery returns the query of a URL for the moto server (so callers
 // append "&name=value").
