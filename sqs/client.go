@@ -21,6 +21,22 @@ import (
 // returns the client's own HTTP transport too, whose idle connections
 // Close closes (nil if the AWS config brought an HTTP client of its own).
 func newClient(ctx context.Context, o Options) (*sqs.Client, *http.Transport, error) {
+	cfg, transport, err := loadConfig(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := sqs.NewFromConfig(cfg, func(so *sqs.Options) {
+		if o.Endpoint != "" {
+			so.BaseEndpoint = aws.String(o.Endpoint)
+		}
+	})
+	return client, transport, nil
+}
+
+// loadConfig loads the AWS configuration newClient builds its client from
+// (sns+sqs builds its SNS client from it too), and returns the HTTP
+// transport it set, if any.
+func loadConfig(ctx context.Context, o Options) (aws.Config, *http.Transport, error) {
 	var loadOpts []func(*config.LoadOptions) error
 	if o.Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(o.Region))
@@ -36,10 +52,10 @@ func newClient(ctx context.Context, o Options) (*sqs.Client, *http.Transport, er
 	}))
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sqs: loading the AWS configuration: %w", err)
+		return aws.Config{}, nil, fmt.Errorf("sqs: loading the AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		return nil, nil, fmt.Errorf("sqs: %w: no AWS region: set Options.Region (region in an sqs:// URL) or AWS_REGION", mq.ErrInvalidOption)
+		return aws.Config{}, nil, fmt.Errorf("sqs: %w: no AWS region: set Options.Region (region in an sqs:// URL) or AWS_REGION", mq.ErrInvalidOption)
 	}
 	// Find credentials now (the first request would, and they are
 	// cached), so that having none says so, instead of surfacing as an
@@ -47,9 +63,9 @@ func newClient(ctx context.Context, o Options) (*sqs.Client, *http.Transport, er
 	if cfg.Credentials != nil {
 		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 			if ctx.Err() != nil {
-				return nil, nil, fmt.Errorf("sqs: looking for AWS credentials: %w", ctx.Err())
+				return aws.Config{}, nil, fmt.Errorf("sqs: looking for AWS credentials: %w", ctx.Err())
 			}
-			return nil, nil, fmt.Errorf("sqs: no usable AWS credentials: the standard chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the shared config files, web identity, the ECS or EC2 instance role) found none; for a local server such as ElasticMQ any static pair will do: %w", err)
+			return aws.Config{}, nil, fmt.Errorf("sqs: no usable AWS credentials: the standard chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the shared config files, web identity, the ECS or EC2 instance role) found none; for a local server such as ElasticMQ any static pair will do: %w", err)
 		}
 	}
 	// The broker's own HTTP transport (with what the AWS config set on the
@@ -66,12 +82,7 @@ func newClient(ctx context.Context, o Options) (*sqs.Client, *http.Transport, er
 		transport.MaxIdleConnsPerHost = 128
 		cfg.HTTPClient = &http.Client{Transport: transport}
 	}
-	client := sqs.NewFromConfig(cfg, func(so *sqs.Options) {
-		if o.Endpoint != "" {
-			so.BaseEndpoint = aws.String(o.Endpoint)
-		}
-	})
-	return client, transport, nil
+	return cfg, transport, nil
 }
 
 // endpointOf describes where client sends requests, for error messages.

@@ -7,6 +7,10 @@
 // Each topic is an SQS queue, named by the topic (plus an optional
 // prefix). A queue whose name ends in ".fifo" is a FIFO queue.
 //
+// The package also registers "sns+sqs" (SNSScheme) for fan-out the way
+// AWS does it: each topic an SNS topic, each group an SQS queue
+// subscribed to it (see SNS fan-out below).
+//
 // # URL
 //
 //	sqs://?region=us-east-1[&param=value...]
@@ -279,4 +283,121 @@
 // the driver does not depend on: it counts only the body and String
 // attributes toward the 1 MiB limit (SQS counts Binary attributes too), and
 // it accepts any credentials and region.
+//
+// # SNS fan-out
+//
+// SNSBroker (NewSNS with SNSOptions, or mq.Open with an sns+sqs:// URL)
+// delivers every message to every group: each topic is an SNS topic
+// (TopicPrefix plus the topic; a FIFO topic when the name ends in ".fifo",
+// or for every topic with fifo=true), and each group an SQS queue
+// subscribed to the topic with raw message delivery, named by queue_name
+// (default "{topic}-{group}", queue_prefix before it, ".fifo" after it for
+// FIFO topics). Publish sends to the topic, SNS copies each message to
+// every subscribed queue, and Subscribe receives from its group's queue
+// with the same code as sqs://: everything Delivery semantics says about
+// receiving, settling, visibility, attempts, dead-lettering and FIFO
+// order holds unchanged, and so does Message encoding.
+//
+// It is a scheme of its own, not a parameter of sqs://, because a topic
+// names another AWS resource (an SNS topic, not a queue) and groups mean
+// something else (one queue each, not one per topic): an sqs:// URL that
+// switched to fan-out would send producers' messages to topics that the
+// existing consumers' queues are not subscribed to.
+//
+// # SNS fan-out: URL
+//
+//	sns+sqs://?region=us-east-1[&param=value...]
+//
+// Every sqs:// parameter, with these additions and differences:
+//
+//	topic_prefix       SNS topic name prefix (default none)
+//	queue_name         a group's queue name: "{topic}" is replaced by the topic
+//	                   (without ".fifo"), "{group}" by the group; both are
+//	                   required (default "{topic}-{group}")
+//	endpoint           serves SNS and SQS alike (local servers such as moto
+//	                   answer both on one port)
+//	group              group of Subscribe without mq.Group (default none: a
+//	                   Subscribe without a group is mq.ErrInvalidOption)
+//	provision          create missing topics, queues, queue policy statements
+//	                   and subscriptions on first use (default true); false: a
+//	                   missing topic, queue or subscription is mq.ErrNotFound,
+//	                   and a subscription without raw message delivery an error
+//	                   (Provision still creates)
+//	dead_letter_queue  "{group}" is replaced by the group too, e.g.
+//	                   "{topic}-{group}-dlq"
+//	server_max_bytes   SNS's message size limit (default 262144)
+//
+// SNSOptions embeds Options for these, and adds SNSClient, TopicPrefix
+// and QueueName. Open checks both endpoints with ListQueues and
+// ListTopics.
+//
+// # SNS fan-out: Delivery semantics
+//
+// Provisioning a group (Provision, or a Subscribe with provisioning on)
+// creates what is missing, in this order: the SNS topic (CreateTopic, with
+// FifoTopic for FIFO topics); the queue, as sqs:// creates queues; a
+// statement in the queue's policy that lets the topic send to it
+// (principal service sns.amazonaws.com, action sqs:SendMessage on the
+// queue, condition ArnEquals aws:SourceArn the topic's ARN; the policy's
+// other statements are kept); and the subscription (protocol sqs,
+// RawMessageDelivery true; an existing subscription without raw delivery
+// gets it turned on). The policy comes first, so the topic never delivers
+// to a queue that refuses it: AWS drops such deliveries. A group receives
+// what is published while its subscription exists; SNS drops what is
+// published to a topic without subscriptions, and a new group cannot
+// replay. On AWS a new subscription can take a moment to take effect.
+// With provisioning off the driver looks topics up with ListTopics (SNS
+// has no lookup by name) and subscriptions with ListSubscriptionsByTopic.
+//
+// Publish returns nil once SNS has accepted every message (a successful
+// PublishBatch entry: SNS stores it durably before answering), and SNS
+// then delivers it to every subscribed queue, retrying by its own delivery
+// policy. Messages are batched as for sqs://, in PublishBatch calls of up
+// to ten messages and 256 KiB, and entries SNS fails are tried again or
+// reported in a *mq.PublishError in the same way. Each message goes out
+// encoded as for sqs://, with at most ten message attributes (SNS's limit
+// too; more headers are packed) and a non-empty body; the size limit is
+// checked before anything is sent. With raw message delivery each queue
+// receives the body and attributes as published, so a consumer that does
+// not use mq sees what sqs:// would have sent it. On a FIFO topic Key is
+// the MessageGroupId and ID the MessageDeduplicationId, which SNS passes
+// on to the (FIFO) queues. Message.Delay is mq.ErrNotSupported: SNS has
+// no per-message delay.
+//
+// # SNS fan-out: Capabilities
+//
+//	FanOut           true: each group is a queue of its own
+//	OrderingByKey    true only with fifo=true (as for sqs://)
+//	Replay           false
+//	NackDelay        true (as for sqs://)
+//	DelayedDelivery  false: SNS has no per-message delay
+//	Persistent       true
+//	MaxMessageBytes  server_max_bytes (default 256 KiB, SNS's limit) minus
+//	                 8 KiB kept for mq's attributes
+//	MaxHeaders       1000 (as for sqs://)
+//
+// # SNS fan-out: As
+//
+// SNSBroker.As accepts a **sns.Client (from
+// github.com/aws/aws-sdk-go-v2/service/sns) and a **sqs.Client.
+// Message.As on a received message accepts a *types.Message, as for
+// sqs://.
+//
+// # moto
+//
+// sns+sqs:// is tested against moto 5.2 in server mode (scripts/brokers
+// runs it through scripts/moto/server.py, which fixes moto's delivery of
+// Binary attributes to raw-delivery queues and speeds up its
+// ReceiveMessage). moto delivers SNS publishes to subscribed queues, but
+// it does not enforce queue policies (it delivers to a queue whose policy
+// does not let the topic send), SNS's limits of ten message attributes
+// and 256 KiB per PublishBatch call, or SNS's refusal of an empty
+// message: the driver's tests check what it sends for each of these.
+// The sqs:// conformance suite runs on moto's SQS too. As an SQS server
+// moto accepts more than ten message attributes and bodies with
+// characters SQS refuses (ElasticMQ refuses both, as SQS does), and its
+// long poll treats the FIFO message groups in flight when it began as in
+// flight until it ends, so the tests' FIFO runs on moto use a short
+// wait_time. moto keeps its state in memory only, so the broker-restart
+// conformance case runs on ElasticMQ and not on moto.
 package sqs

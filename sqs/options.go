@@ -210,6 +210,19 @@ func parseURL(u *url.URL) (Options, error) {
 		return Options{}, fmt.Errorf("sqs: %w: the URL has no host or path; write sqs://?region=us-east-1 (queue names come from topics, see the queue_prefix parameter)", mq.ErrInvalidURL)
 	}
 	p := driver.NewParams("sqs", u)
+	o := readParams(p, DefaultServerMaxBytes)
+	if err := p.Err(); err != nil {
+		return Options{}, err
+	}
+	if problem := endpointProblem(o.Endpoint); problem != "" {
+		return Options{}, fmt.Errorf("sqs: %w: parameter \"endpoint\" %s", mq.ErrInvalidURL, problem)
+	}
+	return o, nil
+}
+
+// readParams reads the parameters sqs:// and sns+sqs:// share into
+// Options; the caller checks p.Err.
+func readParams(p *driver.Params, serverMaxBytes int) Options {
 	p.Renamed("prefix", "queue_prefix")
 	p.Renamed("account", "queue_owner")
 	p.Renamed("wait", "wait_time")
@@ -217,7 +230,7 @@ func parseURL(u *url.URL) (Options, error) {
 	p.Renamed("deadLetterQueue", "dead_letter_queue")
 	p.Renamed("maxReceiveCount", "max_receive_count")
 	p.Renamed("serverMaxBytes", "server_max_bytes")
-	o := Options{
+	return Options{
 		Region:            p.String("region", ""),
 		Endpoint:          p.String("endpoint", ""),
 		Profile:           p.String("profile", ""),
@@ -232,15 +245,8 @@ func parseURL(u *url.URL) (Options, error) {
 		Senders:           p.Int("senders", DefaultSenders, 1, 1000),
 		DeadLetterQueue:   p.String("dead_letter_queue", ""),
 		MaxReceiveCount:   p.Int("max_receive_count", DefaultMaxReceiveCount, 1, 1000),
-		ServerMaxBytes:    p.Int("server_max_bytes", DefaultServerMaxBytes, 2*headerReserve, 1<<30),
+		ServerMaxBytes:    p.Int("server_max_bytes", serverMaxBytes, 2*headerReserve, 1<<30),
 	}
-	if err := p.Err(); err != nil {
-		return Options{}, err
-	}
-	if problem := endpointProblem(o.Endpoint); problem != "" {
-		return Options{}, fmt.Errorf("sqs: %w: parameter \"endpoint\" %s", mq.ErrInvalidURL, problem)
-	}
-	return o, nil
 }
 
 // endpointProblem says what is wrong with an endpoint URL, or returns ""

@@ -108,7 +108,7 @@ func (b *Broker) queue(ctx context.Context, topic string, create bool) (*queue, 
 	}
 	url, err := b.queueURL(ctx, name)
 	if err != nil && create && isQueueMissing(err) {
-		url, err = b.createQueue(ctx, topic, name)
+		url, err = b.createQueue(ctx, topic, "", name)
 	}
 	if err != nil {
 		if isQueueMissing(err) {
@@ -143,17 +143,18 @@ func (b *Broker) queueURL(ctx context.Context, name string) (string, error) {
 	return aws.ToString(out.QueueUrl), nil
 }
 
-// createQueue creates the queue name for topic, with the FIFO attribute
-// and the redrive policy the options ask for, and returns its URL. A queue
-// that exists already (perhaps with other attributes) is used as it is.
-func (b *Broker) createQueue(ctx context.Context, topic, name string) (string, error) {
+// createQueue creates the queue name for topic (and group, for sns+sqs),
+// with the FIFO attribute and the redrive policy the options ask for, and
+// returns its URL. A queue that exists already (perhaps with other
+// attributes) is used as it is.
+func (b *Broker) createQueue(ctx context.Context, topic, group, name string) (string, error) {
 	attrs := map[string]string{}
 	fifo := strings.HasSuffix(name, fifoSuffix)
 	if fifo {
 		attrs[string(types.QueueAttributeNameFifoQueue)] = "true"
 	}
 	if b.opts.DeadLetterQueue != "" {
-		arn, err := b.deadLetterARN(ctx, topic)
+		arn, err := b.deadLetterARN(ctx, topic, group)
 		if err != nil {
 			return "", err
 		}
@@ -175,9 +176,13 @@ func (b *Broker) createQueue(ctx context.Context, topic, name string) (string, e
 }
 
 // deadLetterARN returns the ARN of topic's dead-letter queue, creating the
-// queue if Options.DeadLetterQueue names one that does not exist.
-func (b *Broker) deadLetterARN(ctx context.Context, topic string) (string, error) {
+// queue if Options.DeadLetterQueue names one that does not exist. A group
+// (sns+sqs only) replaces "{group}" in the name.
+func (b *Broker) deadLetterARN(ctx context.Context, topic, group string) (string, error) {
 	dlq := strings.ReplaceAll(b.opts.DeadLetterQueue, "{topic}", topic)
+	if group != "" {
+		dlq = strings.ReplaceAll(dlq, "{group}", group)
+	}
 	if strings.HasPrefix(dlq, "arn:") {
 		return dlq, nil
 	}

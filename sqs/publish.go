@@ -65,6 +65,13 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 	if err != nil {
 		return err
 	}
+	return q.pub.publish(ctx, msgs)
+}
+
+// publish encodes msgs, hands them to the send loops and waits until
+// every one is accepted or failed.
+func (p *publisher) publish(ctx context.Context, msgs []*mq.Message) error {
+	b, q := p.b, p.q
 	call := &pubCall{entries: make([]pubEntry, len(msgs)), done: make(chan struct{})}
 	call.left.Store(int32(len(msgs)))
 	for i, m := range msgs {
@@ -94,7 +101,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 			ent.req.DelaySeconds = int32((m.Delay + time.Second - 1) / time.Second)
 		}
 	}
-	if err := q.pub.enqueue(call); err != nil {
+	if err := p.enqueue(call); err != nil {
 		return err
 	}
 	select {
@@ -179,6 +186,9 @@ func (c *pubCall) result(msgs []*mq.Message) error {
 type publisher struct {
 	b *Broker
 	q *queue
+	// batch, when set, sends a batch instead of SendMessageBatch to q:
+	// PublishBatch to an SNS topic for sns+sqs (see sns_publish.go).
+	batch func(ctx context.Context, entries []types.SendMessageBatchRequestEntry) (*sqs.SendMessageBatchOutput, error)
 
 	mu      sync.Mutex
 	pending []*pubEntry
@@ -292,9 +302,17 @@ func (p *publisher) send(batch []*pubEntry) {
 			entries = append(entries, e.req)
 			byID[i] = e
 		}
-		out, err := p.b.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(p.q.url), Entries: entries})
+		var out *sqs.SendMessageBatchOutput
+		var err error
+		op := "SendMessageBatch"
+		if p.batch != nil {
+			op = "PublishBatch"
+			out, err = p.batch(ctx, entries)
+		} else {
+			out, err = p.b.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(p.q.url), Entries: entries})
+		}
 		if err != nil {
-			err = wrapErr(ctx, "SendMessageBatch to "+p.q.name, err)
+			err = wrapErr(ctx, op+" to "+p.q.name, err)
 			for _, e := range batch {
 				e.finish(err)
 			}
@@ -320,7 +338,7 @@ func (p *publisher) send(batch []*pubEntry) {
 			if e == nil {
 				continue
 			}
-			err := fmt.Errorf("sqs: SendMessageBatch to %s: %s: %s", p.q.name, aws.ToString(f.Code), aws.ToString(f.Message))
+			err := fmt.Errorf("sqs: %s to %s: %s: %s", op, p.q.name, aws.ToString(f.Code), aws.ToString(f.Message))
 			if f.SenderFault {
 				e.finish(err)
 				continue
@@ -335,7 +353,7 @@ func (p *publisher) send(batch []*pubEntry) {
 			if e == nil {
 				continue
 			}
-			e.finish(driver.Retryable(fmt.Errorf("sqs: SendMessageBatch to %s: no result for the message", p.q.name)))
+			e.finish(driver.Retryable(fmt.Errorf("sqs: %s to %s: no result for the message", op, p.q.name)))
 		}
 		if len(batch) > 0 {
 			t := time.NewTimer(time.Duration(50<<attempt) * time.Millisecond)

@@ -64,14 +64,26 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	return b.subscribe(ctx, topic, h, cfg, func(ctx context.Context) (*queue, string, string, error) {
+		return b.prepare(ctx, topic, cfg.Group)
+	})
+}
+
+// subscribe runs a subscription to the queue that prepare returns (with
+// the group it serves and its dead-letter queue URL), retrying prepare
+// through transient failures. sns+sqs subscribes through it too, with a
+// prepare of its own (see sns_subscribe.go).
+func (b *Broker) subscribe(ctx context.Context, topic string, h mq.Handler, cfg driver.SubscribeConfig,
+	prepare func(context.Context) (q *queue, group, dlq string, err error)) error {
 	var (
 		q     *queue
 		group string
 		dlq   string
+		err   error
 	)
 	backoff := mq.ExponentialBackoff(100*time.Millisecond, 5*time.Second)
 	for failures := 1; ; failures++ {
-		q, group, dlq, err = b.prepare(ctx, topic, cfg.Group)
+		q, group, dlq, err = prepare(ctx)
 		if err == nil {
 			break
 		}

@@ -9,8 +9,9 @@
 // placed from then on, and the producer's code does not change.
 //
 // Fan-out needs a broker that delivers each message to every group:
-// memory, Kafka and RabbitMQ do. SQS does not (a queue has one set of
-// consumers); on SQS the example says so and exits with status 1.
+// memory, Kafka, RabbitMQ and SNS with SQS (sns+sqs://) do. SQS alone does
+// not (a queue has one set of consumers); on sqs:// the example says so and
+// exits with status 1.
 //
 // Run it on the in-process memory broker:
 //
@@ -20,6 +21,10 @@
 //
 //	MQ_URL=kafka://127.0.0.1:9092 go run ./examples/checkout
 //	MQ_URL=amqp://guest:guest@127.0.0.1:5672/ go run ./examples/checkout
+//	MQ_URL='sns+sqs://?region=us-east-1&endpoint=http://127.0.0.1:5000' go run ./examples/checkout
+//
+// (the last on moto as scripts/brokers starts it, with any AWS credentials
+// in the environment; on AWS, leave out the endpoint.)
 package main
 
 import (
@@ -41,7 +46,7 @@ import (
 	_ "github.com/seedmq/mq/kafka"    // registers kafka://
 	_ "github.com/seedmq/mq/memory"   // registers mem://
 	_ "github.com/seedmq/mq/rabbitmq" // registers amqp:// and amqps://
-	_ "github.com/seedmq/mq/sqs"      // registers sqs://
+	_ "github.com/seedmq/mq/sqs"      // registers sqs:// and sns+sqs://
 )
 
 func main() {
@@ -94,7 +99,7 @@ func run(ctx context.Context, url string, out io.Writer, cfg config) (res result
 
 	// Fail at start-up, clearly, on a broker that cannot fan out.
 	if err := mq.Require(b, mq.CapFanOut); err != nil {
-		return res, fmt.Errorf("%w: each service here needs its own copy of every order (memory, Kafka and RabbitMQ fan out; with SQS, use one queue per service)", err)
+		return res, fmt.Errorf("%w: each service here needs its own copy of every order (memory, Kafka, RabbitMQ and sns+sqs:// fan out; with sqs:// alone, use one queue per service)", err)
 	}
 
 	topic := cfg.Prefix + "order-placed"

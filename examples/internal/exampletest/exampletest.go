@@ -1,6 +1,6 @@
 // Package exampletest runs the examples' tests on every broker at hand:
 // the memory broker always, and each real broker that the test helper
-// packages (kafkatest, rabbitmqtest, sqstest) find. Those skip a broker's
+// packages (kafkatest, rabbitmqtest, sqstest, snstest) find. Those skip a broker's
 // subtest with a message when it is not available, or fail it when
 // MQ_TEST_REQUIRE_BROKERS=1.
 //
@@ -21,6 +21,7 @@ import (
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/kafka/kafkatest"
 	"github.com/seedmq/mq/rabbitmq/rabbitmqtest"
+	"github.com/seedmq/mq/sqs/snstest"
 	"github.com/seedmq/mq/sqs/sqstest"
 )
 
@@ -41,6 +42,7 @@ var targets = []target{
 	{"kafka", func(t testing.TB) string { return "kafka://" + strings.Join(kafkatest.Addrs(t), ",") }},
 	{"rabbitmq", rabbitmqtest.URL},
 	{"sqs", sqsURL},
+	{"sns+sqs", snsURL},
 }
 
 // sqsURL returns an sqs:// URL for the test server. Local servers accept
@@ -53,6 +55,17 @@ func sqsURL(t testing.TB) string {
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	}
 	return "sqs://?region=" + url.QueryEscape(region) + "&endpoint=" + url.QueryEscape(endpoint)
+}
+
+// snsURL returns an sns+sqs:// URL for the test server (moto), which
+// answers SNS and SQS on one endpoint.
+func snsURL(t testing.TB) string {
+	endpoint, region := snstest.Endpoint(t)
+	if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
+		t.Setenv("AWS_ACCESS_KEY_ID", "test")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	}
+	return "sns+sqs://?region=" + url.QueryEscape(region) + "&endpoint=" + url.QueryEscape(endpoint)
 }
 
 // Run calls f in one subtest per broker, with the broker's URL and
