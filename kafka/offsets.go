@@ -66,6 +66,10 @@ func (t *tracker) fail(offset int64, attempt int) {
 func (t *tracker) add(offset int64) (seq int64, failed int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.addLocked(offset)
+}
+
+func (t *tracker) addLocked(offset int64) (seq int64, failed int) {
 	if len(t.window) == 0 {
 		t.window = t.buf[:0]
 	}
@@ -122,6 +126,20 @@ func (t *tracker) ackLocked(seq int64) {
 			t.buf = nil // let a window that grew large go
 		}
 	}
+}
+
+// skipTo records that every offset below next that was not fetched for a
+// handler (transaction markers, records of aborted transactions) needs no
+// handling: the commit point may move past them.
+func (t *tracker) skipTo(next int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.window) == 0 {
+		t.next = max(t.next, next)
+		return
+	}
+	seq, _ := t.addLocked(next - 1)
+	t.ackLocked(seq)
 }
 
 // maxReusedWindow bounds the window array a tracker keeps for reuse.

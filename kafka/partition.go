@@ -2,8 +2,6 @@ package kafka
 
 import (
 	"context"
-	"log/slog"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -45,53 +43,6 @@ func (p *partition) run(genCtx context.Context) {
 	// Leave a quarter of the rebalance timeout to commit and rejoin.
 	if !p.t.revoke(s.b.cfg.RebalanceTimeout * 3 / 4) {
 		s.log.Warn("kafka: handlers still running after the rebalance timeout; their messages may be handled again by the partition's new owner", "partition", p.id)
-	}
-}
-
-// fetch reads the partition from its start offset and submits each
-// message to the dispatcher.
-func (p *partition) fetch(ctx context.Context) {
-	s := p.g.s
-	b := s.b
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:         b.cfg.Brokers,
-		Topic:           s.topic,
-		Partition:       p.id,
-		Dialer:          b.dialer,
-		MinBytes:        1,
-		MaxBytes:        max(4<<20, 2*b.maxRecord),
-		MaxWait:         500 * time.Millisecond,
-		ReadLagInterval: -1,
-		ReadBackoffMin:  100 * time.Millisecond,
-		ReadBackoffMax:  time.Second,
-		IsolationLevel:  kafka.ReadCommitted,
-		ErrorLogger:     kafkaLogger(s.log, slog.LevelDebug, "kafka: reader"),
-	})
-	defer r.Close()
-	if err := r.SetOffset(p.start); err != nil {
-		s.log.Error("kafka: cannot set the start offset", "partition", p.id, "offset", p.start, "error", err)
-		return
-	}
-	for {
-		km, err := r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			s.log.Warn("kafka: fetch failed; retrying", "partition", p.id, "error", err)
-			t := time.NewTimer(time.Second)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			}
-			continue
-		}
-		d := p.newDelivery(km)
-		if err := s.disp.Submit(ctx, &d.Delivery); err != nil {
-			return
-		}
 	}
 }
 
