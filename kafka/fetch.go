@@ -40,18 +40,9 @@ type fetcher struct {
 // fetch reads the partition from its start offset and submits each
 // message to the dispatcher, until ctx ends.
 func (p *partition) fetch(ctx context.Context) {
-	b := p.g.s.b
-	f := &fetcher{
-		p: p,
-		tr: &kafka.Transport{
-			DialTimeout: b.cfg.DialTimeout,
-			ClientID:    b.cfg.ClientID,
-			TLS:         b.cfg.TLS,
-			SASL:        b.cfg.SASL,
-		},
-		offset: p.start,
-	}
-	defer f.tr.CloseIdleConnections()
+	tr, closeConns := p.g.s.b.newTransport()
+	defer closeConns()
+	f := &fetcher{p: p, tr: tr, offset: p.start}
 	f.run(ctx)
 }
 

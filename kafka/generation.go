@@ -201,8 +201,7 @@ func (g *generation) commit() {
 		return
 	}
 	s := g.s
-	// Close bounds the commits of a stopping subscription by its ctx.
-	ctx, cancel := context.WithTimeout(s.b.life.DrainContext(), commitTimeout)
+	ctx, cancel := s.stopBound(commitTimeout)
 	defer cancel()
 	commits := make([]kafka.OffsetCommit, 0, len(states))
 	for id, c := range states {

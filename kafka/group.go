@@ -29,6 +29,7 @@ import (
 type member struct {
 	s      *subscription
 	tr     *kafka.Transport
+	closeT func()   // closes tr's connections
 	coord  net.Addr // the group coordinator, once found
 	id     string   // member ID the coordinator gave; "" before the first join
 	owned  []int32  // partitions of the last generation
@@ -47,21 +48,12 @@ type memberGen struct {
 }
 
 func newMember(s *subscription) *member {
-	b := s.b
-	return &member{
-		s: s,
-		tr: &kafka.Transport{
-			DialTimeout: b.cfg.DialTimeout,
-			ClientID:    b.cfg.ClientID,
-			TLS:         b.cfg.TLS,
-			SASL:        b.cfg.SASL,
-		},
-		ownGen: -1,
-	}
+	tr, closeT := s.b.newTransport()
+	return &member{s: s, tr: tr, closeT: closeT, ownGen: -1}
 }
 
-// close releases the member's connections.
-func (m *member) close() { m.tr.CloseIdleConnections() }
+// close closes the member's connections, also one waiting for an answer.
+func (m *member) close() { m.closeT() }
 
 // errGroupFatal marks join failures that retrying cannot fix.
 var errGroupFatal = errors.New("kafka: cannot join the consumer group")

@@ -126,16 +126,18 @@ func (s *subscription) run(ctx context.Context) error {
 	}
 	stopFetch()
 	shutdownErr := s.disp.Shutdown(stopCtx)
+	waitCtx, cancelWait := s.stopBound(s.b.cfg.RebalanceTimeout)
 	select {
 	case <-loopDone:
-		leaveCtx, cancel := context.WithTimeout(s.b.life.DrainContext(), leaveTimeout)
+		leaveCtx, cancel := s.stopBound(leaveTimeout)
 		m.leave(leaveCtx)
 		cancel()
-	case <-s.b.life.DrainContext().Done():
+	case <-waitCtx.Done():
 		// Close's ctx ended while the last commit waits on the network:
 		// return without leaving; the coordinator drops the member after
 		// the session timeout.
 	}
+	cancelWait()
 
 	switch {
 	case ctx.Err() != nil:
@@ -146,6 +148,21 @@ func (s *subscription) run(ctx context.Context) error {
 		return shutdownErr
 	}
 	return fmt.Errorf("kafka: subscribe: %w", mq.ErrClosed)
+}
+
+// stopBound returns a context for what a stopping subscription still
+// sends (the last commits, the group leave): it ends after d, or half of
+// driver.CloseGrace after Close's ctx ends, so that Close returns within
+// its ctx plus driver.CloseGrace even when the network stalls.
+func (s *subscription) stopBound(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	stop := context.AfterFunc(s.b.life.DrainContext(), func() {
+		time.AfterFunc(driver.CloseGrace/2, cancel)
+	})
+	return ctx, func() {
+		stop()
+		cancel()
+	}
 }
 
 // loop joins the group and runs one generation after another until
