@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"net/url"
 	"reflect"
 	"testing"
+
+	"github.com/seedmq/mq"
 
 	"github.com/segmentio/kafka-go/protocol"
 	"github.com/segmentio/kafka-go/protocol/heartbeat"
@@ -228,5 +232,34 @@ func TestTrackerSkipTo(t *testing.T) {
 	tr.skipTo(20) // nothing in flight
 	if c, ok := tr.toCommit(); !ok || c.offset != 20 {
 		t.Errorf("commit point after skipping to 20: got %d (changed %v), want 20", c.offset, ok)
+	}
+}
+
+func TestIsolationParameter(t *testing.T) {
+	for _, tc := range []struct {
+		query string
+		want  Isolation
+		err   bool
+	}{
+		{"", ReadCommitted, false},
+		{"isolation=read_committed", ReadCommitted, false},
+		{"isolation=read_uncommitted", ReadUncommitted, false},
+		{"isolation=serializable", 0, true},
+	} {
+		u, _ := url.Parse("kafka://127.0.0.1:9092?" + tc.query)
+		o, err := optionsFromURL(u)
+		switch {
+		case tc.err:
+			if !errors.Is(err, mq.ErrInvalidURL) {
+				t.Errorf("%q: got %v, want an error wrapping mq.ErrInvalidURL", tc.query, err)
+			}
+		case err != nil:
+			t.Errorf("%q: got %v, want nil", tc.query, err)
+		case o.Isolation != tc.want:
+			t.Errorf("%q: got Isolation %d, want %d", tc.query, o.Isolation, tc.want)
+		}
+	}
+	if err := (Options{Brokers: []string{"h:1"}, Isolation: 7}).withDefaults().validate(); !errors.Is(err, mq.ErrInvalidOption) {
+		t.Errorf("Isolation 7: got %v, want an error wrapping mq.ErrInvalidOption", err)
 	}
 }
