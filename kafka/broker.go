@@ -89,6 +89,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		ClientID:    cfg.ClientID,
 		TLS:         cfg.TLS,
 		SASL:        cfg.SASL,
+		Dial:        cfg.dial,
 	}
 	b.client = &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: b.transport}
 

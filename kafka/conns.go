@@ -17,6 +17,7 @@ import (
 // subscription would leave goroutines behind.
 type connSet struct {
 	dialer net.Dialer
+	dialFn func(ctx context.Context, network, addr string) (net.Conn, error) // Options.dial
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
 	closed bool
@@ -26,7 +27,7 @@ type connSet struct {
 // with the broker's connection settings, and a function that closes every
 // connection it opened.
 func (b *Broker) newTransport() (*kafka.Transport, func()) {
-	set := &connSet{dialer: net.Dialer{Timeout: b.cfg.DialTimeout}, conns: map[*trackedConn]struct{}{}}
+	set := &connSet{dialer: net.Dialer{Timeout: b.cfg.DialTimeout}, dialFn: b.cfg.dial, conns: map[*trackedConn]struct{}{}}
 	tr := &kafka.Transport{
 		Dial:        set.dial,
 		DialTimeout: b.cfg.DialTimeout,
@@ -41,7 +42,11 @@ func (b *Broker) newTransport() (*kafka.Transport, func()) {
 }
 
 func (s *connSet) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := s.dialer.DialContext(ctx, network, addr)
+	dial := s.dialer.DialContext
+	if s.dialFn != nil {
+		dial = s.dialFn
+	}
+	c, err := dial(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}

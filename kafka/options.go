@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -197,6 +198,10 @@ type Options struct {
 
 	// Logger receives the driver's log records. Default slog.Default().
 	Logger *slog.Logger
+
+	// dial, if set, opens the transports' connections (tests route them
+	// through a proxy that can stall).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // withDefaults returns o with zero fields set to their defaults.
