@@ -220,8 +220,8 @@ func (b *Broker) String() string {
 
 // As sets target to a native client: *kafka.Writer (the publisher),
 // *kafka.Client (admin requests), *kafka.Transport and *kafka.Dialer (the
-// connection settings consumers use). It reports whether target's type
-// was one of those.
+// connection settings; consumers use transports of their own with them).
+// It reports whether target's type was one of those.
 func (b *Broker) As(target any) bool {
 	switch t := target.(type) {
 	case **kafka.Writer:

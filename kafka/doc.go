@@ -233,9 +233,10 @@
 //
 // Broker.As accepts **kafka.Writer (the publisher), **kafka.Client (admin
 // requests), **kafka.Transport (the publisher's and admin client's
-// connections) and **kafka.Dialer (the consumers' connection settings).
-// Consumer groups and readers belong to running subscriptions and are not
-// exposed. Message.As on a delivered message accepts *kafka.Message, the
+// connections) and **kafka.Dialer (the connection settings Open checks
+// the brokers with; consumers use transports of their own with the same
+// settings). Group memberships and fetch connections belong to running
+// subscriptions and are not exposed. Message.As on a delivered message accepts *kafka.Message, the
 // record as fetched (partition, offset, raw headers, time).
 //
 // # Errors
