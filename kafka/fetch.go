@@ -151,6 +151,9 @@ func (f *fetcher) records(ctx context.Context, rp *fetchapi.ResponsePartition) e
 	p := f.p
 	s := p.g.s
 	committed := s.b.cfg.Isolation == ReadCommitted
+	// Each response lists the aborted transactions that overlap what it
+	// holds, so the state starts afresh with each.
+	clear(f.aborted)
 	var txns []fetchapi.ResponseTransaction
 	if committed && len(rp.AbortedTransactions) > 0 {
 		txns = slices.Clone(rp.AbortedTransactions)
@@ -160,7 +163,6 @@ func (f *fetcher) records(ctx context.Context, rp *fetchapi.ResponsePartition) e
 		if f.aborted == nil {
 			f.aborted = map[int64]bool{}
 		}
-		clear(f.aborted)
 	}
 	stream, ok := rp.RecordSet.Records.(*protocol.RecordStream)
 	if !ok {

@@ -270,9 +270,13 @@ func (m *member) lead(ctx context.Context, joined []joingroup.ResponseMember) ([
 	return out, counts
 }
 
-// partitionCounts returns the partition count of each topic that exists.
+// partitionCounts returns the partition count of each topic, 0 for one
+// the metadata does not show (yet).
 func (m *member) partitionCounts(ctx context.Context, topics []string) map[string]int {
 	counts := make(map[string]int, len(topics))
+	for _, t := range topics {
+		counts[t] = 0
+	}
 	if len(topics) == 0 {
 		return counts
 	}
@@ -368,7 +372,7 @@ func (m *member) heartbeat(done <-chan struct{}, g *memberGen, rebalance func())
 }
 
 // partitionsChanged reports whether a topic's partition count differs
-// from counts.
+// from counts: it grew, or a topic the leader could not see has appeared.
 func (m *member) partitionsChanged(ctx context.Context, counts map[string]int) bool {
 	if len(counts) == 0 {
 		return false
@@ -378,8 +382,11 @@ func (m *member) partitionsChanged(ctx context.Context, counts map[string]int) b
 		topics = append(topics, t)
 	}
 	now := m.partitionCounts(ctx, topics)
+	if ctx.Err() != nil {
+		return false
+	}
 	for t, n := range counts {
-		if c, ok := now[t]; ok && c != n {
+		if c := now[t]; c > 0 && c != n {
 			return true
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol/describegroups"
 
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/driver"
@@ -215,8 +216,10 @@ func (s *subscription) logIdle(m *member, mg *memberGen) {
 	if n := m.partitionCounts(ctx, []string{s.topic})[s.topic]; n > 0 {
 		attrs = append(attrs, "partitions", n)
 	}
-	res, err := s.b.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{s.groupID}})
-	if err == nil && len(res.Groups) == 1 {
+	// kafka.Client's DescribeGroups fails on members whose metadata is
+	// not kafka-go's own encoding; count them at the protocol level.
+	r, err := m.tr.RoundTrip(ctx, kafka.TCP(s.b.cfg.Brokers...), &describegroups.Request{Groups: []string{s.groupID}})
+	if res, ok := r.(*describegroups.Response); err == nil && ok && len(res.Groups) == 1 && res.Groups[0].ErrorCode == 0 {
 		attrs = append(attrs, "members", len(res.Groups[0].Members))
 	}
 	s.log.Info("kafka: this member was assigned no partition of the topic; it waits for a rebalance", attrs...)
