@@ -2,17 +2,21 @@ package kafka
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/seedmq/mq"
 
 	"github.com/segmentio/kafka-go/protocol"
 	"github.com/segmentio/kafka-go/protocol/heartbeat"
+	"github.com/segmentio/kafka-go/protocol/joingroup"
 	"github.com/segmentio/kafka-go/protocol/leavegroup"
 )
 
@@ -261,5 +265,26 @@ func TestIsolationParameter(t *testing.T) {
 	}
 	if err := (Options{Brokers: []string{"h:1"}, Isolation: 7}).withDefaults().validate(); !errors.Is(err, mq.ErrInvalidOption) {
 		t.Errorf("Isolation 7: got %v, want an error wrapping mq.ErrInvalidOption", err)
+	}
+}
+
+// TestLeaderWarnsOfUnreadableMember: a member whose subscription cannot
+// be read is named in a warning and assigned nothing (issue 17: mq logged
+// "unable to read metadata for member java-…: %!w(<nil>)" at debug level).
+func TestLeaderWarnsOfUnreadableMember(t *testing.T) {
+	var buf bytes.Buffer
+	s := &subscription{topic: "t", log: slog.New(slog.NewTextHandler(&buf, nil))}
+	m := &member{s: s}
+	bad, _ := hex.DecodeString("0001" + "00000001" + "00017400000000") // v1 without owned partitions
+	out, _ := m.lead(context.Background(), []joingroup.ResponseMember{{MemberID: "java-1", Metadata: bad}})
+	if len(out) != 1 || out[0].MemberID != "java-1" {
+		t.Fatalf("assignments: got %+v, want one for java-1", out)
+	}
+	a, err := decodeAssignment(out[0].Assignment)
+	if err != nil || len(a.Assigned) != 0 {
+		t.Errorf("assignment of the unreadable member: got %+v, %v; want nothing assigned", a, err)
+	}
+	if log := buf.String(); !strings.Contains(log, "level=WARN") || !strings.Contains(log, "member=java-1") {
+		t.Errorf("log: got %q, want a warning naming member java-1", log)
 	}
 }
