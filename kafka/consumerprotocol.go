@@ -32,7 +32,7 @@ const consumerProtocolType = "consumer"
 // the driver writes.
 const consumerProtocolVersion = 3
 
-// subscription is a member's consumer protocol metadata.
+// memberSubscription is a member's consumer protocol metadata.
 type memberSubscription struct {
 	Version      int16
 	Topics       []string
