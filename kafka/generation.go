@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -70,6 +71,13 @@ func (g *generation) run(genCtx context.Context) {
 		g.parts = append(g.parts, p)
 	}
 	g.commit()
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		starts := make(map[int]int64, len(g.parts))
+		for _, p := range g.parts {
+			starts[p.id] = p.start
+		}
+		s.log.Debug("kafka: fetching the assigned partitions", "generation", g.id, "member", g.memberID, "start", starts)
+	}
 	g.wg.Add(len(g.parts))
 	for _, p := range g.parts {
 		go p.run(genCtx)
@@ -84,6 +92,14 @@ func (g *generation) run(genCtx context.Context) {
 		case <-genCtx.Done():
 			g.wg.Wait()
 			g.commit()
+			if s.log.Enabled(ctx, slog.LevelDebug) {
+				ends := make(map[int]int64, len(g.parts))
+				for _, p := range g.parts {
+					c, _ := p.t.toCommit()
+					ends[p.id] = max(c.offset, p.t.committedOffset())
+				}
+				s.log.Debug("kafka: generation ended", "generation", g.id, "member", g.memberID, "committed", ends)
+			}
 			return
 		}
 	}

@@ -163,6 +163,13 @@ func (t *tracker) toCommit() (commitState, bool) {
 	return commitState{offset: t.next, metadata: encodeAttempts(t.fails, t.next), version: t.version}, true
 }
 
+// committedOffset returns the last commit point sent.
+func (t *tracker) committedOffset() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.committed
+}
+
 // setCommitted records that c was committed.
 func (t *tracker) setCommitted(c commitState) {
 	t.mu.Lock()
