@@ -55,8 +55,8 @@
 //   - heartbeat_interval: consumer group heartbeat; also how fast a member
 //     notices a rebalance. Default 500ms.
 //   - rebalance_timeout: how long the coordinator waits for members to
-//     rejoin; a revoked partition waits three quarters of it for its
-//     running handlers. Default 30s.
+//     rejoin; a revoked partition waits up to three quarters of it for
+//     the messages it already fetched to be handled. Default 30s.
 //   - commit_interval: how often acknowledged offsets are committed.
 //     Default 100ms.
 //   - isolation (read_committed|read_uncommitted): which records of
@@ -127,12 +127,13 @@
 // the longest run of fetched messages that are all acknowledged: a
 // handler that finishes early never moves it past one still running or
 // waiting to be retried. Commits are sent every commit_interval, when a
-// partition is revoked in a rebalance (after waiting, up to three quarters
-// of rebalance_timeout, for its running handlers), and when Subscribe
-// stops. A message whose handler is still running when its partition is
-// revoked is therefore redelivered to the new owner only if the handler
-// outlasts that wait. Commits carry the member's generation, so a member
-// that lost a partition cannot move its offset.
+// partition is revoked in a rebalance, and when Subscribe stops. A
+// revoked partition first lets the messages it already fetched be handled
+// (as a Java consumer finishes the records of its last poll), for up to
+// three quarters of rebalance_timeout; a message waiting for a retry is
+// left to the new owner. So a fetched message is redelivered to the new
+// owner only if handling outlasts that wait. Commits carry the member's
+// generation, so a member that lost a partition cannot move its offset.
 //
 // Redelivery. A handler error is a nack: the message is retried in this
 // process after the subscription's Backoff (or the RetryAfter delay),

@@ -213,6 +213,7 @@ func (f *fetcher) records(ctx context.Context, rp *fetchapi.ResponsePartition) e
 			}
 			d := p.newDelivery(km)
 			if err := s.disp.Submit(ctx, &d.Delivery); err != nil {
+				d.unqueue() // not taken: never handled here
 				return err
 			}
 			f.offset = off + 1

@@ -182,8 +182,8 @@ type Options struct {
 	HeartbeatInterval time.Duration
 
 	// RebalanceTimeout is how long the coordinator waits for members to
-	// rejoin during a rebalance; a member finishing its running handlers
-	// holds the rebalance up to three quarters of it. Default 30s.
+	// rejoin during a rebalance; a member handling the messages it already
+	// fetched holds the rebalance up to three quarters of it. Default 30s.
 	RebalanceTimeout time.Duration
 
 	// CommitInterval is how often acknowledged offsets are committed.
