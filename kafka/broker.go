@@ -90,6 +90,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		ClientID:    cfg.ClientID,
 		TLS:         cfg.TLS,
 		SASL:        cfg.SASL,
+		Dial:        cfg.dial,
 	}
 	b.client = &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: b.transport}
 
@@ -226,8 +227,8 @@ func (b *Broker) String() string {
 // As sets target to a native client: *kafka.Writer (a Writer with the
 // publisher's settings; Publish itself does not use it),
 // *kafka.Client (admin requests), *kafka.Transport and *kafka.Dialer (the
-// connection settings consumers use). It reports whether target's type
-// was one of those.
+// connection settings; consumers use transports of their own with them).
+// It reports whether target's type was one of those.
 func (b *Broker) As(target any) bool {
 	switch t := target.(type) {
 	case **kafka.Writer:

@@ -56,10 +56,13 @@
 //   - heartbeat_interval: consumer group heartbeat; also how fast a member
 //     notices a rebalance. Default 500ms.
 //   - rebalance_timeout: how long the coordinator waits for members to
-//     rejoin; a revoked partition waits three quarters of it for its
-//     running handlers. Default 30s.
+//     rejoin; a revoked partition waits up to three quarters of it for
+//     the messages it already fetched to be handled. Default 30s.
 //   - commit_interval: how often acknowledged offsets are committed.
 //     Default 100ms.
+//   - isolation (read_committed|read_uncommitted): which records of
+//     transactional producers Subscribe delivers. Default read_committed
+//     (see Java compatibility).
 //   - tls (true|false): connect with TLS. Default false. Implied by any
 //     tls_* parameter; tls=false with a tls_* parameter is an error.
 //   - tls_ca_file, tls_cert_file, tls_key_file: PEM files for the CA pool
@@ -146,7 +149,7 @@
 // then map by the new count, as in Java.
 //
 // Consuming. Each Subscribe call is one member of the consumer group. It
-// fetches each assigned partition with its own reader and hands messages
+// fetches each assigned partition with its own connection and hands messages
 // to up to mq.Concurrency handlers across all of them (default 1).
 // Messages with the same Key are handled one at a time in offset order;
 // messages without a Key may be handled in parallel, also within a
@@ -156,12 +159,13 @@
 // the longest run of fetched messages that are all acknowledged: a
 // handler that finishes early never moves it past one still running or
 // waiting to be retried. Commits are sent every commit_interval, when a
-// partition is revoked in a rebalance (after waiting, up to three quarters
-// of rebalance_timeout, for its running handlers), and when Subscribe
-// stops. A message whose handler is still running when its partition is
-// revoked is therefore redelivered to the new owner only if the handler
-// outlasts that wait. Commits carry the member's generation, so a member
-// that lost a partition cannot move its offset.
+// partition is revoked in a rebalance, and when Subscribe stops. A
+// revoked partition first lets the messages it already fetched be handled
+// (as a Java consumer finishes the records of its last poll), for up to
+// three quarters of rebalance_timeout; a message waiting for a retry is
+// left to the new owner. So a fetched message is redelivered to the new
+// owner only if handling outlasts that wait. Commits carry the member's
+// generation, so a member that lost a partition cannot move its offset.
 //
 // Redelivery. A handler error is a nack: the message is retried in this
 // process after the subscription's Backoff (or the RetryAfter delay),
@@ -199,6 +203,53 @@
 // provisioned for a new topic while it consumes others, and a rebalance
 // on one topic would pause them all. Set exact_group_id=true to use the
 // group name as is (for example to take over an existing consumer group).
+//
+// # Java compatibility
+//
+// The driver shares Kafka with the Java client, librdkafka and the
+// clients built on them:
+//
+//   - Consumer groups: members join with the standard "consumer" protocol
+//     type; subscriptions and assignments are encoded exactly as the Java
+//     client's ConsumerProtocol (version 3, owned partitions and
+//     generation included, as Java 3.9 writes them; versions 0 to 3 and
+//     newer are read), so Java, librdkafka and mq members can share one
+//     group (with exact_group_id=true, or a Java group.id of
+//     "<group>.<topic>"), and a group can move from Java to mq and back
+//     one member at a time, committed offsets included.
+//   - Assignors: the driver offers the range assignor only. The Java
+//     client's default list (range, cooperative-sticky) and librdkafka's
+//     (range, roundrobin) agree on it; a group whose other members allow
+//     only cooperative-sticky, roundrobin or sticky cannot be joined
+//     (the coordinator answers INCONSISTENT_GROUP_PROTOCOL and Subscribe
+//     returns that error). When mq leads the group it assigns for every
+//     member, Java ones included, over all the topics they subscribe to,
+//     as Java's RangeAssignor does (without rack awareness); a member
+//     whose subscription cannot be read is logged at warn level and gets
+//     nothing. A member that gets no partition logs so at info level.
+//     Rebalances are eager: every member gives up its partitions (after
+//     draining and committing) before the new assignment.
+//   - Isolation: read_committed (the default) delivers what a Java
+//     consumer with isolation.level=read_committed delivers: records of
+//     aborted transactions are dropped, using the aborted-transaction
+//     list of each fetch response, and a partition is read up to its last
+//     stable offset. Transaction markers (control records) are never
+//     delivered, in either isolation. Offsets the driver does not deliver
+//     still count as handled, so the committed offset moves past them and
+//     the group shows no lag at the end of a transactional topic.
+//   - Partitioner: keys go where Java's default partitioner puts them
+//     (see Partitioning).
+//   - Timestamps: Message.PublishTime is the record's timestamp, the
+//     producer's create time or the broker's log-append time, whichever
+//     the topic keeps.
+//
+// Not compatible: static membership (group.instance.id) and the
+// cooperative protocols are not offered; the new consumer group protocol
+// of KIP-848 (group.protocol=consumer) is not spoken, so Java members must
+// use the classic one (Java 3.9's default); offset commits carry the driver's
+// attempt counts as commit metadata (other clients ignore it, and the
+// driver ignores theirs); records in the old message formats (v0, v1)
+// are delivered but never filtered as transactional.
 //
 // # Capabilities
 //
@@ -258,9 +309,10 @@
 // acks, compression and partitioner, sharing its connections; Publish
 // does not use it), **kafka.Client (admin requests), **kafka.Transport
 // (the connections Publish and the admin client use) and **kafka.Dialer
-// (the consumers' connection settings).
-// Consumer groups and readers belong to running subscriptions and are not
-// exposed. Message.As on a delivered message accepts *kafka.Message, the
+// (the connection settings Open checks the brokers with; consumers use
+// transports of their own with the same settings). Group memberships and
+// fetch connections belong to running subscriptions and are not exposed.
+// Message.As on a delivered message accepts *kafka.Message, the
 // record as fetched (partition, offset, raw headers, time).
 //
 // # Errors

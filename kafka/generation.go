@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -11,56 +12,57 @@ import (
 
 // generation is this member's share of one consumer group generation.
 type generation struct {
-	s     *subscription
-	gen   *kafka.Generation
-	coord net.Addr // the group coordinator; only the committer uses it
-	parts []*partition
-	wg    sync.WaitGroup // partition goroutines
+	s        *subscription
+	id       int32
+	memberID string
+	assigned []int    // partitions of the topic, sorted
+	coord    net.Addr // the group coordinator; only the committer uses it
+	parts    []*partition
+	wg       sync.WaitGroup // partition goroutines
 }
 
-// startGeneration runs the committer of gen, which resolves start offsets
-// and starts one fetcher per assigned partition.
-func (s *subscription) startGeneration(gen *kafka.Generation) {
-	g := &generation{s: s, gen: gen}
-	s.log.Debug("kafka: joined consumer group generation", "generation", gen.ID, "member", gen.MemberID, "assigned", len(gen.Assignments[s.topic]))
-	gen.Start(g.run)
-}
-
-// run resolves the start offset of partitions the group has no offset for,
-// starts the partition fetchers, then commits acknowledged offsets every
-// CommitInterval until the generation ends, and once more after every
-// fetcher has finished.
+// run resolves the start offsets of the assigned partitions, starts their
+// fetchers, then commits acknowledged offsets every CommitInterval until
+// genCtx ends, and once more after every fetcher has finished. It returns
+// after that last commit.
 func (g *generation) run(genCtx context.Context) {
 	s := g.s
 	ctx, cancel := context.WithCancel(s.fetch)
 	defer cancel()
 	defer context.AfterFunc(genCtx, cancel)()
 
-	assigned := g.gen.Assignments[s.topic]
-	ids := make([]int, len(assigned))
+	offsets, fails, ok := g.committed(ctx)
+	if !ok {
+		return // the generation or the subscription ended first
+	}
 	var unknown []int
-	for i, pa := range assigned {
-		ids[i] = pa.ID
-		if pa.Offset < 0 {
-			unknown = append(unknown, pa.ID)
+	for _, id := range g.assigned {
+		if offsets[id] < 0 {
+			unknown = append(unknown, id)
 		}
 	}
-	fails := g.committedAttempts(ctx, ids)
 	var resolved map[int]int64
-	if len(unknown) > 0 {
+	for len(unknown) > 0 {
 		var err error
 		resolved, err = s.b.listOffsets(ctx, s.topic, unknown, s.cfg.StartAt)
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("kafka: cannot resolve the start offsets of a new group; the fetchers will resolve them", "error", err)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("kafka: cannot resolve the start offsets of a new group; retrying", "error", err)
+		if !sleepCtx(ctx, time.Second) {
+			return
 		}
 	}
-	for _, pa := range assigned {
-		start := pa.Offset
-		if o, ok := resolved[pa.ID]; ok {
+	for _, id := range g.assigned {
+		start := offsets[id]
+		if o, ok := resolved[id]; ok {
 			start = o
 		}
-		p := newPartition(g, pa.ID, start, fails[pa.ID])
-		if _, ok := resolved[pa.ID]; ok {
+		p := newPartition(g, id, start, fails[id])
+		if _, ok := resolved[id]; ok {
 			// Commit the resolved start at once, so that the group's
 			// position holds even if the partition moves to another
 			// member before anything is handled.
@@ -69,9 +71,16 @@ func (g *generation) run(genCtx context.Context) {
 		g.parts = append(g.parts, p)
 	}
 	g.commit()
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		starts := make(map[int]int64, len(g.parts))
+		for _, p := range g.parts {
+			starts[p.id] = p.start
+		}
+		s.log.Debug("kafka: fetching the assigned partitions", "generation", g.id, "member", g.memberID, "start", starts)
+	}
 	g.wg.Add(len(g.parts))
 	for _, p := range g.parts {
-		g.gen.Start(p.run)
+		go p.run(genCtx)
 	}
 
 	tick := time.NewTicker(s.b.cfg.CommitInterval)
@@ -83,41 +92,97 @@ func (g *generation) run(genCtx context.Context) {
 		case <-genCtx.Done():
 			g.wg.Wait()
 			g.commit()
+			if s.log.Enabled(ctx, slog.LevelDebug) {
+				ends := make(map[int]int64, len(g.parts))
+				for _, p := range g.parts {
+					c, _ := p.t.toCommit()
+					ends[p.id] = max(c.offset, p.t.committedOffset())
+				}
+				s.log.Debug("kafka: generation ended", "generation", g.id, "member", g.memberID, "committed", ends)
+			}
 			return
 		}
 	}
 }
 
-// committedAttempts reads the failed-attempt counts committed with the
-// group's offsets (see tracker). Without them attempts restart at 1.
-func (g *generation) committedAttempts(ctx context.Context, ids []int) map[int]map[int64]int {
+// sleepCtx waits d, reporting false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// committed reads the group's committed offsets of the assigned
+// partitions (-1 where it has none) and the failed-attempt counts
+// committed with them (see tracker), retrying until it succeeds or ctx
+// ends (then ok is false). Without the counts, attempts restart at 1.
+func (g *generation) committed(ctx context.Context) (offsets map[int]int64, fails map[int]map[int64]int, ok bool) {
+	s := g.s
+	if len(g.assigned) == 0 {
+		return nil, nil, true
+	}
+	var lastWarn time.Time
+	for {
+		offsets, fails, err := g.committedOnce(ctx)
+		if err == nil {
+			return offsets, fails, true
+		}
+		if ctx.Err() != nil {
+			return nil, nil, false
+		}
+		if time.Since(lastWarn) >= 10*time.Second {
+			lastWarn = time.Now()
+			s.log.Warn("kafka: cannot read the group's committed offsets; retrying", "error", err)
+		}
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return nil, nil, false
+		}
+	}
+}
+
+func (g *generation) committedOnce(ctx context.Context) (map[int]int64, map[int]map[int64]int, error) {
 	s := g.s
 	coord, err := g.coordinator(ctx)
 	if err != nil {
-		return nil
+		return nil, nil, err
 	}
 	res, err := s.b.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{
 		Addr:    coord,
 		GroupID: s.groupID,
-		Topics:  map[string][]int{s.topic: ids},
+		Topics:  map[string][]int{s.topic: g.assigned},
 	})
 	if err == nil {
 		err = res.Error
 	}
+	if err == nil {
+		for _, p := range res.Topics[s.topic] {
+			if p.Error != nil {
+				err = p.Error // such as UNSTABLE_OFFSET_COMMIT: retry
+				break
+			}
+		}
+	}
 	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("kafka: cannot read committed attempt counts; redelivered messages restart at attempt 1", "error", err)
-		}
 		g.coord = nil
-		return nil
+		return nil, nil, err
 	}
-	out := map[int]map[int64]int{}
+	offsets := make(map[int]int64, len(g.assigned))
+	for _, id := range g.assigned {
+		offsets[id] = -1
+	}
+	fails := map[int]map[int64]int{}
 	for _, p := range res.Topics[s.topic] {
+		offsets[p.Partition] = p.CommittedOffset
 		if m := decodeAttempts(p.Metadata); m != nil {
-			out[p.Partition] = m
+			fails[p.Partition] = m
 		}
 	}
-	return out
+	return offsets, fails, nil
 }
 
 // coordinator returns the group coordinator's address, looking it up once.
@@ -152,7 +217,7 @@ func (g *generation) commit() {
 		return
 	}
 	s := g.s
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	ctx, cancel := s.stopBound(commitTimeout)
 	defer cancel()
 	commits := make([]kafka.OffsetCommit, 0, len(states))
 	for id, c := range states {
@@ -160,7 +225,7 @@ func (g *generation) commit() {
 	}
 	err := g.send(ctx, commits)
 	if err != nil {
-		s.log.Warn("kafka: offset commit failed; messages handled since the last commit may be redelivered", "generation", g.gen.ID, "error", err)
+		s.log.Warn("kafka: offset commit failed; messages handled since the last commit may be redelivered", "generation", g.id, "error", err)
 		return
 	}
 	for _, p := range g.parts {
@@ -180,8 +245,8 @@ func (g *generation) send(ctx context.Context, commits []kafka.OffsetCommit) err
 	res, err := s.b.client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
 		Addr:         coord,
 		GroupID:      s.groupID,
-		GenerationID: int(g.gen.ID),
-		MemberID:     g.gen.MemberID,
+		GenerationID: int(g.id),
+		MemberID:     g.memberID,
 		Topics:       map[string][]kafka.OffsetCommit{s.topic: commits},
 	})
 	if err == nil {

@@ -414,31 +414,59 @@ func TestDeliverySettleCountsRunningHandlers(t *testing.T) {
 		t.Errorf("after a release: got %d running, want 0", got)
 	}
 
-	// A handler running when the partition is revoked: revoke waits for
-	// it, and later deliveries are refused by Begin.
+	// A handler running when the partition is revoked, and a delivery
+	// fetched but not started: revoke lets the waiting one run and waits
+	// for both (a later message must not be acknowledged while an earlier
+	// one is left to the new owner); once revoked, Begin refuses.
 	d = deliver()
 	if err := d.Begin(); err != nil {
 		t.Fatalf("Begin: got %v, want nil", err)
 	}
+	waiting := deliver()
 	revoked := make(chan bool)
 	go func() { revoked <- p.t.revoke(10 * time.Second) }()
 	for !p.t.isRevoked() {
 		time.Sleep(time.Millisecond)
 	}
-	late := deliver()
-	if err := late.Begin(); !errors.Is(err, errRevoked) {
-		t.Errorf("Begin after revoke: got %v, want errRevoked", err)
+	if err := waiting.Begin(); err != nil {
+		t.Errorf("Begin of a delivery fetched before the revoke: got %v, want nil (it drains)", err)
 	}
-	late.Settle(ctx, errRevoked)
-	if got := running(); got != 1 {
-		t.Errorf("after a refused Begin: got %d running, want 1", got)
+	waiting.Settle(ctx, nil)
+	select {
+	case <-revoked:
+		t.Fatal("revoke returned while a handler was running")
+	case <-time.After(20 * time.Millisecond):
 	}
 	d.Settle(ctx, nil)
 	if !<-revoked {
-		t.Errorf("revoke: got false, want true once the running handler settled")
+		t.Errorf("revoke: got false, want true once the handlers settled")
 	}
+	if got := running(); got != 0 {
+		t.Errorf("after the drain: got %d running, want 0", got)
+	}
+	if err := deliver().Begin(); !errors.Is(err, errRevoked) {
+		t.Errorf("Begin after revoke: got %v, want errRevoked", err)
+	}
+	// The release at 1 (never handled) holds the commit point.
 	if c, _ := p.t.toCommit(); c.offset != 1 {
-		t.Errorf("commit point: got %d, want 1 (the revoked partition's unhandled messages stay uncommitted)", c.offset)
+		t.Errorf("commit point: got %d, want 1 (the released message stays uncommitted)", c.offset)
+	}
+}
+
+// TestRevokeDrainTimesOut: a fetched delivery that is not handled within
+// the revoke timeout is refused afterwards and left to the new owner.
+func TestRevokeDrainTimesOut(t *testing.T) {
+	p := testPartition()
+	d := p.newDelivery(kafka.Message{Offset: 0})
+	if p.t.revoke(20 * time.Millisecond) {
+		t.Errorf("revoke with a delivery never handled: got true, want false")
+	}
+	if err := d.Begin(); !errors.Is(err, errRevoked) {
+		t.Errorf("Begin after the drain timed out: got %v, want errRevoked", err)
+	}
+	d.Settle(t.Context(), errRevoked)
+	if c, _ := p.t.toCommit(); c.offset != 0 {
+		t.Errorf("commit point: got %d, want 0", c.offset)
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 // The interop tests exchange records with the Java client of the Kafka
 // distribution that scripts/brokers installs (kafka-clients), in both
 // directions, and compare them field by field with the Interoperability
-// table of the package documentation (issue 19). The Java side is
+// table of the package documentation. The Java side is
 // kafka/testdata/interop/Interop.java, compiled with javac at test time.
 
 // interopKafkaVersion is the Kafka distribution scripts/brokers installs.

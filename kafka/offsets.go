@@ -35,6 +35,14 @@ type tracker struct {
 	running   int           // handlers running now
 	revoked   bool          // the partition is no longer ours
 	drained   chan struct{}
+	// queued counts fetched deliveries not yet settled for good (running,
+	// waiting in the dispatcher, or released); a revoked partition first
+	// lets them be handled, as a Java consumer finishes the records of
+	// its last poll, so that no later message of the partition is
+	// acknowledged while an earlier one is left to the new owner.
+	queued   int
+	draining bool
+	emptied  chan struct{} // closed when draining and queued reaches 0
 }
 
 type ackEntry struct {
@@ -50,7 +58,7 @@ func newTracker(start int64, fails map[int64]int) *tracker {
 	if fails == nil {
 		fails = map[int64]int{}
 	}
-	return &tracker{next: start, committed: start, fails: fails, drained: make(chan struct{})}
+	return &tracker{next: start, committed: start, fails: fails, drained: make(chan struct{}), emptied: make(chan struct{})}
 }
 
 // fail records that the message at offset failed on attempt.
@@ -66,6 +74,22 @@ func (t *tracker) fail(offset int64, attempt int) {
 func (t *tracker) add(offset int64) (seq int64, failed int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.queued++
+	return t.addLocked(offset)
+}
+
+// settled records that a delivery counted by add is settled for good, or
+// was never handed to the dispatcher.
+func (t *tracker) settled() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.queued--
+	if t.draining && t.queued == 0 {
+		close(t.emptied)
+	}
+}
+
+func (t *tracker) addLocked(offset int64) (seq int64, failed int) {
 	if len(t.window) == 0 {
 		t.window = t.buf[:0]
 	}
@@ -124,6 +148,20 @@ func (t *tracker) ackLocked(seq int64) {
 	}
 }
 
+// skipTo records that every offset below next that was not fetched for a
+// handler (transaction markers, records of aborted transactions) needs no
+// handling: the commit point may move past them.
+func (t *tracker) skipTo(next int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.window) == 0 {
+		t.next = max(t.next, next)
+		return
+	}
+	seq, _ := t.addLocked(next - 1)
+	t.ackLocked(seq)
+}
+
 // maxReusedWindow bounds the window array a tracker keeps for reuse.
 const maxReusedWindow = 4096
 
@@ -143,6 +181,13 @@ func (t *tracker) toCommit() (commitState, bool) {
 		return commitState{}, false
 	}
 	return commitState{offset: t.next, metadata: encodeAttempts(t.fails, t.next), version: t.version}, true
+}
+
+// committedOffset returns the last commit point sent.
+func (t *tracker) committedOffset() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.committed
 }
 
 // setCommitted records that c was committed.
@@ -235,16 +280,37 @@ func (t *tracker) endLocked() {
 	}
 }
 
-// isRevoked reports whether revoke was called.
+// isRevoked reports whether revoke was called (the partition drains or
+// is revoked): a failed message is then left to the new owner.
 func (t *tracker) isRevoked() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.revoked
+	return t.revoked || t.draining
 }
 
-// revoke stops new handlers for the partition and waits, up to timeout,
-// for running ones to return. It reports whether they all did.
+// revoke waits, up to timeout, for the deliveries already fetched to be
+// handled, then stops new handlers for the partition and waits, for what
+// is left of timeout, for running ones to return. It reports whether
+// everything was handled in time.
 func (t *tracker) revoke(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	t.mu.Lock()
+	if !t.draining {
+		t.draining = true
+		if t.queued == 0 {
+			close(t.emptied)
+		}
+	}
+	t.mu.Unlock()
+	handled := true
+	wait := time.NewTimer(timeout)
+	select {
+	case <-t.emptied:
+		wait.Stop()
+	case <-wait.C:
+		handled = false
+	}
+	timeout = max(time.Until(deadline), 0)
 	t.mu.Lock()
 	if !t.revoked {
 		t.revoked = true
@@ -257,7 +323,7 @@ func (t *tracker) revoke(timeout time.Duration) bool {
 	defer timer.Stop()
 	select {
 	case <-t.drained:
-		return true
+		return handled
 	case <-timer.C:
 		return false
 	}

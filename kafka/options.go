@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -60,6 +61,31 @@ func (a Acks) required() kafka.RequiredAcks {
 		return kafka.RequireNone
 	}
 	return kafka.RequireAll
+}
+
+// Isolation says which records of transactional producers Subscribe
+// delivers. The zero value is ReadCommitted.
+type Isolation int
+
+const (
+	// ReadCommitted delivers only records of committed transactions (and
+	// every non-transactional record), as the Java client's
+	// isolation.level=read_committed does: records of aborted
+	// transactions are dropped and a partition is read only up to its
+	// last stable offset (the first open transaction). This is the
+	// default.
+	ReadCommitted Isolation = iota
+	// ReadUncommitted delivers every record, including those of aborted
+	// and still open transactions.
+	ReadUncommitted
+)
+
+// wire returns the isolation level as Fetch requests encode it.
+func (i Isolation) wire() int8 {
+	if i == ReadUncommitted {
+		return int8(kafka.ReadUncommitted)
+	}
+	return int8(kafka.ReadCommitted)
 }
 
 // Options configures a Broker made with New. Only Brokers is required;
@@ -155,8 +181,8 @@ type Options struct {
 	HeartbeatInterval time.Duration
 
 	// RebalanceTimeout is how long the coordinator waits for members to
-	// rejoin during a rebalance; a member finishing its running handlers
-	// holds the rebalance up to three quarters of it. Default 30s.
+	// rejoin during a rebalance; a member handling the messages it already
+	// fetched holds the rebalance up to three quarters of it. Default 30s.
 	RebalanceTimeout time.Duration
 
 	// CommitInterval is how often acknowledged offsets are committed.
@@ -164,8 +190,17 @@ type Options struct {
 	// subscription stops. Default 100ms.
 	CommitInterval time.Duration
 
+	// Isolation is which records of transactional producers Subscribe
+	// delivers. Default ReadCommitted. Transaction markers are never
+	// delivered.
+	Isolation Isolation
+
 	// Logger receives the driver's log records. Default slog.Default().
 	Logger *slog.Logger
+
+	// dial, if set, opens the transports' connections (tests route them
+	// through a proxy that can stall).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // withDefaults returns o with zero fields set to their defaults.
@@ -227,6 +262,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("kafka: %w: ReplicationFactor is %d; want at least 1", mq.ErrInvalidOption, o.ReplicationFactor)
 	case o.Acks < AcksAll || o.Acks > AcksNone:
 		return fmt.Errorf("kafka: %w: Acks is %d; use AcksAll, AcksLeader or AcksNone", mq.ErrInvalidOption, o.Acks)
+	case o.Isolation != ReadCommitted && o.Isolation != ReadUncommitted:
+		return fmt.Errorf("kafka: %w: Isolation is %d; use ReadCommitted or ReadUncommitted", mq.ErrInvalidOption, o.Isolation)
 	case o.StartAt != mq.Latest && o.StartAt != mq.Earliest:
 		return fmt.Errorf("kafka: %w: StartAt is %v; use mq.Latest or mq.Earliest", mq.ErrInvalidOption, o.StartAt)
 	case o.HeartbeatInterval >= o.SessionTimeout:
@@ -293,6 +330,9 @@ func optionsFromURL(u *url.URL) (Options, error) {
 	o.HeartbeatInterval = p.Duration("heartbeat_interval", DefaultHeartbeatInterval, 10*time.Millisecond, time.Hour)
 	o.RebalanceTimeout = p.Duration("rebalance_timeout", DefaultRebalanceTimeout, time.Second, time.Hour)
 	o.CommitInterval = p.Duration("commit_interval", DefaultCommitInterval, time.Millisecond, time.Hour)
+	if p.Enum("isolation", "read_committed", "read_committed", "read_uncommitted") == "read_uncommitted" {
+		o.Isolation = ReadUncommitted
+	}
 	tlsFiles, tlsOn := p.TLS(false)
 
 	mech := p.Enum("sasl", "", "plain", "scram-sha-256", "scram-sha-512")

@@ -2,8 +2,6 @@ package kafka
 
 import (
 	"context"
-	"log/slog"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -30,8 +28,8 @@ func newPartition(g *generation, id int, start int64, fails map[int64]int) *part
 
 // run fetches the partition's messages and submits them to the
 // dispatcher until the generation ends or the subscription stops; then it
-// waits for the generation to end, stops handlers of this partition from
-// starting, and waits for running ones so that the final commit includes
+// waits for the generation to end and lets the messages already fetched
+// be handled (see tracker.revoke), so that the final commit includes
 // them.
 func (p *partition) run(genCtx context.Context) {
 	defer p.g.wg.Done()
@@ -44,54 +42,7 @@ func (p *partition) run(genCtx context.Context) {
 	<-genCtx.Done()
 	// Leave a quarter of the rebalance timeout to commit and rejoin.
 	if !p.t.revoke(s.b.cfg.RebalanceTimeout * 3 / 4) {
-		s.log.Warn("kafka: handlers still running after the rebalance timeout; their messages may be handled again by the partition's new owner", "partition", p.id)
-	}
-}
-
-// fetch reads the partition from its start offset and submits each
-// message to the dispatcher.
-func (p *partition) fetch(ctx context.Context) {
-	s := p.g.s
-	b := s.b
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:         b.cfg.Brokers,
-		Topic:           s.topic,
-		Partition:       p.id,
-		Dialer:          b.dialer,
-		MinBytes:        1,
-		MaxBytes:        max(4<<20, 2*b.maxRecord),
-		MaxWait:         500 * time.Millisecond,
-		ReadLagInterval: -1,
-		ReadBackoffMin:  100 * time.Millisecond,
-		ReadBackoffMax:  time.Second,
-		IsolationLevel:  kafka.ReadCommitted,
-		ErrorLogger:     kafkaLogger(s.log, slog.LevelDebug, "kafka: reader"),
-	})
-	defer r.Close()
-	if err := r.SetOffset(p.start); err != nil {
-		s.log.Error("kafka: cannot set the start offset", "partition", p.id, "offset", p.start, "error", err)
-		return
-	}
-	for {
-		km, err := r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			s.log.Warn("kafka: fetch failed; retrying", "partition", p.id, "error", err)
-			t := time.NewTimer(time.Second)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			}
-			continue
-		}
-		d := p.newDelivery(km)
-		if err := s.disp.Submit(ctx, &d.Delivery); err != nil {
-			return
-		}
+		s.log.Warn("kafka: fetched messages of a revoked partition not handled within three quarters of the rebalance timeout; they, and messages handled after them, may be handled again by the partition's new owner", "partition", p.id)
 	}
 }
 
@@ -105,12 +56,13 @@ type delivery struct {
 	p      *partition
 	seq    int64
 	offset int64
+	queued bool // counted in the tracker's queued deliveries
 }
 
 func (p *partition) newDelivery(km kafka.Message) *delivery {
 	s := p.g.s
 	seq, failed := p.t.add(km.Offset)
-	d := &delivery{p: p, seq: seq, offset: km.Offset}
+	d := &delivery{p: p, seq: seq, offset: km.Offset, queued: true}
 	m := &d.msg
 	fromKafka(m, km)
 	m.Topic = s.topic

@@ -62,23 +62,39 @@ func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
 	switch outcome {
 	case driver.Ack:
 		p.t.ackEnd(d.seq, ran)
+		d.unqueue()
 	case driver.Release:
 		// The group redelivers it from the commit point.
 		if ran {
 			p.t.end()
 		}
+		d.unqueue()
 	case driver.Reject:
 		driver.LogDropped(s.b.log.With("partition", p.id, "offset", d.offset), Scheme, d.Msg, err)
 		p.t.ackEnd(d.seq, ran)
+		d.unqueue()
 	default: // driver.Retry
 		p.t.fail(d.offset, d.Msg.Attempt)
 		if ran {
 			p.t.end() // after fail, so that a final commit carries the count
 		}
+		// A message waiting to be retried does not hold up a revoked
+		// partition's drain; if it runs meanwhile, revoke waits for it as
+		// a running handler.
+		d.unqueue()
 		if p.t.isRevoked() {
 			break // the partition's new owner redelivers it
 		}
 		return delay, true
 	}
 	return 0, false
+}
+
+// unqueue tells the tracker, once, that the delivery no longer waits to be
+// handled.
+func (d *delivery) unqueue() {
+	if d.queued {
+		d.queued = false
+		d.p.t.settled()
+	}
 }

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol/describegroups"
 
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/driver"
@@ -82,28 +82,6 @@ type subscription struct {
 	disp    *driver.Dispatcher
 	fetch   context.Context // canceled when the subscription stops fetching
 
-	member atomic.Pointer[string] // the member ID the coordinator last gave us
-}
-
-// joinedFormat is the message kafka-go's ConsumerGroup logs when a
-// JoinGroup response assigns it a member ID (args: group, member,
-// generation).
-const joinedFormat = "joined group %s as member %s in generation %d"
-
-// groupLogger logs kafka-go's consumer group messages at debug level and
-// notes the member ID from them. kafka-go does not expose the member ID
-// until a generation is complete, and does not leave the group when it is
-// closed just after a failed sync; leave uses the ID to do so.
-func (s *subscription) groupLogger() kafka.LoggerFunc {
-	log := kafkaLogger(s.log, slog.LevelDebug-4, "kafka: group")
-	return func(format string, args ...any) {
-		if format == joinedFormat && len(args) == 3 {
-			if id, ok := args[1].(string); ok {
-				s.member.Store(&id)
-			}
-		}
-		log(format, args...)
-	}
 }
 
 // run joins the group and runs generations until ctx ends, the broker
@@ -125,65 +103,42 @@ func (s *subscription) run(ctx context.Context) error {
 		MaxPending:  max(4*s.cfg.Concurrency, 256),
 		Logger:      s.b.log,
 	})
-	startOffset := kafka.LastOffset
-	if s.cfg.StartAt == mq.Earliest {
-		startOffset = kafka.FirstOffset
-	}
-	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:                     s.groupID,
-		Brokers:                s.b.cfg.Brokers,
-		Dialer:                 s.b.dialer,
-		Topics:                 []string{s.topic},
-		HeartbeatInterval:      s.b.cfg.HeartbeatInterval,
-		SessionTimeout:         s.b.cfg.SessionTimeout,
-		RebalanceTimeout:       s.b.cfg.RebalanceTimeout,
-		JoinGroupBackoff:       250 * time.Millisecond,
-		WatchPartitionChanges:  true,
-		PartitionWatchInterval: 5 * time.Second,
-		StartOffset:            startOffset,
-		Logger:                 s.groupLogger(),
-		ErrorLogger:            kafkaLogger(s.log, slog.LevelDebug, "kafka: group"),
-	})
-	if err != nil {
-		_ = s.disp.Shutdown(ctx)
-		return fmt.Errorf("kafka: %w: consumer group: %v", mq.ErrInvalidOption, err)
-	}
+	m := newMember(s)
+	defer m.close()
 
+	// The group loop runs beside this goroutine, so that once fetching
+	// stops the dispatcher drains (bounded by Close's ctx) while the
+	// generation ends and commits.
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- s.loop(m) }()
 	var runErr error
-	var lastWarn time.Time
-	for runErr == nil {
-		gen, err := cg.Next(fetch)
-		if err != nil {
-			if fetch.Err() != nil {
-				break
-			}
-			if fatalGroupError(err) {
-				runErr = fmt.Errorf("kafka: join group %q: %w", s.cfg.Group, err)
-				break
-			}
-			// kafka-go retries every JoinGroupBackoff; warn at most every
-			// 10s so that an outage does not flood the log.
-			// A rebalance in progress is routine.
-			level := slog.LevelDebug
-			if !errors.Is(err, kafka.RebalanceInProgress) && time.Since(lastWarn) >= 10*time.Second {
-				level, lastWarn = slog.LevelWarn, time.Now()
-			}
-			s.log.Log(ctx, level, "kafka: cannot join the consumer group yet; retrying", "error", err)
-			continue
-		}
-		s.startGeneration(gen)
+	select {
+	case runErr = <-loopDone:
+		loopDone <- runErr
+	case <-fetch.Done():
 	}
 
 	// Stop: fetching has stopped (or is stopping); let running handlers
-	// finish and release the rest, then end the generation, which makes
-	// each partition commit what was handled, and leave the group.
+	// finish and release the rest, while the generation ends and commits
+	// what was handled; then leave the group.
 	stopCtx := ctx
 	if ctx.Err() == nil && s.b.life.Err() != nil {
 		stopCtx = s.b.life.DrainContext() // ends when Close's ctx does
 	}
 	stopFetch()
 	shutdownErr := s.disp.Shutdown(stopCtx)
-	s.leave(cg)
+	waitCtx, cancelWait := s.stopBound(s.b.cfg.RebalanceTimeout)
+	select {
+	case <-loopDone:
+		leaveCtx, cancel := s.stopBound(leaveTimeout)
+		m.leave(leaveCtx)
+		cancel()
+	case <-waitCtx.Done():
+		// Close's ctx ended while the last commit waits on the network:
+		// return without leaving; the coordinator drops the member after
+		// the session timeout.
+	}
+	cancelWait()
 
 	switch {
 	case ctx.Err() != nil:
@@ -196,46 +151,78 @@ func (s *subscription) run(ctx context.Context) error {
 	return fmt.Errorf("kafka: subscribe: %w", mq.ErrClosed)
 }
 
-// leaveTimeout bounds how long Subscribe waits to leave its group once
-// its handlers are done. Ending the generation (which commits) comes
-// first and is itself bounded by commitTimeout; what can take longer is
-// kafka-go finishing a join in progress or reaching an unavailable
-// coordinator.
-const leaveTimeout = 20 * time.Second
-
-// leave closes the consumer group: the current generation ends, its
-// partitions commit what was handled, and the member leaves the group. If
-// that takes longer than leaveTimeout (the cluster is unavailable), it
-// goes on in the background and leave returns.
-func (s *subscription) leave(cg *kafka.ConsumerGroup) {
-	done := make(chan struct{})
-	go func() {
-		_ = cg.Close()
-		close(done)
-	}()
-	t := time.NewTimer(leaveTimeout)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		s.log.Warn("kafka: leaving the consumer group takes long (is the cluster unavailable?); it goes on in the background")
-		return
+// stopBound returns a context for what a stopping subscription still
+// sends (the last commits, the group leave): it ends after d, or half of
+// driver.CloseGrace after Close's ctx ends, so that Close returns within
+// its ctx plus driver.CloseGrace even when the network stalls.
+func (s *subscription) stopBound(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	stop := context.AfterFunc(s.b.life.DrainContext(), func() {
+		time.AfterFunc(driver.CloseGrace/2, cancel)
+	})
+	return ctx, func() {
+		stop()
+		cancel()
 	}
-	// kafka-go skips LeaveGroup when closed right after a sync failed
-	// with RebalanceInProgress; the coordinator would then wait a whole
-	// session timeout for this member before the group can rebalance.
-	// Leaving again is harmless (the coordinator answers UnknownMemberId).
-	if id := s.member.Load(); id != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if coord, err := s.b.coordinator(ctx, s.groupID); err == nil {
-			_, _ = s.b.client.LeaveGroup(ctx, &kafka.LeaveGroupRequest{
-				Addr:    coord,
-				GroupID: s.groupID,
-				Members: []kafka.LeaveGroupRequestMember{{ID: *id}},
-			})
+}
+
+// loop joins the group and runs one generation after another until
+// fetching stops (it returns nil) or joining fails for good.
+func (s *subscription) loop(m *member) error {
+	for {
+		g, err := m.join(s.fetch)
+		if err != nil {
+			if s.fetch.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		s.runGeneration(m, g)
+		if s.fetch.Err() != nil {
+			return nil
 		}
 	}
+}
+
+// runGeneration consumes the partitions of generation mg until the member
+// must rejoin or fetching stops, and returns once the generation has
+// drained and committed and its heartbeats have stopped.
+func (s *subscription) runGeneration(m *member, mg *memberGen) {
+	if len(mg.partitions) == 0 {
+		s.logIdle(m, mg)
+	} else {
+		s.log.Debug("kafka: joined consumer group generation", "generation", mg.id, "member", mg.memberID, "partitions", mg.partitions)
+	}
+	genCtx, endGen := context.WithCancel(s.fetch)
+	defer endGen()
+	done := make(chan struct{})
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		m.heartbeat(done, mg, endGen)
+	}()
+	g := &generation{s: s, id: mg.id, memberID: mg.memberID, assigned: mg.partitions}
+	g.run(genCtx)
+	close(done)
+	<-hbDone
+}
+
+// logIdle says, at info level, that this member got no partition, with
+// the counts that explain why (more members than partitions, say).
+func (s *subscription) logIdle(m *member, mg *memberGen) {
+	ctx, cancel := context.WithTimeout(s.fetch, 5*time.Second)
+	defer cancel()
+	attrs := []any{"generation", mg.id, "member", mg.memberID}
+	if n := m.partitionCounts(ctx, []string{s.topic})[s.topic]; n > 0 {
+		attrs = append(attrs, "partitions", n)
+	}
+	// kafka.Client's DescribeGroups fails on members whose metadata is
+	// not kafka-go's own encoding; count them at the protocol level.
+	r, err := m.tr.RoundTrip(ctx, kafka.TCP(s.b.cfg.Brokers...), &describegroups.Request{Groups: []string{s.groupID}})
+	if res, ok := r.(*describegroups.Response); err == nil && ok && len(res.Groups) == 1 && res.Groups[0].ErrorCode == 0 {
+		attrs = append(attrs, "members", len(res.Groups[0].Members))
+	}
+	s.log.Info("kafka: this member was assigned no partition of the topic; it waits for a rebalance", attrs...)
 }
 
 // fatalGroupError reports errors joining a group that retrying will not
