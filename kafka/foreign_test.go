@@ -24,6 +24,10 @@ func foreignPublisher(t testing.TB) func(ctx context.Context, topic string, key,
 			Balancer:     &kafka.Murmur2Balancer{},
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: 1,
+			// A transport of its own, whose metadata is refreshed often:
+			// the shared default one may have cached the topic as
+			// missing just before the case created it.
+			Transport: &kafka.Transport{MetadataTTL: 200 * time.Millisecond},
 		}
 		defer w.Close()
 		km := kafka.Message{Key: key, Value: body}
@@ -31,10 +35,10 @@ func foreignPublisher(t testing.TB) func(ctx context.Context, topic string, key,
 			km.Headers = append(km.Headers, kafka.Header{Key: k, Value: v})
 		}
 		// A topic created a moment ago may not have a leader yet; the
-		// Java producer waits for its metadata too. Bounded by 20 tries
-		// and ctx.
+		// Java producer waits for its metadata too. Bounded by 60 tries
+		// (15 s) and ctx.
 		var err error
-		for range 20 {
+		for range 60 {
 			if err = w.WriteMessages(ctx, km); !errors.Is(err, kafka.UnknownTopicOrPartition) && !errors.Is(err, kafka.LeaderNotAvailable) {
 				return err
 			}
