@@ -75,3 +75,14 @@ func (c SubscribeConfig) RedeliveryDelay(attempt int, err error) time.Duration {
 	}
 	return max(c.Backoff(attempt), 0)
 }
+
+// RequireGroup returns nil if c names a group, and otherwise the error,
+// wrapping mq.ErrInvalidOption, that drivers whose groups are separate
+// queues or consumer groups (every driver with FanOut) return from
+// Subscribe.
+func (c SubscribeConfig) RequireGroup() error {
+	if c.Group != "" {
+		return nil
+	}
+	return fmt.Errorf("%w: Subscribe needs a group: pass mq.Group(name) or set the URL's group parameter", mq.ErrInvalidOption)
+}

@@ -48,8 +48,8 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 	if err := validateTopic(topic); err != nil {
 		return err
 	}
-	if cfg.Group == "" {
-		return fmt.Errorf("kafka: %w: Subscribe needs a group: pass mq.Group(name) or set ?group= in the URL", mq.ErrInvalidOption)
+	if err := cfg.RequireGroup(); err != nil {
+		return fmt.Errorf("kafka: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err

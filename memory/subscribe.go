@@ -35,8 +35,8 @@ func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, 
 		return fmt.Errorf("memory: Subscribe: %w", err)
 	}
 	defer exit()
-	if cfg.Group == "" {
-		return fmt.Errorf("memory: Subscribe: %w: Subscribe needs a group: pass mq.Group(name) or set ?group= in the URL", mq.ErrInvalidOption)
+	if err := cfg.RequireGroup(); err != nil {
+		return fmt.Errorf("memory: Subscribe: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err

@@ -53,8 +53,8 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h mq.Handler, opts
 		return fmt.Errorf("rabbitmq: %w", err)
 	}
 	defer exit()
-	if cfg.Group == "" {
-		return fmt.Errorf("rabbitmq: %w: Subscribe needs a group: pass mq.Group or set the URL's group parameter", mq.ErrInvalidOption)
+	if err := cfg.RequireGroup(); err != nil {
+		return fmt.Errorf("rabbitmq: %w", err)
 	}
 	if cfg.StartAt == mq.Earliest {
 		return fmt.Errorf("rabbitmq: %w: StartAt(mq.Earliest): a new RabbitMQ queue holds only messages published after it was created (Capabilities.Replay is false)", mq.ErrNotSupported)

@@ -2,7 +2,6 @@ package sqs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -282,5 +281,3 @@ func wrapSNSErr(ctx context.Context, op string, err error) error {
 	}
 	return wrapErr(ctx, op, err)
 }
-
-var errNoGroup = errors.New("Subscribe needs a group: pass mq.Group or set the URL's group parameter; each group is an SQS queue subscribed to the topic")

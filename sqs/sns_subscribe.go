@@ -31,8 +31,8 @@ func (s *SNSBroker) Subscribe(ctx context.Context, topic string, h mq.Handler, o
 		return fmt.Errorf("sqs: %w", err)
 	}
 	defer exit()
-	if cfg.Group == "" {
-		return fmt.Errorf("sqs: %w: %w", mq.ErrInvalidOption, errNoGroup)
+	if err := cfg.RequireGroup(); err != nil {
+		return fmt.Errorf("sqs: %w (each group is an SQS queue subscribed to the topic)", err)
 	}
 	if cfg.StartAt == mq.Earliest {
 		return fmt.Errorf("sqs: %w: StartAt(Earliest): a new group's queue receives only what is published after it is subscribed", mq.ErrNotSupported)
