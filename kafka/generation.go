@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/seedmq/mq/driver"
 )
 
 // generation is this member's share of one consumer group generation.
@@ -52,7 +54,7 @@ func (g *generation) run(genCtx context.Context) {
 			return
 		}
 		s.log.Warn("kafka: cannot resolve the start offsets of a new group; retrying", "error", err)
-		if !sleepCtx(ctx, time.Second) {
+		if driver.Sleep(ctx, time.Second) != nil {
 			return
 		}
 	}
@@ -105,18 +107,6 @@ func (g *generation) run(genCtx context.Context) {
 	}
 }
 
-// sleepCtx waits d, reporting false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // committed reads the group's committed offsets of the assigned
 // partitions (-1 where it has none) and the failed-attempt counts
 // committed with them (see tracker), retrying until it succeeds or ctx
@@ -139,7 +129,7 @@ func (g *generation) committed(ctx context.Context) (offsets map[int]int64, fail
 			lastWarn = time.Now()
 			s.log.Warn("kafka: cannot read the group's committed offsets; retrying", "error", err)
 		}
-		if !sleepCtx(ctx, 250*time.Millisecond) {
+		if driver.Sleep(ctx, 250*time.Millisecond) != nil {
 			return nil, nil, false
 		}
 	}

@@ -119,7 +119,7 @@ func (p *publisher) channel(ctx context.Context) (*pubChan, error) {
 		}
 		// Most likely the connection is closing and the link has not
 		// noticed yet; get waits for the next one.
-		if serr := sleepCtx(ctx, backoff); serr != nil {
+		if serr := driver.Sleep(ctx, backoff); serr != nil {
 			return nil, fmt.Errorf("rabbitmq: %w (cannot open a publish channel: %v)", serr, err)
 		}
 		backoff = min(2*backoff, time.Second)

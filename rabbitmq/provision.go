@@ -228,7 +228,7 @@ func (t *topology) do(ctx context.Context, f func(ch *amqp.Channel) error) error
 		if err == nil || !connectionLost(err, conn) {
 			return err
 		}
-		if err := sleepCtx(ctx, backoff); err != nil {
+		if err := driver.Sleep(ctx, backoff); err != nil {
 			return err
 		}
 		backoff = min(backoff*2, time.Second)

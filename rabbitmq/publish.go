@@ -143,7 +143,7 @@ func (p *publisher) send(ctx context.Context, msgs []outMsg, mandatory bool) err
 			return nil
 		}
 		todo, again = again, todo
-		if err := sleepCtx(ctx, backoff); err != nil {
+		if err := driver.Sleep(ctx, backoff); err != nil {
 			return fmt.Errorf("rabbitmq: %w (last failure: %v)", err, msgs[todo[0]].err)
 		}
 		backoff = min(backoff*2, time.Second)
@@ -183,16 +183,4 @@ func (x indexes) at(j int) int {
 		return j
 	}
 	return x[j]
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -143,7 +143,7 @@ func (s *subscription) run(stop context.Context, prefetch int) error {
 				if stop.Err() != nil || !mq.IsRetryable(err) {
 					return err
 				}
-				if err := sleepCtx(stop, backoff); err != nil {
+				if err := driver.Sleep(stop, backoff); err != nil {
 					return err
 				}
 				backoff = min(backoff*2, s.b.s.ReconnectMax)
@@ -157,7 +157,7 @@ func (s *subscription) run(stop context.Context, prefetch int) error {
 		ch, deliveries, chCtx, err := s.consume(conn, prefetch)
 		if err != nil {
 			s.b.s.Logger.Warn("rabbitmq: cannot consume; retrying", "queue", s.queue, "error", err)
-			if err := sleepCtx(stop, backoff); err != nil {
+			if err := driver.Sleep(stop, backoff); err != nil {
 				return err
 			}
 			backoff = min(backoff*2, s.b.s.ReconnectMax)

@@ -56,7 +56,7 @@ func (s *subscription) receive(ctx context.Context) {
 			}
 			failures++
 			b.log.Warn("sqs: receiving failed; retrying", "queue", s.q.name, "failures", failures, "error", err)
-			if !sleep(ctx, backoff(failures)) {
+			if driver.Sleep(ctx, backoff(failures)) != nil {
 				return
 			}
 			continue
@@ -162,17 +162,5 @@ func (s *subscription) deliver(ctx context.Context, sm *types.Message, visibleAt
 	if err := s.d.Submit(ctx, &h.del); err != nil {
 		s.release(h, 0)
 		s.credits.give(1)
-	}
-}
-
-// sleep waits for d or until ctx ends, reporting whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
