@@ -57,7 +57,7 @@ func (k *franzConsumeRun) Delete(ctx context.Context) error {
 // cadence; the marks left are committed when the loop ends. It publishes
 // exactly as raw does, so that only the consumer differs from raw.
 func kafkaFranzConsume(addrs []string, admin *lazyBroker) contender {
-	note := fmt.Sprintf("raw's producer; consumed by a franz-go kgo.Client{ConsumerGroup, ConsumeTopics, ConsumeResetOffset(AtStart), AutoCommitMarks, AutoCommitInterval(%v), SessionTimeout(%v), HeartbeatInterval(%v), FetchMaxWait(100ms) like raw's Reader, defaults otherwise}: a PollFetches loop, MarkCommitRecords of each partition's last record handled, CommitMarkedOffsets at the end (the reference of the mq/franz-go-consume ratios)",
+	note := fmt.Sprintf("raw's producer; consumed by a franz-go kgo.Client{ConsumerGroup, ConsumeTopics, ConsumeResetOffset(AtStart), AutoCommitMarks, AutoCommitInterval(%v), SessionTimeout(%v), HeartbeatInterval(%v), FetchMaxWait(100ms) like raw's Reader, defaults otherwise}: a PollFetches loop, MarkCommitRecords of each partition's last record handled, CommitMarkedOffsets at the end",
 		kafkaCommitInterval, kafka.DefaultSessionTimeout, kafka.DefaultHeartbeatInterval)
 	return contender{Name: franzConsumeName, Note: note,
 		Start: func(ctx context.Context, c cell, recv func(int64)) (run, error) {
