@@ -370,3 +370,35 @@ func TestReportFranzConsume(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumeOnly runs a memory contender held by -consume-only: the
+// run must be a holder, release every message to the consumer and
+// close cleanly.
+func TestConsumeOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	var ct contender
+	for _, c := range memoryContenders() {
+		if c.Role == "mq" {
+			ct = consumeOnly(c)
+		}
+	}
+	if !strings.Contains(ct.Note, consumeOnlyNote) {
+		t.Errorf("note %q lacks the consume-only note", ct.Note)
+	}
+	r, err := ct.Start(ctx, cell{Size: 16, Conc: 2, Batch: 1}, func(int64) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.(holder); !ok {
+		t.Errorf("a consume-only run is not a holder")
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	_ = r.Delete(ctx)
+	res := throughputRun(ctx, "memory", ct, cell{Size: 16, Conc: 2, Batch: 1}, 300, 30, 0, time.Minute)
+	if res.Error != "" || res.Msgs != 300 || res.MsgsPerSec <= 0 || res.PublishPerSec != 0 {
+		t.Errorf("got %+v, want 300 messages timed from the release (no publish rate)", res)
+	}
+}
