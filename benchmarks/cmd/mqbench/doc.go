@@ -23,8 +23,9 @@
 //	-short             quick check: 1 KiB, concurrency 4, 2 rounds, 3 s latency runs (false)
 //	-brokers LIST      brokers to measure (memory,kafka,rabbitmq,sqs)
 //	-rounds N          paired rounds per cell (3; -short 2)
-//	-ratio-rounds N    paired rounds per cell of raw, raw+contract and mq, whose
-//	                   mq/raw ratios are the targets (7; -short 2; at least -rounds)
+//	-ratio-rounds N    paired rounds per cell of raw, raw+contract, mq and
+//	                   franz-go-consume, whose mq/raw and mq/franz-go-consume
+//	                   ratios are the targets (7; -short 2; at least -rounds)
 //	-sizes LIST        body sizes in bytes (16,1024,65536; -short 1024)
 //	-conc LIST         concurrency levels (1,4,16; -short 4)
 //	-latency BOOL      run the open-loop latency measurement (true)
@@ -41,6 +42,9 @@
 //	-machine-note TEXT conditions of the run, printed at the top of the report
 //	-notes FILE        Markdown included after the targets, if the file exists (notes.md)
 //	-cpuprofile FILE   CPU profile of the whole run, for go tool pprof
+//	-consume-only      throughput runs time the consumer alone: the timed
+//	                   messages are published first while the consumer waits,
+//	                   and the time and CPU run from its release (false)
 //
 // Brokers are found through the variables scripts/brokers env prints:
 // MQ_TEST_KAFKA_ADDR, MQ_TEST_AMQP_URL, MQ_TEST_SQS_ENDPOINT and
@@ -61,7 +65,11 @@
 // for the broker with its defaults and tuned. On Kafka also the producers
 // a Kafka user would pick instead: franz-go (kgo ProduceSync, its default
 // linger, acks=all) and Sarama (SyncProducer, acks=all), each consumed by
-// raw's kafka-go Reader so that only the producer differs. On the memory broker: a
+// raw's kafka-go Reader so that only the producer differs; and
+// "franz-go-consume", raw's producer with a franz-go group consumer (a
+// PollFetches loop marking records, marked offsets committed every
+// 100ms, mq's default commit interval), so that only the consumer differs:
+// the report divides mq by it per round as well. On the memory broker: a
 // buffered channel (the floor), mq's memory driver, Watermill's GoChannel
 // and gocloud's mempubsub. On every broker, with MQ_TEST_POSTGRES_DSN set
 // (scripts/brokers env): "mq+outbox", each Publish call one PostgreSQL

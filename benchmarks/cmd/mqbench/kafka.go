@@ -40,7 +40,7 @@ func kafkaPlan() brokerPlan {
 	open := func(ctx context.Context, _ cell) (mq.Broker, error) { return mq.Open(ctx, url) }
 	del := func(ctx context.Context, topic string) error { return deleteKafkaTopic(ctx, addrs, topic) }
 	p.Contenders = append(p.Contenders, kafkaRaw(addrs, admin, false), kafkaRaw(addrs, admin, true),
-		kafkaFranz(addrs, admin), kafkaSarama(addrs, admin))
+		kafkaFranz(addrs, admin), kafkaSarama(addrs, admin), kafkaFranzConsume(addrs, admin))
 	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("kafka:// with acks=all, batch_size=%d, commit_interval=%v (the defaults), topics of %d partitions; Subscribe with Concurrency(conc); one message per Publish", kafkaBatchSize, kafkaCommitInterval, kafka.DefaultPartitions), open, del)...)
 	p.Contenders = append(p.Contenders,
 		watermillKafka("watermill-default", addrs, admin, del, false),
@@ -122,17 +122,33 @@ type kafkaRawRun struct {
 }
 
 func (k *kafkaRawRun) Publish(ctx context.Context, bodies [][]byte, sent int64) error {
+	return writeKafka(ctx, k.w, k.topic, k.contract, bodies, sent)
+}
+
+// writeKafka is raw's Publish: one WriteMessages call on the shared
+// Writer for the bodies, with an mq-id header on each under contract.
+func writeKafka(ctx context.Context, w *kafkago.Writer, topic string, contract bool, bodies [][]byte, sent int64) error {
 	msgs := make([]kafkago.Message, len(bodies))
 	for i, b := range bodies {
-		msgs[i] = kafkago.Message{Topic: k.topic, Value: b}
+		msgs[i] = kafkago.Message{Topic: topic, Value: b}
 		if sent != 0 {
 			msgs[i].Headers = append(msgs[i].Headers, kafkago.Header{Key: sentHeader, Value: []byte(formatSent(sent))})
 		}
-		if k.contract {
+		if contract {
 			msgs[i].Headers = append(msgs[i].Headers, kafkago.Header{Key: "mq-id", Value: []byte(mq.NewID())})
 		}
 	}
-	return k.w.WriteMessages(ctx, msgs...)
+	return w.WriteMessages(ctx, msgs...)
+}
+
+// newKafkaWriter is raw's Writer, shared by the publishers.
+func newKafkaWriter(addrs []string) *kafkago.Writer {
+	return &kafkago.Writer{
+		Addr:         kafkago.TCP(addrs...),
+		BatchSize:    kafkaBatchSize,
+		BatchTimeout: kafkaBatchTimeout,
+		RequiredAcks: kafkago.RequireAll,
+	}
 }
 
 func (k *kafkaRawRun) Close(ctx context.Context) error {
@@ -179,12 +195,7 @@ func kafkaRaw(addrs []string, admin *lazyBroker, contract bool) contender {
 			if err := admin.provision(ctx, topic, addrs); err != nil {
 				return nil, fmt.Errorf("create topic: %w", err)
 			}
-			w := &kafkago.Writer{
-				Addr:         kafkago.TCP(addrs...),
-				BatchSize:    kafkaBatchSize,
-				BatchTimeout: kafkaBatchTimeout,
-				RequiredAcks: kafkago.RequireAll,
-			}
+			w := newKafkaWriter(addrs)
 			k := &kafkaRawRun{w: w, addrs: addrs, topic: topic, contract: contract}
 			k.r, k.cancel, k.done = consumeKafka(addrs, topic, contract, recv)
 			return k, nil

@@ -49,6 +49,7 @@ type options struct {
 	cpuprofile  string
 	note        string
 	notes       string
+	consumeOnly bool
 }
 
 func main() {
@@ -58,7 +59,7 @@ func main() {
 	flag.BoolVar(&o.short, "short", false, "quick check: 1 KiB, concurrency 4, 2 rounds, short latency runs (under 5 minutes)")
 	flag.StringVar(&brokers, "brokers", "memory,kafka,rabbitmq,sqs", "brokers to measure, comma-separated")
 	flag.IntVar(&o.rounds, "rounds", 0, "paired rounds per cell (default 3, -short 2)")
-	flag.IntVar(&o.ratioRounds, "ratio-rounds", 0, "paired rounds per cell for the contenders of the mq/raw ratios (raw, raw+contract, mq); the others run -rounds (default 7, -short 2; never fewer than -rounds)")
+	flag.IntVar(&o.ratioRounds, "ratio-rounds", 0, "paired rounds per cell for the contenders of the mq/raw and mq/franz-go-consume ratios (raw, raw+contract, mq, franz-go-consume); the others run -rounds (default 7, -short 2; never fewer than -rounds)")
 	flag.StringVar(&sizes, "sizes", "", "body sizes in bytes, comma-separated (default 16,1024,65536; -short 1024)")
 	flag.StringVar(&concs, "conc", "", "concurrency levels, comma-separated (default 1,4,16; -short 4)")
 	flag.BoolVar(&o.latency, "latency", true, "run the open-loop latency measurement")
@@ -72,6 +73,7 @@ func main() {
 	flag.StringVar(&o.reportFrom, "report-from", "", "write the report from these results files (comma-separated, merged) without measuring")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.note, "machine-note", "", "describes the conditions of the run in the report, e.g. \"2-core VM shared with other work\"")
+	flag.BoolVar(&o.consumeOnly, "consume-only", false, "throughput runs time the consumer alone: the timed messages are published first, held from the consumer, and the time runs from their release until the last is handled (no latency or lone-Publish change)")
 	flag.StringVar(&o.notes, "notes", "notes.md", "Markdown file included in the report after the targets, if it exists")
 	flag.Parse()
 
@@ -226,6 +228,12 @@ func measure(ctx context.Context, o options) (string, error) {
 		cs := p.Contenders
 		if o.only != nil {
 			cs = slices.DeleteFunc(slices.Clone(cs), func(c contender) bool { return !o.only.MatchString(c.Name) })
+		}
+		if o.consumeOnly {
+			cs = slices.Clone(cs)
+			for i := range cs {
+				cs[i] = consumeOnly(cs[i])
+			}
 		}
 		for _, ct := range cs {
 			emit(contenderInfo{Kind: "contender", Broker: p.Name, Contender: ct.Name, Role: ct.Role, Note: ct.Note, NA: ct.NA})

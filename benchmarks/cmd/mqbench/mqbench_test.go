@@ -193,7 +193,7 @@ func TestReportMergesRounds(t *testing.T) {
 	}
 	for _, want := range []string{
 		"| 1 KiB | 4 | 0.950 [0.900–1.000] | 0.900–1.000 (50 %) | 1.200 [1.100–1.300] | 1.100–1.300 (50 %) |", // one ratio per file's round
-		"| Rounds per cell | 2 for raw, raw+contract and mq (the mq/raw ratios), 1 for the other contenders",
+		"| Rounds per cell | 2 for raw, raw+contract, mq and franz-go-consume (the mq/raw and mq/franz-go-consume ratios), 1 for the other contenders",
 	} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("report lacks %q; got:\n%s", want, data)
@@ -327,5 +327,78 @@ func TestReportLone(t *testing.T) {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q; got:\n%s", want, report)
 		}
+	}
+}
+
+// TestReportFranzConsume checks that the report divides mq by
+// franz-go-consume per round, under the Targets table, and does not let
+// franz-go-consume stand in for raw in the mq/raw ratios.
+func TestReportFranzConsume(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "r.jsonl")
+	lines := []any{
+		machineHeader{Kind: "machine", Mode: "full", CPUs: 2, Go: "go1.26", Rounds: 2, Sizes: []int{1024}, Concs: []int{4},
+			Msgs: map[string]int{"kafka": 100}, PerConc: map[string]bool{"kafka": true}, Batch: map[string]int{"kafka": 1}, Rates: map[string]int{"kafka": 10}},
+		contenderInfo{Kind: "contender", Broker: "kafka", Contender: "raw", Role: "raw", Note: "raw note"},
+		contenderInfo{Kind: "contender", Broker: "kafka", Contender: "mq", Role: "mq", Note: "mq note"},
+		contenderInfo{Kind: "contender", Broker: "kafka", Contender: franzConsumeName, Note: "franz note"},
+	}
+	for round, x := range []struct{ raw, mq, franz float64 }{{1000, 1100, 1000}, {1000, 1300, 1100}} {
+		lines = append(lines,
+			result{Kind: "throughput", Broker: "kafka", Contender: "raw", Role: "raw", Size: 1024, Conc: 4, Round: round, MsgsPerSec: x.raw, CPUPerMsgUS: 10},
+			result{Kind: "throughput", Broker: "kafka", Contender: "mq", Role: "mq", Size: 1024, Conc: 4, Round: round, MsgsPerSec: x.mq, CPUPerMsgUS: 10},
+			result{Kind: "throughput", Broker: "kafka", Contender: franzConsumeName, Size: 1024, Conc: 4, Round: round, MsgsPerSec: x.franz, CPUPerMsgUS: 20})
+	}
+	writeLines(t, in, lines...)
+	out := filepath.Join(dir, "BENCHMARKS.md")
+	if err := writeReport(in, out, filepath.Join(dir, "no-notes.md")); err != nil {
+		t.Fatalf("writeReport: %v", err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := string(data)
+	for _, want := range []string{
+		"Target: throughput ≥ 1.0 (1 held, 0 missed, 0 within noise)",
+		"| kafka | 1 KiB | 4 | 1.141 [1.100–1.182] | 1.100–1.182 (50 %) | 0.500 [0.500–0.500] | 0.500–0.500 (50 %) |",
+		"| 1 KiB | 4 | 1.200 [1.100–1.300] | 1.100–1.300 (50 %) | 1.000 [1.000–1.000] | 1.000–1.000 (50 %) |", // mq/raw
+		"- **franz-go-consume** (the reference of the mq/franz-go-consume ratios): franz note.",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q; got:\n%s", want, report)
+		}
+	}
+}
+
+// TestConsumeOnly runs a memory contender held by -consume-only: the
+// run must be a holder, release every message to the consumer and
+// close cleanly.
+func TestConsumeOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	var ct contender
+	for _, c := range memoryContenders() {
+		if c.Role == "mq" {
+			ct = consumeOnly(c)
+		}
+	}
+	if !strings.Contains(ct.Note, consumeOnlyNote) {
+		t.Errorf("note %q lacks the consume-only note", ct.Note)
+	}
+	r, err := ct.Start(ctx, cell{Size: 16, Conc: 2, Batch: 1}, func(int64) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.(holder); !ok {
+		t.Errorf("a consume-only run is not a holder")
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	_ = r.Delete(ctx)
+	res := throughputRun(ctx, "memory", ct, cell{Size: 16, Conc: 2, Batch: 1}, 300, 30, 0, time.Minute)
+	if res.Error != "" || res.Msgs != 300 || res.MsgsPerSec <= 0 || res.PublishPerSec != 0 {
+		t.Errorf("got %+v, want 300 messages timed from the release (no publish rate)", res)
 	}
 }

@@ -176,7 +176,7 @@ func writeReport(in, out, notes string) error {
 		fmt.Fprintf(&w, "| %s | %s |\n", k, m.Modules[k])
 	}
 	if ratio, other := rs.rounds(); other > 0 && ratio > other {
-		fmt.Fprintf(&w, "| Rounds per cell | %d for raw, raw+contract and mq (the mq/raw ratios), %d for the other contenders (paired: every contender once per round, order reversed every other round) |\n", ratio, other)
+		fmt.Fprintf(&w, "| Rounds per cell | %d for raw, raw+contract, mq and franz-go-consume (the mq/raw and mq/franz-go-consume ratios), %d for the other contenders (paired: every contender once per round, order reversed every other round) |\n", ratio, other)
 	} else {
 		fmt.Fprintf(&w, "| Rounds per cell | %d (paired: every contender once per round, order reversed every other round) |\n", max(ratio, other))
 	}
@@ -270,8 +270,8 @@ func writeMethod(w *bytes.Buffer, m machineHeader) {
 	fmt.Fprintf(w, `## Method
 
 - **Throughput.** For every broker, body size and concurrency ("cell"), each round runs every contender once on a fresh
-  topic (and group), in alternating order; extra rounds (see Rounds per cell) run only raw, raw+contract and mq, whose
-  ratios are the targets. A run starts the consumer, publishes and consumes warm-up messages (discarded),
+  topic (and group), in alternating order; extra rounds (see Rounds per cell) run only raw, raw+contract, mq and
+  franz-go-consume, whose ratios are the targets. A run starts the consumer, publishes and consumes warm-up messages (discarded),
   then times N messages from the first publish until the consumer has handled the last one. *conc* goroutines publish
   (one message per call, ten on SQS, where SendMessageBatch is the client's best practice), and the consumer handles up to
   *conc* messages at once where the contender has such a setting. The handler does nothing but count.
@@ -321,6 +321,12 @@ func statsOf(runs []result, broker, contender string, k key) cellStats {
 // ratios returns the per-round ratios of the mq contender's throughput and
 // CPU per message to the raw contender's in a cell.
 func ratios(runs []result, broker string, k key) (tput, cpu []float64) {
+	return ratiosTo(runs, broker, k, func(r *result) bool { return r.Role == "raw" })
+}
+
+// ratiosTo returns the per-round ratios of the mq contender's throughput
+// and CPU per message to those of the contender ref picks, in a cell.
+func ratiosTo(runs []result, broker string, k key, ref func(*result) bool) (tput, cpu []float64) {
 	type pair struct{ mq, raw *result }
 	byRound := map[int]*pair{}
 	for i := range runs {
@@ -333,10 +339,10 @@ func ratios(runs []result, broker string, k key) (tput, cpu []float64) {
 			p = &pair{}
 			byRound[r.Round] = p
 		}
-		switch r.Role {
-		case "mq":
+		switch {
+		case r.Role == "mq":
 			p.mq = r
-		case "raw":
+		case ref(r):
 			p.raw = r
 		}
 	}
@@ -521,6 +527,7 @@ func writeTargets(w *bytes.Buffer, rs *results) {
 			ratio(slices.Min(tMeds)), sizeName(worstT.size), worstT.conc, ratio(median(tMeds)), okT, cellsT,
 			ratio(slices.Max(cMeds)), sizeName(worstC.size), worstC.conc, ratio(median(cMeds)), okC, cellsC)
 	}
+	writeFranzConsumeTargets(w, rs)
 	// Memory: mq against Watermill's GoChannel.
 	if slices.Contains(rs.brokers, "memory") {
 		var xs []float64
@@ -536,6 +543,35 @@ func writeTargets(w *bytes.Buffer, rs *results) {
 		}
 	}
 	fmt.Fprintf(w, "\n")
+}
+
+// isFranzConsume picks the franz-go-consume contender's runs.
+func isFranzConsume(r *result) bool { return r.Contender == franzConsumeName }
+
+// writeFranzConsumeTargets writes, under the Targets table, mq's
+// throughput and CPU per message divided by franz-go-consume's, per
+// round, in each cell where both ran: target throughput ≥ 1.0.
+func writeFranzConsumeTargets(w *bytes.Buffer, rs *results) {
+	var rows []string
+	var v verdicts
+	for _, b := range rs.brokers {
+		for _, k := range cells(rs.runs, b) {
+			t, c := ratiosTo(rs.runs, b, k, isFranzConsume)
+			if len(t) == 0 {
+				continue
+			}
+			v[judge(t, 1.0, false)]++
+			rows = append(rows, fmt.Sprintf("| %s | %s | %d | %s | %s | %s | %s |\n", b, sizeName(k.size), k.conc, ratioSpread(t), ratioCI(t), ratioSpread(c), ratioCI(c)))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nmq against franz-go-consume (raw's kafka-go producer, a franz-go PollFetches consumer committing marked offsets at mq's default commit interval): per-round ratios, median [min–max] and confidence interval of the median (coverage). Target: throughput ≥ 1.0 (%s).\n\n", v)
+	fmt.Fprintf(w, "| Broker | size | conc | mq/franz-go-consume throughput | CI | CPU per message | CI |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		w.WriteString(r)
+	}
 }
 
 func yesNo(b bool) string {
@@ -630,6 +666,9 @@ func writeBroker(w *bytes.Buffer, rs *results, b string) {
 			role = " (the reference of the mq/raw ratios)"
 		case "mq":
 			role = " (measured by the mq/raw ratios)"
+		}
+		if c.Contender == franzConsumeName {
+			role = " (the reference of the mq/franz-go-consume ratios)"
 		}
 		text := c.Note
 		if c.NA != "" {
