@@ -9,7 +9,11 @@
 // Dialect, Postgres or SQLite. A database of the other kind is an error
 // wrapping ErrWrongDialect that names the dialect to pass: Migrate, Relay
 // and Inbox ask the database once (CheckDialect), and Publisher's first
-// write fails.
+// write fails. A transaction on another database of the same kind (a
+// second PostgreSQL database, say) cannot be told apart: its messages go
+// to that database's outbox table, or fail with "missing table" where it
+// has none, and only a relay on that database sends them. Give the
+// Publisher transactions of the database the Relay reads.
 //
 // # Schema
 //
