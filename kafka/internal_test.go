@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"maps"
@@ -481,8 +480,7 @@ func TestDeliverySettleOutcomes(t *testing.T) {
 		if err := d.Begin(); err != nil {
 			t.Fatalf("Begin: got %v, want nil", err)
 		}
-		s.h = func(context.Context, *mq.Message) error { return herr }
-		delay, retry = d.Settle(ctx, s.handle(ctx, d.Msg))
+		delay, retry = d.Settle(ctx, herr)
 		return d, delay, retry
 	}
 	running := func() int {
@@ -491,13 +489,17 @@ func TestDeliverySettleOutcomes(t *testing.T) {
 		return p.t.running
 	}
 
-	// A handler that returns driver.ErrNotHandled itself ran: its
-	// message is released, and it is no longer counted as running.
-	if _, _, retry := run(driver.ErrNotHandled); retry {
-		t.Errorf("handler returned ErrNotHandled: got retry, want a release")
+	// The dispatcher's release (no handler ran) leaves the message at the
+	// commit point and nothing counted as running. A handler's own
+	// driver.ErrNotHandled never gets here: the dispatcher turns it into
+	// a plain failure (driver's TestHandlerReturningNotHandledIsAFailure).
+	released := p.newDelivery(kafka.Message{Offset: next})
+	next++
+	if _, retry := released.Settle(ctx, driver.ErrNotHandled); retry {
+		t.Errorf("release: got retry, want none")
 	}
 	if got := running(); got != 0 {
-		t.Errorf("after a handler returned ErrNotHandled: got %d running, want 0", got)
+		t.Errorf("after a release: got %d running, want 0", got)
 	}
 	if c, _ := p.t.toCommit(); c.offset != 0 {
 		t.Errorf("commit point after a release: got %d, want 0", c.offset)

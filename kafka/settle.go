@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/driver"
 )
 
@@ -14,20 +13,6 @@ import (
 // partition's new owner. It wraps driver.ErrNotHandled, so Classify
 // releases it.
 var errRevoked = fmt.Errorf("kafka: partition revoked: %w", driver.ErrNotHandled)
-
-// errHandlerNotHandled is what handle passes on when the handler itself
-// returned driver.ErrNotHandled, so that settle can tell it from the
-// dispatcher's release, in which no handler ran.
-var errHandlerNotHandled = fmt.Errorf("kafka: handler returned %w", driver.ErrNotHandled)
-
-// handle runs the subscription's handler for the dispatcher.
-func (s *subscription) handle(ctx context.Context, m *mq.Message) error {
-	err := s.h(ctx, m)
-	if err == driver.ErrNotHandled {
-		return errHandlerNotHandled
-	}
-	return err
-}
 
 // beginHandler is the Begin of the partition's deliveries: the handler
 // runs, and is counted as running, unless the partition was revoked while
@@ -42,8 +27,9 @@ func (p *partition) beginHandler() error {
 // handlerRan reports whether a delivery settled with err had its handler
 // run (and counted by beginHandler). Only the dispatcher's release at
 // shutdown (driver.ErrNotHandled) and a refusing Begin (errRevoked)
-// settle without a run, and both pass those values as they are; handle
-// makes sure a handler's own result is never one of them.
+// settle without a run, and both pass those values as they are; the
+// dispatcher turns a handler's own driver.ErrNotHandled into a plain
+// failure, so a handler's result is never one of them.
 func handlerRan(err error) bool {
 	return err != errRevoked && err != driver.ErrNotHandled
 }

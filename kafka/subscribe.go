@@ -98,7 +98,7 @@ func (s *subscription) run(ctx context.Context) error {
 		}
 	}()
 
-	s.disp = driver.NewDispatcher(ctx, s.handle, driver.DispatcherConfig{
+	s.disp = driver.NewDispatcher(ctx, s.h, driver.DispatcherConfig{
 		Concurrency: s.cfg.Concurrency,
 		MaxPending:  max(4*s.cfg.Concurrency, 256),
 		Logger:      s.b.log,
