@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -24,9 +23,6 @@ import (
 // directions, and compare them field by field with the Interoperability
 // table of the package documentation. The Java side is
 // kafka/testdata/interop/Interop.java, compiled with javac at test time.
-
-// interopKafkaVersion is the Kafka distribution scripts/brokers installs.
-const interopKafkaVersion = "3.9.1"
 
 // interopUnavailable skips t, or fails it under MQ_TEST_REQUIRE_BROKERS=1.
 func interopUnavailable(t *testing.T, why string) {
@@ -49,26 +45,7 @@ func interopJava(t *testing.T) string {
 			interopUnavailable(t, tool+" not found")
 		}
 	}
-	cache := os.Getenv("MQ_BROKERS_CACHE")
-	if cache == "" {
-		root := ""
-		if s := os.Getenv("MQ_TEST_BROKERS_SCRIPT"); s != "" {
-			root = filepath.Dir(filepath.Dir(s))
-		} else if _, file, _, ok := runtime.Caller(0); ok {
-			root = filepath.Dir(filepath.Dir(file))
-		}
-		cache = filepath.Join(root, ".cache", "brokers")
-	}
-	lib := filepath.Join(cache, "kafka", interopKafkaVersion, "lib")
-	var cp []string
-	for _, pattern := range []string{"kafka-clients-*.jar", "slf4j-api-*.jar"} {
-		m, _ := filepath.Glob(filepath.Join(lib, pattern))
-		if len(m) == 0 {
-			interopUnavailable(t, "no "+pattern+" in "+lib)
-		}
-		cp = append(cp, m[0])
-	}
-	classpath := strings.Join(cp, string(os.PathListSeparator))
+	classpath := kafkaClientsClasspath(t)
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
