@@ -321,6 +321,42 @@ func TestRdkafkaRollingHandOver(t *testing.T) {
 	}
 }
 
+// TestRdkafkaCooperativeStickyGroup: mq offers only the range assignor,
+// so it cannot join a group whose librdkafka member allows only
+// cooperative-sticky. Subscribe returns at once with an error that names
+// both assignors, and the librdkafka member keeps its partitions.
+func TestRdkafkaCooperativeStickyGroup(t *testing.T) {
+	py := rdkafkaPython(t)
+	topic, group := uniqueName(t, "rcoop"), uniqueName(t, "g")
+	b := open(t, "exact_group_id=true&partitions=6")
+	provisionKafka(t, b, topic)
+	rk := startRdkafka(t, py, "consumer", "consume", topic, group, "cooperative-sticky")
+	rk.waitFor(30*time.Second, "assignment of 6 partitions", func(l string) bool { return l == "ASSIGNED 0,1,2,3,4,5" })
+
+	ctx := ctxFor(t, 30*time.Second)
+	err := b.Subscribe(ctx, topic, func(context.Context, *mq.Message) error { return nil }, mq.Group(group))
+	if ctx.Err() != nil {
+		t.Fatalf("Subscribe: still trying to join after 30s (%v); want an error at once", err)
+	}
+	if !errors.Is(err, kafkago.InconsistentGroupProtocol) {
+		t.Errorf("Subscribe: got %v, want an error wrapping kafka-go's InconsistentGroupProtocol", err)
+	}
+	for _, want := range []string{"cooperative-sticky", `"range"`, group} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Subscribe: got %v, want an error naming %s", err, want)
+		}
+	}
+	t.Logf("Subscribe: %v", err)
+	time.Sleep(time.Second) // a rebalance would show now
+	if parts, _ := rk.assigned(); len(parts) != 6 {
+		t.Errorf("librdkafka holds %v after mq's attempt, want all 6 partitions", parts)
+	}
+	rk.checkNoException()
+	if err := rk.stop(); err != nil {
+		t.Errorf("librdkafka consumer exit: %v\n%s", err, rk.output())
+	}
+}
+
 // rdkafkaRecord is one record as rdkafka.py read prints it; hex strings
 // are nil for null.
 type rdkafkaRecord struct {
