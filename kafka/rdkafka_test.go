@@ -112,16 +112,28 @@ func groupProtocol(t *testing.T, group string) (string, string, int) {
 }
 
 // TestRdkafkaSharesGroup: a librdkafka consumer with its default
-// assignors (range, roundrobin) and an mq subscriber in one consumer group
-// on a 6-partition topic, whichever joins first (and so leads and assigns
-// for both): the coordinator settles on range, each gets one contiguous
+// assignors (range, roundrobin), or range alone, and an mq subscriber in
+// one consumer group on a 6-partition topic, whichever joins first (and so
+// leads and assigns for both): the coordinator settles on range, each gets one contiguous
 // half (range's shape; roundrobin would interleave), every message is
 // consumed once by the group, and librdkafka reports no error.
 func TestRdkafkaSharesGroup(t *testing.T) {
 	py := rdkafkaPython(t)
-	for _, first := range []string{"rdkafka", "mq"} {
-		t.Run(first+" first", func(t *testing.T) {
+	for _, tc := range []struct{ first, strategy string }{
+		{"rdkafka", ""},
+		{"mq", ""},
+		{"mq", "range"},
+	} {
+		name := tc.first + " first"
+		if tc.strategy != "" {
+			name += " " + tc.strategy + " only"
+		}
+		t.Run(name, func(t *testing.T) {
 			topic, group := uniqueName(t, "rshare"), uniqueName(t, "g")
+			args := []string{topic, group}
+			if tc.strategy != "" {
+				args = append(args, tc.strategy)
+			}
 			b := open(t, "exact_group_id=true&partitions=6")
 			provisionKafka(t, b, topic)
 			got := newSeen()
@@ -129,14 +141,14 @@ func TestRdkafkaSharesGroup(t *testing.T) {
 			startMQ := func() {
 				subscribe(t, b, topic, got.handler, mq.Group(group), mq.StartAt(mq.Earliest))
 			}
-			if first == "rdkafka" {
-				rk = startRdkafka(t, py, "consumer", "consume", topic, group)
+			if tc.first == "rdkafka" {
+				rk = startRdkafka(t, py, "consumer", "consume", args...)
 				rk.waitFor(30*time.Second, "assignment of 6 partitions", func(l string) bool { return l == "ASSIGNED 0,1,2,3,4,5" })
 				startMQ()
 			} else {
 				startMQ()
 				time.Sleep(2 * time.Second) // let mq form the group alone
-				rk = startRdkafka(t, py, "consumer", "consume", topic, group)
+				rk = startRdkafka(t, py, "consumer", "consume", args...)
 			}
 			share := rk.waitFor(30*time.Second, "a share of the partitions", shareOf)
 			if share != "ASSIGNED 0,1,2" && share != "ASSIGNED 3,4,5" {
