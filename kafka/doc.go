@@ -136,8 +136,10 @@
 //
 // Partitioning. A message with a Key goes to the partition Java's default
 // partitioner picks, (murmur2(key) & 0x7fffffff) % partitions (kafka-go's
-// Murmur2Balancer, pinned against Kafka's own test vectors), so Java,
-// librdkafka and this driver agree. A message without a Key (Key "") is
+// Murmur2Balancer, pinned against Kafka's own test vectors), so the Java
+// client and this driver agree, and so does librdkafka with
+// partitioner=murmur2_random (its default, consistent_random, hashes keys
+// with CRC32 and places them elsewhere). A message without a Key (Key "") is
 // sent with a null key to a partition with no request in flight, so
 // that it goes out at once (the search starts at a different partition
 // each time, spreading lone messages over all of them), or, when every
@@ -220,11 +222,13 @@
 //   - Assignors: the driver offers the range assignor only. The Java
 //     client's default list (range, cooperative-sticky) and librdkafka's
 //     (range, roundrobin) agree on it; a group whose other members allow
-//     only cooperative-sticky, roundrobin or sticky cannot be joined
-//     (the coordinator answers INCONSISTENT_GROUP_PROTOCOL and Subscribe
-//     returns that error). When mq leads the group it assigns for every
-//     member, Java ones included, over all the topics they subscribe to,
-//     as Java's RangeAssignor does (without rack awareness); a member
+//     only cooperative-sticky, roundrobin or sticky cannot be joined:
+//     the coordinator answers INCONSISTENT_GROUP_PROTOCOL and Subscribe
+//     returns at once an error wrapping it that names the members'
+//     assignor (or protocol type) and the driver's ("range"). When mq
+//     leads the group it assigns for every member, Java and librdkafka
+//     ones included, over all the topics they subscribe to, as Java's
+//     RangeAssignor does (without rack awareness); a member
 //     whose subscription cannot be read is logged at warn level and gets
 //     nothing. A member that gets no partition logs so at info level.
 //     Rebalances are eager: every member gives up its partitions (after
@@ -242,11 +246,27 @@
 //   - Timestamps: Message.PublishTime is the record's timestamp, the
 //     producer's create time or the broker's log-append time, whichever
 //     the topic keeps.
+//   - librdkafka (and the clients built on it: confluent-kafka for Python,
+//     Go and .NET, node-rdkafka, ...), tested with librdkafka 2.16: a
+//     consumer with the default partition.assignment.strategy
+//     (range,roundrobin) or range alone, the default classic
+//     group.protocol and eager rebalancing, shares a group with mq
+//     members, led by either, and a group moves from librdkafka to mq and
+//     back one member at a time with its committed offsets. Records of a
+//     librdkafka producer arrive byte-exact (binary keys, values and
+//     header values; a null header value gives ""), its transactions are
+//     honoured as by librdkafka's own read_committed consumer (its
+//     default isolation.level), and mq's records reach librdkafka
+//     consumers byte-exact. Set partitioner=murmur2_random on librdkafka
+//     producers that must place keys where mq and Java do. A group whose
+//     librdkafka members allow only cooperative-sticky or roundrobin
+//     cannot be joined (see Assignors).
 //
 // Not compatible: static membership (group.instance.id) and the
 // cooperative protocols are not offered; the new consumer group protocol
-// of KIP-848 (group.protocol=consumer) is not spoken, so Java members must
-// use the classic one (Java 3.9's default); offset commits carry the driver's
+// of KIP-848 (group.protocol=consumer) is not spoken, so Java and
+// librdkafka members must use the classic one (the default of Java 3.9 and
+// librdkafka 2.16); offset commits carry the driver's
 // attempt counts as commit metadata (other clients ignore it, and the
 // driver ignores theirs); records in the old message formats (v0, v1)
 // are delivered but never filtered as transactional.

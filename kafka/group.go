@@ -10,6 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
+	"github.com/segmentio/kafka-go/protocol/describegroups"
 	"github.com/segmentio/kafka-go/protocol/heartbeat"
 	"github.com/segmentio/kafka-go/protocol/joingroup"
 	"github.com/segmentio/kafka-go/protocol/leavegroup"
@@ -137,6 +138,9 @@ func (m *member) join(ctx context.Context) (*memberGen, error) {
 		}
 		s.log.Debug("kafka: join attempt failed", "member", m.id, "error", err)
 		if fatalGroupError(err) {
+			if errors.Is(err, kafka.InconsistentGroupProtocol) {
+				return nil, fmt.Errorf("%w %q: %s: %w", errGroupFatal, s.groupID, m.protocolMismatch(ctx), err)
+			}
 			return nil, fmt.Errorf("%w %q: %w", errGroupFatal, s.groupID, err)
 		}
 		switch {
@@ -161,6 +165,29 @@ func (m *member) join(ctx context.Context) (*memberGen, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// protocolMismatch says why the coordinator refused this member's
+// protocols (INCONSISTENT_GROUP_PROTOCOL), naming what the group's
+// members use as far as DescribeGroups tells: their protocol type, and
+// their assignor while the group is stable.
+func (m *member) protocolMismatch(ctx context.Context) string {
+	offer := fmt.Sprintf("this driver offers only the %q assignor of protocol type %q", rangeAssignor, consumerProtocolType)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := m.roundTrip(ctx, &describegroups.Request{Groups: []string{m.s.groupID}})
+	res, ok := r.(*describegroups.Response)
+	if err != nil || !ok || len(res.Groups) != 1 || res.Groups[0].ErrorCode != 0 {
+		return "the group's members allow no protocol of this member; " + offer
+	}
+	g := res.Groups[0]
+	switch {
+	case g.ProtocolType != "" && g.ProtocolType != consumerProtocolType:
+		return fmt.Sprintf("the group's members use protocol type %q; %s", g.ProtocolType, offer)
+	case g.ProtocolData != "":
+		return fmt.Sprintf("the group's members use the %q assignor; %s", g.ProtocolData, offer)
+	}
+	return "the group's members allow none of this member's assignors; " + offer
 }
 
 // joinOnce sends one JoinGroup and, if it succeeds, one SyncGroup.

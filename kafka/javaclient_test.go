@@ -97,7 +97,9 @@ func javaClient(t *testing.T) string {
 	return out + string(os.PathListSeparator) + cp
 }
 
-// javaProc is a running MqJava process.
+// javaProc is a running client process of an interoperability test:
+// MqJava, or the librdkafka script (rdkafka_test.go), which print the
+// same lines.
 type javaProc struct {
 	t      *testing.T
 	name   string
@@ -118,7 +120,14 @@ func startJava(t *testing.T, cp, name string, args ...string) *javaProc {
 	t.Helper()
 	bootstrap := strings.Join(kafkatest.Addrs(t), ",")
 	full := append([]string{"-cp", cp, "MqJava", args[0], bootstrap}, args[1:]...)
-	p := &javaProc{t: t, name: name, cmd: exec.Command("java", full...), exited: make(chan struct{})}
+	return startProc(t, "java "+name, exec.Command("java", full...))
+}
+
+// startProc starts cmd, collecting its output lines. Cleanup stops it as
+// startJava says.
+func startProc(t *testing.T, name string, cmd *exec.Cmd) *javaProc {
+	t.Helper()
+	p := &javaProc{t: t, name: name, cmd: cmd, exited: make(chan struct{})}
 	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -128,7 +137,7 @@ func startJava(t *testing.T, cp, name string, args ...string) *javaProc {
 		t.Fatal(err)
 	}
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start java %s: %v", name, err)
+		t.Fatalf("start %s: %v", name, err)
 	}
 	lines := make(chan struct{})
 	go func() {
@@ -168,7 +177,7 @@ func (p *javaProc) stop() error {
 	select {
 	case <-p.exited:
 	case <-time.After(20 * time.Second):
-		p.t.Errorf("java %s did not exit within 20s of its stdin closing; killing pid %d", p.name, p.cmd.Process.Pid)
+		p.t.Errorf("%s did not exit within 20s of its stdin closing; killing pid %d", p.name, p.cmd.Process.Pid)
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
@@ -181,7 +190,7 @@ func (p *javaProc) wait(d time.Duration) error {
 	case <-p.exited:
 		return p.err
 	case <-time.After(d):
-		return fmt.Errorf("java %s still running after %v", p.name, d)
+		return fmt.Errorf("%s still running after %v", p.name, d)
 	}
 }
 
@@ -212,11 +221,11 @@ func (p *javaProc) waitFor(d time.Duration, what string, ok func(string) bool) s
 		}
 		select {
 		case <-p.exited:
-			p.t.Fatalf("java %s exited (%v) before %s\n%s", p.name, p.err, what, p.output())
+			p.t.Fatalf("%s exited (%v) before %s\n%s", p.name, p.err, what, p.output())
 		default:
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("java %s: no %s within %v\n%s", p.name, what, d, p.output())
+			p.t.Fatalf("%s: no %s within %v\n%s", p.name, what, d, p.output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -253,14 +262,14 @@ func (p *javaProc) checkNoException() {
 	p.t.Helper()
 	for _, l := range p.snapshot() {
 		if strings.HasPrefix(l, "EXCEPTION") {
-			p.t.Errorf("java %s: %s\n%s", p.name, l, p.output())
+			p.t.Errorf("%s: %s\n%s", p.name, l, p.output())
 			return
 		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s := p.stderr.String(); strings.Contains(s, "Exception") {
-		p.t.Errorf("java %s logged an exception:\n%s", p.name, s)
+		p.t.Errorf("%s logged an exception:\n%s", p.name, s)
 	}
 }
 
