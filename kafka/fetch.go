@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"time"
@@ -35,6 +36,8 @@ type fetcher struct {
 	// aborted holds the producers whose aborted transaction is open at
 	// the batch being read (read_committed only).
 	aborted map[int64]bool
+	// arena holds the keys, bodies and strings of the messages fetched.
+	arena arena
 }
 
 // fetch reads the partition from its start offset and submits each
@@ -205,13 +208,13 @@ func (f *fetcher) records(ctx context.Context, rp *fetchapi.ResponsePartition) e
 				f.offset = off + 1
 				continue
 			}
-			km, err := toMessage(s.topic, p.id, rp.HighWatermark, r)
+			km, err := toMessage(&f.arena, s.topic, p.id, rp.HighWatermark, r)
 			closeRecord(r)
 			if err != nil {
 				s.log.Warn("kafka: cannot read a fetched record; fetching it again", "partition", p.id, "offset", off, "error", err)
 				return nil
 			}
-			d := p.newDelivery(km)
+			d := p.newDelivery(km, &f.arena)
 			if err := s.disp.Submit(ctx, &d.Delivery); err != nil {
 				d.unqueue() // not taken: never handled here
 				return err
@@ -223,15 +226,29 @@ func (f *fetcher) records(ctx context.Context, rp *fetchapi.ResponsePartition) e
 }
 
 // toMessage copies a fetched record into a kafka.Message, the native
-// delivery Message.As exposes.
-func toMessage(topic string, partition int, hwm int64, r *protocol.Record) (kafka.Message, error) {
-	key, err := protocol.ReadAll(r.Key)
-	if err != nil {
-		return kafka.Message{}, err
+// delivery Message.As exposes. Its key and value share one piece of
+// memory from a; a null key or value stays nil.
+func toMessage(a *arena, topic string, partition int, hwm int64, r *protocol.Record) (kafka.Message, error) {
+	var kn, vn int
+	if r.Key != nil {
+		kn = r.Key.Len()
 	}
-	value, err := protocol.ReadAll(r.Value)
-	if err != nil {
-		return kafka.Message{}, err
+	if r.Value != nil {
+		vn = r.Value.Len()
+	}
+	buf := a.alloc(kn + vn)
+	var key, value []byte
+	if r.Key != nil {
+		key = buf[:kn:kn]
+		if _, err := io.ReadFull(r.Key, key); err != nil {
+			return kafka.Message{}, err
+		}
+	}
+	if r.Value != nil {
+		value = buf[kn:]
+		if _, err := io.ReadFull(r.Value, value); err != nil {
+			return kafka.Message{}, err
+		}
 	}
 	return kafka.Message{
 		Topic:         topic,
