@@ -153,7 +153,10 @@
 // to up to mq.Concurrency handlers across all of them (default 1).
 // Messages with the same Key are handled one at a time in offset order;
 // messages without a Key may be handled in parallel, also within a
-// partition.
+// partition. A fetch asks for up to 4 MiB per partition (twice the
+// largest record the broker accepts, if more). The keys, bodies and
+// strings of fetched messages up to 8 KiB share 64 KiB blocks, so a
+// handler that keeps a message keeps its block reachable too.
 //
 // Commits. A partition's committed offset only ever moves to just past
 // the longest run of fetched messages that are all acknowledged: a
