@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"testing"
 	"time"
 
@@ -128,5 +129,24 @@ func TestFetchRequestVersions(t *testing.T) {
 				t.Errorf("header: got key %d version %d correlation %d", key, ver, corr)
 			}
 		})
+	}
+}
+
+// Under LogAppendTime every record of a batch has the batch's maximum
+// timestamp, the broker's append time, as the Java client reads it.
+func TestRecordBatchLogAppendTime(t *testing.T) {
+	ts := time.UnixMilli(1733340000000)
+	raw := encodeBatch(t, 0, 0, protocol.Record{Time: ts, Value: protocol.NewBytes([]byte("v"))})
+	appended := ts.Add(time.Hour)
+	binary.BigEndian.PutUint16(raw[batchAttrsAt:], binary.BigEndian.Uint16(raw[batchAttrsAt:])|attrLogAppend)
+	binary.BigEndian.PutUint64(raw[35:], uint64(appended.UnixMilli()))
+	binary.BigEndian.PutUint32(raw[batchCRCAt:], crc32.Checksum(raw[batchAttrsAt:], castagnoli))
+	b, err := parseBatch(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := b.next()
+	if !ok || !r.time.Equal(appended) {
+		t.Errorf("got time %v (ok %v), want the append time %v", r.time, ok, appended)
 	}
 }
