@@ -211,6 +211,12 @@ func (f *fetcher) records(ctx context.Context, fp *fetchedPartition) error {
 		if b.errCorruption != nil {
 			return b.errCorruption
 		}
+		if end := b.base + int64(b.lastDelta); end >= f.offset {
+			// Compaction may have removed the batch's last records, or
+			// all of them: move past the batch, or the next fetch would
+			// return it again.
+			f.skip(end)
+		}
 	}
 }
 

@@ -45,6 +45,7 @@ func nextBatch(data []byte) (raw, rest []byte, ok bool) {
 // recordBatch is a record batch of message format v2 being read.
 type recordBatch struct {
 	base          int64
+	lastDelta     int32 // offset of the batch's last record, less base
 	attributes    int16
 	firstTime     int64 // milliseconds
 	maxTime       int64
@@ -66,6 +67,7 @@ func parseBatch(raw []byte) (recordBatch, error) {
 	b := recordBatch{
 		base:       int64(binary.BigEndian.Uint64(raw[0:])),
 		attributes: int16(binary.BigEndian.Uint16(raw[21:])),
+		lastDelta:  int32(binary.BigEndian.Uint32(raw[23:])),
 		firstTime:  int64(binary.BigEndian.Uint64(raw[27:])),
 		maxTime:    int64(binary.BigEndian.Uint64(raw[35:])),
 		producerID: int64(binary.BigEndian.Uint64(raw[43:])),

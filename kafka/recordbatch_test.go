@@ -2,15 +2,20 @@ package kafka
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
 	"github.com/segmentio/kafka-go/protocol"
+
+	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 )
 
 // encodeBatch returns records as one record batch of format v2, written
@@ -148,5 +153,52 @@ func TestRecordBatchLogAppendTime(t *testing.T) {
 	r, ok := b.next()
 	if !ok || !r.time.Equal(appended) {
 		t.Errorf("got time %v (ok %v), want the append time %v", r.time, ok, appended)
+	}
+}
+
+// A batch whose last records compaction removed ends where the batch
+// does: the fetch offset and the commit point move past it, or the next
+// fetch would return the same batch for ever.
+func TestFetchMovesPastCompactedBatchEnd(t *testing.T) {
+	raw := encodeBatch(t, 0, 10,
+		protocol.Record{Offset: 0, Value: protocol.NewBytes([]byte("a"))},
+		protocol.Record{Offset: 1, Value: protocol.NewBytes([]byte("b"))})
+	binary.BigEndian.PutUint32(raw[23:], 4) // offsets 12 to 14 compacted away
+	binary.BigEndian.PutUint32(raw[batchCRCAt:], crc32.Checksum(raw[batchAttrsAt:], castagnoli))
+
+	ctx := t.Context()
+	b := &Broker{log: slog.New(slog.DiscardHandler)}
+	s := &subscription{b: b, topic: "t", cfg: driver.SubscribeConfig{Group: "g"}}
+	handled := make(chan string, 2)
+	s.disp = driver.NewDispatcher(ctx, func(_ context.Context, m *mq.Message) error {
+		handled <- string(m.Body)
+		return nil
+	}, driver.DispatcherConfig{Concurrency: 1, Logger: b.log})
+	t.Cleanup(func() { s.disp.Shutdown(context.Background()) })
+	p := newPartition(&generation{s: s}, 0, 10, nil)
+	f := &fetcher{p: p, offset: 10}
+	if err := f.records(ctx, &fetchedPartition{records: raw}); err != nil {
+		t.Fatal(err)
+	}
+	if f.offset != 15 {
+		t.Errorf("fetch offset: got %d, want 15 (past the batch)", f.offset)
+	}
+	for range 2 {
+		select {
+		case <-handled:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the batch's records were not handled")
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, _ := p.t.toCommit()
+		if c.offset == 15 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("commit point: got %d, want 15", c.offset)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
