@@ -2,8 +2,11 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"os"
 	"runtime/metrics"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -269,4 +272,143 @@ func BenchmarkPublishLone(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkConsume measures the consumer alone: b.N messages are
+// published first, then one consumer-group member handles them from the
+// earliest offset, and the time, CPU and allocations run from its start
+// until the last is handled. mq-conc16 is mq with mq.Concurrency(16), as
+// the cross-library harness runs it; raw is kafka-go's Reader with
+// FetchMessage and CommitMessages every 100 messages. The consumer's
+// goroutines carry the pprof label phase=consume, so that a CPU profile
+// of the run can be narrowed to them:
+//
+//	go test -run '^$' -bench '^BenchmarkConsume$' -benchtime 100000x -cpuprofile cpu.out ./kafka/ -args -kafka.bench.body 1024
+//	go tool pprof -tagfocus phase=consume cpu.out
+func BenchmarkConsume(b *testing.B) {
+	b.Run("mq-conc16", func(b *testing.B) { benchConsume(b, consumeMQ) })
+	b.Run("raw", func(b *testing.B) { benchConsume(b, consumeRaw) })
+}
+
+// consumeFunc consumes topic as group from the earliest offset, calling
+// handled once per message, until ctx ends.
+type consumeFunc func(b *testing.B, ctx context.Context, topic, group string, handled func())
+
+// benchConsumeProfile names a CPU profile of BenchmarkConsume's consuming
+// phase alone (publishing left out), written for the last sub-benchmark
+// run.
+var benchConsumeProfile = flag.String("kafka.bench.consumeprofile", "", "BenchmarkConsume: write a CPU profile of the consuming phase to this file")
+
+func benchConsume(b *testing.B, consume consumeFunc) {
+	ctx := ctxFor(b, 5*time.Minute)
+	br := open(b, "")
+	topic, group := uniqueName(b, "bench"), uniqueName(b, "g")
+	if err := mq.Provision(ctx, br, topic); err != nil {
+		b.Fatal(err)
+	}
+	deleteTopicAfter(b, topic)
+	body := make([]byte, *benchBodyBytes)
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range benchPublishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if err := br.Publish(ctx, topic, mq.NewMessage(body)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+
+	var count atomic.Int64
+	done := make(chan struct{})
+	cctx, cancel := context.WithCancel(ctx)
+	var consumer sync.WaitGroup
+	consumer.Add(1)
+	if *benchConsumeProfile != "" {
+		f, err := os.Create(*benchConsumeProfile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	cpu, gcs, allocs := processCPU(), gcCycles(), heapObjects()
+	b.ResetTimer()
+	go pprof.Do(cctx, pprof.Labels("phase", "consume"), func(ctx context.Context) {
+		defer consumer.Done()
+		consume(b, ctx, topic, group, func() {
+			if count.Add(1) == int64(b.N) {
+				close(done)
+			}
+		})
+	})
+	b.Cleanup(func() { cancel(); consumer.Wait() })
+	awaitBench(b, ctx, done)
+	b.StopTimer()
+	b.ReportMetric(float64(heapObjects()-allocs)/float64(b.N), "allocs/msg")
+	reportBench(b, processCPU()-cpu, gcCycles()-gcs, nil)
+}
+
+func consumeMQ(b *testing.B, ctx context.Context, topic, group string, handled func()) {
+	br := open(b, "")
+	err := br.Subscribe(ctx, topic, func(context.Context, *mq.Message) error {
+		handled()
+		return nil
+	}, mq.Group(group), mq.Concurrency(16), mq.StartAt(mq.Earliest))
+	if err != nil && ctx.Err() == nil && !errors.Is(err, mq.ErrClosed) {
+		b.Error(err)
+	}
+}
+
+func consumeRaw(b *testing.B, ctx context.Context, topic, group string, handled func()) {
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:           kafkatest.Addrs(b),
+		GroupID:           group,
+		Topic:             topic,
+		MinBytes:          1,
+		MaxBytes:          4 << 20,
+		MaxWait:           500 * time.Millisecond,
+		StartOffset:       kafkago.FirstOffset,
+		HeartbeatInterval: kafka.DefaultHeartbeatInterval,
+		SessionTimeout:    kafka.DefaultSessionTimeout,
+		ReadLagInterval:   -1,
+	})
+	defer r.Close()
+	const commitEvery = 100
+	batch := make([]kafkago.Message, 0, commitEvery)
+	last := time.Now()
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return
+		}
+		batch = append(batch, m)
+		handled()
+		if len(batch) == commitEvery || time.Since(last) > kafka.DefaultCommitInterval {
+			if err := r.CommitMessages(ctx, batch...); err != nil && ctx.Err() == nil {
+				b.Error(err)
+			}
+			batch, last = batch[:0], time.Now()
+		}
+	}
+}
+
+// heapObjects returns the number of heap objects allocated so far.
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

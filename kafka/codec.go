@@ -52,36 +52,61 @@ func bytesOf(s string) []byte {
 // mq) gets foreignID as its ID. A header key that repeats gives the last
 // value; null and empty values and keys both give "". See
 // Interoperability in the package documentation.
-func fromKafka(m *mq.Message, km kafka.Message) {
+//
+// The strings it makes (Key, ID, header values) share one piece of
+// memory from a (nil: a piece of their own), which nothing writes to
+// afterwards; Body is km.Value.
+func fromKafka(m *mq.Message, km kafka.Message, a *arena) {
 	*m = mq.Message{
-		Key:         string(km.Key),
 		Body:        km.Value,
 		PublishTime: km.Time,
 	}
-	hasID := false
-	for _, h := range km.Headers {
-		if h.Key == headerID {
-			m.ID, hasID = string(h.Value), true
+	n, headers, id := len(km.Key), 0, -1
+	for i, h := range km.Headers {
+		switch {
+		case h.Key == headerID:
+			id = i
+		case strings.HasPrefix(h.Key, mq.ReservedHeaderPrefix):
 			continue
+		default:
+			headers++
 		}
-		if strings.HasPrefix(h.Key, mq.ReservedHeaderPrefix) {
-			continue
-		}
-		if m.Header == nil {
-			m.Header = make(map[string]string, len(km.Headers))
-		}
-		m.Header[h.Key] = string(h.Value)
+		n += len(h.Value)
 	}
-	if !hasID {
+	var buf []byte
+	if n > 0 {
+		buf = a.alloc(n)
+	}
+	m.Key, buf = carve(buf, km.Key)
+	if id >= 0 {
+		m.ID, buf = carve(buf, km.Headers[id].Value)
+	} else {
 		m.ID = foreignID(km.Topic, km.Partition, km.Offset)
 	}
-	if m.Header == nil {
-		m.Header = map[string]string{}
+	m.Header = make(map[string]string, headers)
+	if headers > 0 {
+		for _, h := range km.Headers {
+			if h.Key == headerID || strings.HasPrefix(h.Key, mq.ReservedHeaderPrefix) {
+				continue
+			}
+			m.Header[h.Key], buf = carve(buf, h.Value)
+		}
 	}
 	if m.Body == nil {
 		m.Body = []byte{}
 	}
 	driver.SetNative(m, km)
+}
+
+// carve copies b to the start of buf and returns it as a string, with the
+// rest of buf. buf must have room for b; the string's bytes must never be
+// written again.
+func carve(buf, b []byte) (string, []byte) {
+	if len(b) == 0 {
+		return "", buf
+	}
+	n := copy(buf, b)
+	return unsafe.String(&buf[0], n), buf[n:]
 }
 
 // foreignID is the ID of a record published without the headerID header:

@@ -29,7 +29,7 @@ func TestFromKafkaForeign(t *testing.T) {
 		},
 	}
 	var m mq.Message
-	fromKafka(&m, km)
+	fromKafka(&m, km, nil)
 	if m.ID != "kafka:orders:2:1234" {
 		t.Errorf("ID: got %q, want kafka:orders:2:1234", m.ID)
 	}
@@ -47,7 +47,7 @@ func TestFromKafkaForeign(t *testing.T) {
 	}
 
 	var again mq.Message
-	fromKafka(&again, km)
+	fromKafka(&again, km, nil)
 	if again.ID != m.ID {
 		t.Errorf("redelivery ID: got %q, want %q", again.ID, m.ID)
 	}
@@ -56,7 +56,7 @@ func TestFromKafkaForeign(t *testing.T) {
 	out := toKafka("copy", &m, nil)
 	out.Topic, out.Partition, out.Offset = "copy", 0, 7
 	var back mq.Message
-	fromKafka(&back, out)
+	fromKafka(&back, out, nil)
 	if back.ID != m.ID || back.Key != m.Key || string(back.Body) != string(m.Body) || len(back.Header) != len(m.Header) {
 		t.Fatalf("republished: got %+v, want %+v", back, m)
 	}

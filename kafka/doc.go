@@ -155,7 +155,17 @@
 // to up to mq.Concurrency handlers across all of them (default 1).
 // Messages with the same Key are handled one at a time in offset order;
 // messages without a Key may be handled in parallel, also within a
-// partition.
+// partition. A fetch asks for up to 4 MiB per partition (twice the
+// largest record the broker accepts, if more), and the driver reads its
+// response itself rather than through kafka-go's decoder: a delivered
+// message's Body, and the Key, Value and header values of its native
+// *kafka.Message, are slices of that response, not copies, and its
+// strings (Key, ID, Header values) share 64 KiB blocks. So a handler
+// that keeps a message after it returns keeps the response it came in
+// reachable, up to the fetch size; keep m.Clone() to hold only the
+// message's own bytes. Record batches of message format v2 (Kafka 0.11
+// and later) are read with every compression codec; older message sets
+// go through kafka-go's decoder.
 //
 // Commits. A partition's committed offset only ever moves to just past
 // the longest run of fetched messages that are all acknowledged: a
@@ -313,8 +323,9 @@
 //	                                             time, e.g. 2000-01-01), or
 //	                                             LogAppendTime, the broker's clock,
 //	                                             when the topic sets
-//	                                             message.timestamp.type=LogAppendTime;
-//	                                             kafka-go does not report which
+//	                                             message.timestamp.type=LogAppendTime
+//	                                             (the batch's, as Java reads it);
+//	                                             which of the two is not reported
 //
 // Everything a record carries stays reachable: Message.As gives the
 // *kafka.Message as fetched, with every header in order (repeated keys,

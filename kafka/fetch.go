@@ -1,17 +1,23 @@
 package kafka
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
-	fetchapi "github.com/segmentio/kafka-go/protocol/fetch"
+
+	"github.com/seedmq/mq"
 )
 
 // fetchMaxWait is how long the broker holds a fetch that finds nothing
@@ -22,7 +28,9 @@ const fetchMaxWait = 500 * time.Millisecond
 // fetcher reads one partition with Fetch requests of its own, so that it
 // can honour read_committed as the Java client does: kafka-go's Reader
 // passes the isolation level to the broker but neither drops the records
-// of aborted transactions nor skips control batches (kafka-go #1332).
+// of aborted transactions nor skips control batches (kafka-go #1332). It
+// reads the responses itself (see fetchRequest): a record's key, value
+// and headers are slices of the response, not copies.
 //
 // It uses a kafka.Transport of its own: a fetch that finds nothing waits
 // at the broker for fetchMaxWait, and Kafka answers a connection's
@@ -33,8 +41,15 @@ type fetcher struct {
 	tr     *kafka.Transport
 	offset int64 // next offset to fetch
 	// aborted holds the producers whose aborted transaction is open at
-	// the batch being read (read_committed only).
+	// the batch being read (read_committed only); txns lists the aborted
+	// transactions of the response not yet reached, by first offset.
 	aborted map[int64]bool
+	txns    []abortedTxn
+	// arena holds the strings of the messages fetched (and the keys and
+	// values of legacy message sets); hdrs the headers of their native
+	// kafka.Message.
+	arena arena
+	hdrs  []kafka.Header
 }
 
 // fetch reads the partition from its start offset and submits each
@@ -51,45 +66,39 @@ func (f *fetcher) run(ctx context.Context) {
 	s := p.g.s
 	b := s.b
 	addr := kafka.TCP(b.cfg.Brokers...)
-	maxBytes := int32(max(4<<20, 2*b.maxRecord))
+	req := &fetchRequest{
+		clientID:   b.cfg.ClientID,
+		topic:      s.topic,
+		partitions: make([]fetchOffset, 1),
+		maxWait:    int32(fetchMaxWait.Milliseconds()),
+		maxBytes:   int32(max(fetchMaxBytes, 2*b.maxRecord)),
+		isolation:  b.cfg.Isolation.wire(),
+	}
 	var lastWarn time.Time
 	for {
-		res, err := f.tr.RoundTrip(ctx, addr, &fetchapi.Request{
-			ReplicaID:      -1,
-			MaxWaitTime:    int32(fetchMaxWait.Milliseconds()),
-			MinBytes:       1,
-			MaxBytes:       maxBytes,
-			IsolationLevel: b.cfg.Isolation.wire(),
-			SessionID:      0,  // no fetch session
-			SessionEpoch:   -1, // a full, sessionless fetch
-			Topics: []fetchapi.RequestTopic{{
-				Topic: s.topic,
-				Partitions: []fetchapi.RequestPartition{{
-					Partition:          int32(p.id),
-					CurrentLeaderEpoch: -1,
-					FetchOffset:        f.offset,
-					LogStartOffset:     -1,
-					PartitionMaxBytes:  maxBytes,
-				}},
-			}},
-		})
+		req.partitions[0] = fetchOffset{partition: int32(p.id), offset: f.offset}
+		res, err := f.tr.RoundTrip(ctx, addr, req)
 		if ctx.Err() != nil {
 			return
 		}
-		var rp *fetchapi.ResponsePartition
+		var fp *fetchedPartition
 		if err == nil {
-			rp, err = responsePartition(res, s.topic, p.id)
+			fp, err = responsePartition(res, s.topic, p.id)
 		}
 		if err == nil {
-			err = kerr(rp.ErrorCode)
+			err = kerr(fp.errorCode)
 		}
-		switch {
-		case err == nil:
-			if err := f.records(ctx, rp); err != nil {
+		if err == nil {
+			err = f.records(ctx, fp)
+			if err == nil {
+				continue
+			}
+			if ctx.Err() != nil || errors.Is(err, mq.ErrClosed) {
 				return // ctx ended or the dispatcher stopped
 			}
-			continue
-		case errors.Is(err, kafka.OffsetOutOfRange):
+			// A batch that does not parse: fetched again after a pause.
+		}
+		if errors.Is(err, kafka.OffsetOutOfRange) {
 			// The committed offset was deleted by retention (or lies past
 			// the end after an unclean leader election): restart where a
 			// new group would.
@@ -106,7 +115,7 @@ func (f *fetcher) run(ctx context.Context) {
 		if time.Since(lastWarn) >= 10*time.Second {
 			level, lastWarn = slog.LevelWarn, time.Now()
 		}
-		s.log.Log(ctx, level, "kafka: fetch failed; retrying", "partition", p.id, "error", err)
+		s.log.Log(ctx, level, "kafka: fetch failed; retrying", "partition", p.id, "offset", f.offset, "error", err)
 		t := time.NewTimer(time.Second)
 		select {
 		case <-t.C:
@@ -117,23 +126,22 @@ func (f *fetcher) run(ctx context.Context) {
 	}
 }
 
+// fetchMaxBytes is the most a fetch asks for per partition (and in all),
+// unless the broker accepts larger records.
+const fetchMaxBytes = 4 << 20
+
 // responsePartition finds partition id of topic in a fetch response.
-func responsePartition(m protocol.Message, topic string, id int) (*fetchapi.ResponsePartition, error) {
-	res, ok := m.(*fetchapi.Response)
+func responsePartition(m protocol.Message, topic string, id int) (*fetchedPartition, error) {
+	res, ok := m.(*fetchResponse)
 	if !ok {
 		return nil, fmt.Errorf("kafka: Fetch: unexpected response %T", m)
 	}
-	if err := kerr(res.ErrorCode); err != nil {
+	if err := kerr(res.errorCode); err != nil {
 		return nil, err
 	}
-	for i := range res.Topics {
-		if res.Topics[i].Topic != topic {
-			continue
-		}
-		for j := range res.Topics[i].Partitions {
-			if rp := &res.Topics[i].Partitions[j]; int(rp.Partition) == id {
-				return rp, nil
-			}
+	for i := range res.partitions {
+		if rp := &res.partitions[i]; int(rp.partition) == id {
+			return rp, nil
 		}
 	}
 	return nil, fmt.Errorf("kafka: Fetch: no answer for topic %q partition %d", topic, id)
@@ -145,29 +153,175 @@ func responsePartition(m protocol.Message, topic string, id int) (*fetchapi.Resp
 // response's list of aborted transactions as the Java client does, and in
 // every mode it skips control batches (transaction markers). Records it
 // does not deliver still count as handled for the commit point, so a
-// group's committed offset moves past them. It returns an error only when
-// ctx ends or the dispatcher stops.
-func (f *fetcher) records(ctx context.Context, rp *fetchapi.ResponsePartition) error {
-	p := f.p
-	s := p.g.s
-	committed := s.b.cfg.Isolation == ReadCommitted
+// group's committed offset moves past them. It returns the dispatcher's
+// error (ctx's, or mq.ErrClosed) if it stops taking messages, or the
+// error of a batch that does not parse.
+func (f *fetcher) records(ctx context.Context, fp *fetchedPartition) error {
+	committed := f.p.g.s.b.cfg.Isolation == ReadCommitted
 	// Each response lists the aborted transactions that overlap what it
 	// holds, so the state starts afresh with each.
 	clear(f.aborted)
-	var txns []fetchapi.ResponseTransaction
-	if committed && len(rp.AbortedTransactions) > 0 {
-		txns = slices.Clone(rp.AbortedTransactions)
-		slices.SortFunc(txns, func(a, b fetchapi.ResponseTransaction) int {
-			return cmp.Compare(a.FirstOffset, b.FirstOffset)
+	f.txns = f.txns[:0]
+	if committed && len(fp.aborted) > 0 {
+		f.txns = append(f.txns, fp.aborted...)
+		slices.SortFunc(f.txns, func(a, b abortedTxn) int {
+			return cmp.Compare(a.firstOffset, b.firstOffset)
 		})
 		if f.aborted == nil {
 			f.aborted = map[int64]bool{}
 		}
 	}
-	stream, ok := rp.RecordSet.Records.(*protocol.RecordStream)
+	data := fp.records
+	for {
+		raw, rest, ok := nextBatch(data)
+		if !ok {
+			return nil // the end, or a batch cut at the size limit: fetched again from f.offset
+		}
+		if raw[batchMagicAt] != 2 {
+			// A message set of format v0 or v1, from a topic written by
+			// clients older than Kafka 0.11: kafka-go reads those.
+			return f.legacy(ctx, fp, data)
+		}
+		data = rest
+		b, err := parseBatch(raw)
+		if err != nil {
+			return err
+		}
+		drop := f.dropBatch(b.base, b.control(), b.transactional(), b.producerID)
+		for {
+			r, ok := b.next()
+			if !ok {
+				break
+			}
+			if r.offset < f.offset {
+				continue // a batch that began before the fetch offset
+			}
+			if drop {
+				f.skip(r.offset)
+				continue
+			}
+			km, err := f.message(fp, &r)
+			if err != nil {
+				return err
+			}
+			if err := f.deliver(ctx, km); err != nil {
+				return err
+			}
+		}
+		if b.errCorruption != nil {
+			return b.errCorruption
+		}
+		if end := b.base + int64(b.lastDelta); end >= f.offset {
+			// Compaction may have removed the batch's last records, or
+			// all of them: move past the batch, or the next fetch would
+			// return it again.
+			f.skip(end)
+		}
+	}
+}
+
+// dropBatch reports whether the records of a batch are not delivered:
+// a control batch (a transaction marker), or under read_committed one of
+// an aborted transaction. It keeps the aborted-transaction state up to
+// date; base is the batch's first offset.
+func (f *fetcher) dropBatch(base int64, control, transactional bool, producer int64) bool {
+	for len(f.txns) > 0 && f.txns[0].firstOffset <= base {
+		f.aborted[f.txns[0].producerID] = true
+		f.txns = f.txns[1:]
+	}
+	drop := control || (transactional && f.aborted[producer])
+	if control && f.aborted != nil {
+		// A marker ends the producer's transaction, aborted or not.
+		delete(f.aborted, producer)
+	}
+	return drop
+}
+
+// skip moves the fetch offset and the commit point past a record that is
+// not delivered.
+func (f *fetcher) skip(offset int64) {
+	f.p.t.skipTo(offset + 1)
+	f.offset = offset + 1
+}
+
+// deliver hands km to the dispatcher and moves the fetch offset past it.
+func (f *fetcher) deliver(ctx context.Context, km kafka.Message) error {
+	p := f.p
+	d := p.newDelivery(km, &f.arena)
+	if err := p.g.s.disp.Submit(ctx, &d.Delivery); err != nil {
+		d.unqueue() // not taken: never handled here
+		return err
+	}
+	f.offset = km.Offset + 1
+	return nil
+}
+
+// message makes the native message of r, whose key, value and header
+// values are slices of the fetch response and whose header keys are
+// strings of it: nothing writes to a response once read.
+func (f *fetcher) message(fp *fetchedPartition, r *rawRecord) (kafka.Message, error) {
+	p := f.p
+	km := kafka.Message{
+		Topic:         p.g.s.topic,
+		Partition:     p.id,
+		Offset:        r.offset,
+		HighWaterMark: fp.highWatermark,
+		Key:           r.key,
+		Value:         r.value,
+		Time:          r.time,
+	}
+	if r.nheader > 0 {
+		km.Headers = f.headerSlice(r.nheader)
+		h := r.headers
+		for i := range km.Headers {
+			key, value, rest, err := header(h)
+			if err != nil {
+				return kafka.Message{}, err
+			}
+			km.Headers[i] = kafka.Header{Key: unsafeString(key), Value: value}
+			h = rest
+		}
+	}
+	return km, nil
+}
+
+// headerSlice returns room for n headers, from shared blocks.
+func (f *fetcher) headerSlice(n int) []kafka.Header {
+	const block = 256
+	if n > block/4 {
+		return make([]kafka.Header, n)
+	}
+	if len(f.hdrs) < n {
+		f.hdrs = make([]kafka.Header, block)
+	}
+	h := f.hdrs[:n:n]
+	f.hdrs = f.hdrs[n:]
+	return h
+}
+
+// unsafeString returns b as a string without copying it; b must never be
+// written again.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// legacy delivers the rest of a partition's records, data, that start
+// with a message set of format v0 or v1, through kafka-go's decoder.
+func (f *fetcher) legacy(ctx context.Context, fp *fetchedPartition, data []byte) error {
+	var rs protocol.RecordSet
+	sized := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(data)), uint32(len(data)))
+	sized = append(sized, data...)
+	if _, err := rs.ReadFrom(bufio.NewReader(bytes.NewReader(sized))); err != nil {
+		return err
+	}
+	stream, ok := rs.Records.(*protocol.RecordStream)
 	if !ok {
 		return nil // no records
 	}
+	s := f.p.g.s
 	for _, batch := range stream.Records {
 		var producer int64 = -1
 		var control, transactional bool
@@ -180,15 +334,7 @@ func (f *fetcher) records(ctx context.Context, rp *fetchapi.ResponsePartition) e
 		case *protocol.MessageSet:
 			base = bt.BaseOffset
 		}
-		for len(txns) > 0 && txns[0].FirstOffset <= base {
-			f.aborted[txns[0].ProducerID] = true
-			txns = txns[1:]
-		}
-		drop := control || (committed && transactional && f.aborted[producer])
-		if control && committed {
-			// A marker ends the producer's transaction, aborted or not.
-			delete(f.aborted, producer)
-		}
+		drop := f.dropBatch(base, control, transactional, producer)
 		for {
 			r, err := batch.ReadRecord()
 			if err != nil {
@@ -197,41 +343,50 @@ func (f *fetcher) records(ctx context.Context, rp *fetchapi.ResponsePartition) e
 			off := r.Offset
 			if off < f.offset {
 				closeRecord(r)
-				continue // a batch that began before the fetch offset
+				continue
 			}
 			if drop {
 				closeRecord(r)
-				p.t.skipTo(off + 1)
-				f.offset = off + 1
+				f.skip(off)
 				continue
 			}
-			km, err := toMessage(s.topic, p.id, rp.HighWatermark, r)
+			km, err := toMessage(&f.arena, s.topic, f.p.id, fp.highWatermark, r)
 			closeRecord(r)
 			if err != nil {
-				s.log.Warn("kafka: cannot read a fetched record; fetching it again", "partition", p.id, "offset", off, "error", err)
-				return nil
-			}
-			d := p.newDelivery(km)
-			if err := s.disp.Submit(ctx, &d.Delivery); err != nil {
-				d.unqueue() // not taken: never handled here
 				return err
 			}
-			f.offset = off + 1
+			if err := f.deliver(ctx, km); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
 // toMessage copies a fetched record into a kafka.Message, the native
-// delivery Message.As exposes.
-func toMessage(topic string, partition int, hwm int64, r *protocol.Record) (kafka.Message, error) {
-	key, err := protocol.ReadAll(r.Key)
-	if err != nil {
-		return kafka.Message{}, err
+// delivery Message.As exposes. Its key and value share one piece of
+// memory from a; a null key or value stays nil.
+func toMessage(a *arena, topic string, partition int, hwm int64, r *protocol.Record) (kafka.Message, error) {
+	var kn, vn int
+	if r.Key != nil {
+		kn = r.Key.Len()
 	}
-	value, err := protocol.ReadAll(r.Value)
-	if err != nil {
-		return kafka.Message{}, err
+	if r.Value != nil {
+		vn = r.Value.Len()
+	}
+	buf := a.alloc(kn + vn)
+	var key, value []byte
+	if r.Key != nil {
+		key = buf[:kn:kn]
+		if _, err := io.ReadFull(r.Key, key); err != nil {
+			return kafka.Message{}, err
+		}
+	}
+	if r.Value != nil {
+		value = buf[kn:]
+		if _, err := io.ReadFull(r.Value, value); err != nil {
+			return kafka.Message{}, err
+		}
 	}
 	return kafka.Message{
 		Topic:         topic,

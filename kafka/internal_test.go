@@ -366,7 +366,7 @@ func TestNewDeliveryAllocations(t *testing.T) {
 	p := testPartition()
 	km := kafka.Message{Value: []byte("body"), Headers: []kafka.Header{{Key: headerID, Value: []byte("0190a6f4-0000-7000-8000-000000000000")}}}
 	n := testing.AllocsPerRun(100, func() {
-		d := p.newDelivery(km)
+		d := p.newDelivery(km, nil)
 		p.t.ack(d.seq)
 		km.Offset++
 	})
@@ -383,7 +383,7 @@ func TestDeliverySettleCountsRunningHandlers(t *testing.T) {
 	ctx := t.Context()
 	next := int64(0)
 	deliver := func() *delivery {
-		d := p.newDelivery(kafka.Message{Offset: next})
+		d := p.newDelivery(kafka.Message{Offset: next}, nil)
 		next++
 		return d
 	}
@@ -456,7 +456,7 @@ func TestDeliverySettleCountsRunningHandlers(t *testing.T) {
 // the revoke timeout is refused afterwards and left to the new owner.
 func TestRevokeDrainTimesOut(t *testing.T) {
 	p := testPartition()
-	d := p.newDelivery(kafka.Message{Offset: 0})
+	d := p.newDelivery(kafka.Message{Offset: 0}, nil)
 	if p.t.revoke(20 * time.Millisecond) {
 		t.Errorf("revoke with a delivery never handled: got true, want false")
 	}
@@ -475,7 +475,7 @@ func TestDeliverySettleOutcomes(t *testing.T) {
 	ctx := t.Context()
 	next := int64(0)
 	run := func(herr error) (d *delivery, delay time.Duration, retry bool) {
-		d = p.newDelivery(kafka.Message{Offset: next})
+		d = p.newDelivery(kafka.Message{Offset: next}, nil)
 		next++
 		if err := d.Begin(); err != nil {
 			t.Fatalf("Begin: got %v, want nil", err)
@@ -493,7 +493,7 @@ func TestDeliverySettleOutcomes(t *testing.T) {
 	// commit point and nothing counted as running. A handler's own
 	// driver.ErrNotHandled never gets here: the dispatcher turns it into
 	// a plain failure (driver's TestHandlerReturningNotHandledIsAFailure).
-	released := p.newDelivery(kafka.Message{Offset: next})
+	released := p.newDelivery(kafka.Message{Offset: next}, nil)
 	next++
 	if _, retry := released.Settle(ctx, driver.ErrNotHandled); retry {
 		t.Errorf("release: got retry, want none")

@@ -59,12 +59,14 @@ type delivery struct {
 	queued bool // counted in the tracker's queued deliveries
 }
 
-func (p *partition) newDelivery(km kafka.Message) *delivery {
+// newDelivery makes the delivery of the fetched record km, whose strings
+// it takes from a (nil: memory of their own).
+func (p *partition) newDelivery(km kafka.Message, a *arena) *delivery {
 	s := p.g.s
 	seq, failed := p.t.add(km.Offset)
 	d := &delivery{p: p, seq: seq, offset: km.Offset, queued: true}
 	m := &d.msg
-	fromKafka(m, km)
+	fromKafka(m, km, a)
 	m.Topic = s.topic
 	m.Group = s.cfg.Group
 	m.Attempt = 1 + failed
