@@ -45,3 +45,20 @@ func BenchmarkLonePublishPath(b *testing.B) {
 		}
 	}
 }
+
+// A lone Publish of a message with few headers allocates its call (with
+// its record and headers), the call's done channel and Close's claim on
+// the call; nothing per request or per sender start.
+func TestLonePublishAllocations(t *testing.T) {
+	br := fakeBroker(t, &instantLeader{}, 3, Options{})
+	ctx := context.Background()
+	m := &mq.Message{ID: mq.NewID(), Body: make([]byte, 1024), Header: map[string]string{"a": "1"}}
+	n := testing.AllocsPerRun(200, func() {
+		if err := br.Publish(ctx, "t", m); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n > 3 {
+		t.Errorf("lone Publish: got %v allocations, want at most 3", n)
+	}
+}
