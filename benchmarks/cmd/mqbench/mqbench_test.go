@@ -194,6 +194,7 @@ func TestReportMergesRounds(t *testing.T) {
 	for _, want := range []string{
 		"| 1 KiB | 4 | 0.950 [0.900–1.000] | 0.900–1.000 (50 %) | 1.200 [1.100–1.300] | 1.100–1.300 (50 %) |", // one ratio per file's round
 		"| Rounds per cell | 2 for raw, raw+contract, mq, franz-go-consume, franz-go and sarama (the targets' ratios), 1 for the other contenders",
+		"| size | conc | raw | mq | other |\n", // each contender once, though both files name them
 	} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("report lacks %q; got:\n%s", want, data)

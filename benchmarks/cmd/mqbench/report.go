@@ -66,7 +66,12 @@ func (rs *results) read(path string, first bool) error {
 				if _, ok := rs.contenders[c.Broker]; !ok {
 					rs.brokers = append(rs.brokers, c.Broker)
 				}
-				rs.contenders[c.Broker] = append(rs.contenders[c.Broker], c)
+				// Merged files name the same contenders: each gets one
+				// column, described as the first file describes it.
+				known := slices.ContainsFunc(rs.contenders[c.Broker], func(k contenderInfo) bool { return k.Contender == c.Contender })
+				if !known {
+					rs.contenders[c.Broker] = append(rs.contenders[c.Broker], c)
+				}
 			}
 		default:
 			var r result
