@@ -15,27 +15,8 @@ import (
 // mq.ReservedHeaderPrefix are the driver's and are removed on delivery.
 const headerID = mq.ReservedHeaderPrefix + "id"
 
-// toKafka converts m for the writer, appending its headers to hdrs (the
-// ID header first). The writer only reads Key, Value and header values, so
-// m's bytes and strings are shared, not copied (see bytesOf).
-func toKafka(topic string, m *mq.Message, hdrs []kafka.Header) kafka.Message {
-	km := kafka.Message{
-		Topic: topic,
-		Value: m.Body,
-	}
-	if m.Key != "" {
-		km.Key = bytesOf(m.Key)
-	}
-	hdrs = append(hdrs, kafka.Header{Key: headerID, Value: bytesOf(m.ID)})
-	for k, v := range m.Header {
-		hdrs = append(hdrs, kafka.Header{Key: k, Value: bytesOf(v)})
-	}
-	km.Headers = hdrs
-	return km
-}
-
 // bytesOf returns the bytes of s without copying them, for fields the
-// writer only reads: nothing may write to the result. An empty s gives an
+// record encoder only reads: nothing may write to the result. An empty s gives an
 // empty, non-nil slice, which Kafka records as an empty value, not null.
 func bytesOf(s string) []byte {
 	if s == "" {
@@ -122,15 +103,4 @@ func foreignID(topic string, partition int, offset int64) string {
 	b = append(b, ':')
 	b = strconv.AppendInt(b, offset, 10)
 	return string(b)
-}
-
-// recordBytes bounds from above the bytes km takes in a record batch of
-// its own: the batch header, the record's fixed fields with varints at
-// their widest for these sizes, key, value and headers.
-func recordBytes(km *kafka.Message) int {
-	n := batchOverhead + recordOverhead + len(km.Key) + len(km.Value)
-	for _, h := range km.Headers {
-		n += headerOverhead + len(h.Key) + len(h.Value)
-	}
-	return n
 }

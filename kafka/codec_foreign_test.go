@@ -1,10 +1,13 @@
 package kafka
 
 import (
+	"bytes"
+	"context"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/seedmq/mq"
 )
@@ -53,7 +56,7 @@ func TestFromKafkaForeign(t *testing.T) {
 	}
 
 	// Republished unchanged through mq: the same ID, Key, Body, Header.
-	out := toKafka("copy", &m, nil)
+	out := republish(t, &m)
 	out.Topic, out.Partition, out.Offset = "copy", 0, 7
 	var back mq.Message
 	fromKafka(&back, out, nil)
@@ -65,4 +68,35 @@ func TestFromKafkaForeign(t *testing.T) {
 			t.Errorf("republished header %q: got %q, want %q", k, back.Header[k], v)
 		}
 	}
+}
+
+// republish encodes m as Publish does (newPublishCall and the record
+// batch encoder) and decodes the batch back into the record a consumer
+// would fetch.
+func republish(t *testing.T, m *mq.Message) kafka.Message {
+	t.Helper()
+	call := newPublishCall(context.Background(), []*mq.Message{m})
+	var rr recordReader
+	rr.reset([]*record{&call.recs[0]})
+	var buf bytes.Buffer
+	rs := protocol.RecordSet{Version: 2, Records: &rr}
+	if _, err := rs.WriteTo(&buf); err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	var back protocol.RecordSet
+	if _, err := back.ReadFrom(&buf); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	r, err := back.Records.ReadRecord()
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	km := kafka.Message{Headers: r.Headers}
+	if r.Key != nil {
+		km.Key, _ = protocol.ReadAll(r.Key)
+	}
+	if km.Value, err = protocol.ReadAll(r.Value); err != nil {
+		t.Fatalf("decode value: %v", err)
+	}
+	return km
 }

@@ -109,12 +109,16 @@
 // Order. With one request in flight per partition, messages of one
 // partition are stored in the order their Publish calls queued them, and
 // a failed request is retried before the partition's next request is
-// sent, so a retry never overtakes or falls behind later messages. Two
-// Publish calls of the same key made one after the other (the second
-// after the first returned) are stored in that order; concurrent calls in
-// the order they reached the queue. The driver does not use Kafka's
-// idempotent producer (kafka-go's record encoder cannot carry producer
-// IDs and sequence numbers), so order does not depend on it.
+// sent, so a retry never overtakes or falls behind later messages. A
+// Publish whose ctx ends while its request is in flight returns at once,
+// but the partition's next request still waits for that request's
+// answer (or its 15s timeout), so the message, if stored, is not stored
+// after later ones. Two Publish calls of the same key made one after the
+// other (the second after the first returned) are stored in that order;
+// concurrent calls in the order they reached the queue. The driver does
+// not use Kafka's idempotent producer (kafka-go's record encoder cannot
+// carry producer IDs and sequence numbers), so order does not depend on
+// it.
 //
 // Retries and duplicates. A request that fails with a transient error (a
 // leader election or moved leader, a restarting broker, a dropped or

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/seedmq/mq"
 	"github.com/seedmq/mq/driver"
@@ -308,35 +309,19 @@ func TestTracker(t *testing.T) {
 	})
 }
 
-func TestRecordBytesBoundsTheEncoding(t *testing.T) {
-	// Capabilities.MaxMessageBytes leaves room for the record overhead of
-	// up to reservedHeaders headers: a message of exactly that size with
-	// that many headers must fit the broker's limit.
-	const brokerMax = defaultMessageMaxBytes
-	limit := brokerMax - fixedOverhead - headerOverhead*reservedHeaders
-	m := &mq.Message{ID: mq.NewID(), Key: "k", Header: map[string]string{}}
-	for i := range reservedHeaders {
-		m.Header[string(rune('A'+i%26))+strings.Repeat("x", i/26)] = "v"
-	}
-	m.Body = make([]byte, limit-m.Size())
-	if m.Size() != limit {
-		t.Fatalf("test setup: size %d, want %d", m.Size(), limit)
-	}
-	km := toKafka("t", m, nil)
-	if got := recordBytes(&km); got > brokerMax {
-		t.Errorf("recordBytes of a message at MaxMessageBytes with %d headers: got %d, want at most %d", reservedHeaders, got, brokerMax)
-	}
-}
-
-func TestToKafkaSharesTheMessage(t *testing.T) {
+func TestNewRecordSharesTheMessage(t *testing.T) {
 	m := &mq.Message{ID: "id-1", Key: "k", Body: []byte("body"), Header: map[string]string{"a": "1", "empty": ""}}
-	hdrs := make([]kafka.Header, 0, len(m.Header)+1)
-	km := toKafka("t", m, hdrs)
-	if km.Topic != "t" || string(km.Key) != "k" || string(km.Value) != "body" {
-		t.Fatalf("got topic %q key %q value %q, want t, k, body", km.Topic, km.Key, km.Value)
+	hdrs := make([]protocol.Header, 0, len(m.Header)+1)
+	var r record
+	newRecord(&r, m, hdrs)
+	if string(r.key) != "k" || string(r.value) != "body" {
+		t.Fatalf("got key %q value %q, want k, body", r.key, r.value)
+	}
+	if &r.value[0] != &m.Body[0] {
+		t.Error("value: got a copy of the body, want the body itself")
 	}
 	got := map[string]string{}
-	for _, h := range km.Headers {
+	for _, h := range r.headers {
 		if h.Value == nil {
 			t.Errorf("header %q: got a nil value, want an empty one (Kafka would record null)", h.Key)
 		}
@@ -346,11 +331,14 @@ func TestToKafkaSharesTheMessage(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("headers: got %v, want %v", got, want)
 	}
-	if &km.Headers[0] != &hdrs[:1][0] {
+	if r.headers[0].Key != headerID {
+		t.Errorf("first header: got %q, want %q", r.headers[0].Key, headerID)
+	}
+	if &r.headers[0] != &hdrs[:1][0] {
 		t.Error("headers were not written to the given buffer")
 	}
-	if n := testing.AllocsPerRun(100, func() { km = toKafka("t", m, hdrs[:0]) }); n != 0 {
-		t.Errorf("toKafka into a buffer with room: got %v allocations, want 0", n)
+	if n := testing.AllocsPerRun(100, func() { newRecord(&r, m, hdrs[:0]) }); n != 0 {
+		t.Errorf("newRecord into a buffer with room: got %v allocations, want 0", n)
 	}
 }
 

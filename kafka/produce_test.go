@@ -105,7 +105,7 @@ func (f *fakeLeader) RoundTrip(ctx context.Context, _ net.Addr, req kafka.Reques
 
 // fakeBroker returns a Broker whose producer talks to f, with topic
 // "t" of the given partition count known to exist.
-func fakeBroker(t *testing.T, f *fakeLeader, partitions int, opts Options) *Broker {
+func fakeBroker(t testing.TB, f kafka.RoundTripper, partitions int, opts Options) *Broker {
 	t.Helper()
 	opts.Brokers = []string{"127.0.0.1:1"}
 	cfg := opts.withDefaults()

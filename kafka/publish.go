@@ -89,22 +89,44 @@ func (b *Broker) Publish(ctx context.Context, topic string, msgs ...*mq.Message)
 // publishCall is one Publish call's records and what it waits for.
 type publishCall struct {
 	ctx  context.Context // the caller's: records of a call that returned are not sent
-	msgs []*mq.Message
 	recs []record
 	left atomic.Int64  // records not yet settled
 	done chan struct{} // closed when left reaches 0
 }
 
+// loneCallHeaders is how many headers (the ID header included) a call of
+// one message can have and still take a single allocation.
+const loneCallHeaders = 4
+
+// loneCall is a publishCall of one message with room for its record and
+// headers, so that the most common call allocates one object for all
+// three.
+type loneCall struct {
+	publishCall
+	rec  [1]record
+	hdrs [loneCallHeaders]protocol.Header
+}
+
 // newPublishCall converts msgs into records. Their headers share one
-// allocation.
+// allocation; a call of one message with few headers allocates one
+// object for the call, its record and their headers.
 func newPublishCall(ctx context.Context, msgs []*mq.Message) *publishCall {
-	c := &publishCall{ctx: ctx, msgs: msgs, recs: make([]record, len(msgs)), done: make(chan struct{})}
-	c.left.Store(int64(len(msgs)))
 	total := len(msgs)
 	for _, m := range msgs {
 		total += len(m.Header)
 	}
-	hdrs := make([]protocol.Header, total)
+	var c *publishCall
+	var hdrs []protocol.Header
+	if len(msgs) == 1 && total <= loneCallHeaders {
+		l := new(loneCall)
+		c, hdrs = &l.publishCall, l.hdrs[:total]
+		c.recs = l.rec[:]
+	} else {
+		c = &publishCall{recs: make([]record, len(msgs))}
+		hdrs = make([]protocol.Header, total)
+	}
+	c.ctx, c.done = ctx, make(chan struct{})
+	c.left.Store(int64(len(msgs)))
 	used := 0
 	for i, m := range msgs {
 		n := len(m.Header) + 1
@@ -182,7 +204,7 @@ func (c *publishCall) result(topic string) error {
 	pe := &mq.PublishError{Total: len(c.recs)}
 	for i := range c.recs {
 		if err := c.recs[i].err; err != nil {
-			pe.Failures = append(pe.Failures, mq.PublishFailure{Index: i, ID: c.msgs[i].ID, Err: err})
+			pe.Failures = append(pe.Failures, mq.PublishFailure{Index: i, ID: c.recs[i].id, Err: err})
 		}
 	}
 	return fmt.Errorf("kafka: publish to %q: %w", topic, pe)

@@ -15,6 +15,7 @@ type record struct {
 	value   []byte
 	headers []protocol.Header // the ID header first
 	size    int               // upper bound of its encoded size (recordSize)
+	id      string            // Message.ID, for errors
 	call    *publishCall
 	index   int   // the message's index in the call
 	err     error // the outcome, set when settled
@@ -24,6 +25,7 @@ type record struct {
 // for len(m.Header)+1). Key, body and header values share m's memory:
 // the encoder only reads them.
 func newRecord(r *record, m *mq.Message, hdrs []protocol.Header) {
+	r.id = m.ID
 	r.value = m.Body
 	if r.value == nil {
 		r.value = []byte{}

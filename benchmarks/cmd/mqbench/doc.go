@@ -23,9 +23,9 @@
 //	-short             quick check: 1 KiB, concurrency 4, 2 rounds, 3 s latency runs (false)
 //	-brokers LIST      brokers to measure (memory,kafka,rabbitmq,sqs)
 //	-rounds N          paired rounds per cell (3; -short 2)
-//	-ratio-rounds N    paired rounds per cell of raw, raw+contract, mq and
-//	                   franz-go-consume, whose mq/raw and mq/franz-go-consume
-//	                   ratios are the targets (7; -short 2; at least -rounds)
+//	-ratio-rounds N    paired rounds per cell of raw, raw+contract, mq,
+//	                   franz-go-consume, franz-go and sarama, whose ratios
+//	                   are the targets (7; -short 2; at least -rounds)
 //	-sizes LIST        body sizes in bytes (16,1024,65536; -short 1024)
 //	-conc LIST         concurrency levels (1,4,16; -short 4)
 //	-latency BOOL      run the open-loop latency measurement (true)
@@ -69,9 +69,12 @@
 // "franz-go-consume", raw's producer with a franz-go group consumer (a
 // PollFetches loop marking records, marked offsets committed every
 // 100ms, mq's default commit interval), so that only the consumer differs:
-// the report divides mq by it per round as well. On the memory broker: a
-// buffered channel (the floor), mq's memory driver, Watermill's GoChannel
-// and gocloud's mempubsub. On every broker, with MQ_TEST_POSTGRES_DSN set
+// the report divides mq by it per round as well. The report's Kafka
+// producer targets divide mq per round by the faster of franz-go and
+// Sarama at concurrency 1, by franz-go at concurrency 16, by raw in CPU
+// per message, and mq's lone Publish p50 by each reference's. On the
+// memory broker: a buffered channel (the floor), mq's memory driver,
+// Watermill's GoChannel and gocloud's mempubsub. On every broker, with MQ_TEST_POSTGRES_DSN set
 // (scripts/brokers env): "mq+outbox", each Publish call one PostgreSQL
 // transaction through package outbox and an outbox.Relay forwarding to
 // the broker, and "watermill-sql-forwarder", the same through
@@ -84,7 +87,7 @@
 // Throughput runs are grouped in cells (broker, body size, concurrency).
 // Each round runs every contender of the cell once, each on a fresh topic,
 // the order reversed every other round; the rounds past -rounds, up to
-// -ratio-rounds, run only the contenders of the mq/raw ratios, whose
+// -ratio-rounds, run only the contenders of the targets' ratios, whose
 // single rounds move by 10-30 % on a small machine. A run publishes and consumes
 // warm-up messages first, then times N messages from the first publish
 // until the consumer has handled the last one, reading the process's CPU

@@ -59,7 +59,7 @@ func main() {
 	flag.BoolVar(&o.short, "short", false, "quick check: 1 KiB, concurrency 4, 2 rounds, short latency runs (under 5 minutes)")
 	flag.StringVar(&brokers, "brokers", "memory,kafka,rabbitmq,sqs", "brokers to measure, comma-separated")
 	flag.IntVar(&o.rounds, "rounds", 0, "paired rounds per cell (default 3, -short 2)")
-	flag.IntVar(&o.ratioRounds, "ratio-rounds", 0, "paired rounds per cell for the contenders of the mq/raw and mq/franz-go-consume ratios (raw, raw+contract, mq, franz-go-consume); the others run -rounds (default 7, -short 2; never fewer than -rounds)")
+	flag.IntVar(&o.ratioRounds, "ratio-rounds", 0, "paired rounds per cell for the contenders of the targets' ratios (raw, raw+contract, mq, franz-go-consume, franz-go, sarama); the others run -rounds (default 7, -short 2; never fewer than -rounds)")
 	flag.StringVar(&sizes, "sizes", "", "body sizes in bytes, comma-separated (default 16,1024,65536; -short 1024)")
 	flag.StringVar(&concs, "conc", "", "concurrency levels, comma-separated (default 1,4,16; -short 4)")
 	flag.BoolVar(&o.latency, "latency", true, "run the open-loop latency measurement")

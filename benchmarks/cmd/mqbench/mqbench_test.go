@@ -193,7 +193,8 @@ func TestReportMergesRounds(t *testing.T) {
 	}
 	for _, want := range []string{
 		"| 1 KiB | 4 | 0.950 [0.900–1.000] | 0.900–1.000 (50 %) | 1.200 [1.100–1.300] | 1.100–1.300 (50 %) |", // one ratio per file's round
-		"| Rounds per cell | 2 for raw, raw+contract, mq and franz-go-consume (the mq/raw and mq/franz-go-consume ratios), 1 for the other contenders",
+		"| Rounds per cell | 2 for raw, raw+contract, mq, franz-go-consume, franz-go and sarama (the targets' ratios), 1 for the other contenders",
+		"| size | conc | raw | mq | other |\n", // each contender once, though both files name them
 	} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("report lacks %q; got:\n%s", want, data)
@@ -400,5 +401,67 @@ func TestConsumeOnly(t *testing.T) {
 	res := throughputRun(ctx, "memory", ct, cell{Size: 16, Conc: 2, Batch: 1}, 300, 30, 0, time.Minute)
 	if res.Error != "" || res.Msgs != 300 || res.MsgsPerSec <= 0 || res.PublishPerSec != 0 {
 		t.Errorf("got %+v, want 300 messages timed from the release (no publish rate)", res)
+	}
+}
+
+// TestReportProducerTargets checks the Kafka producer's targets: mq
+// divided per round by the faster of franz-go and Sarama at
+// concurrency 1, by franz-go at concurrency 16, by raw in CPU per
+// message, and its lone Publish p50 by each reference's. It also checks
+// that a -contenders expression with '|' does not break the Mode row.
+func TestReportProducerTargets(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "r.jsonl")
+	lines := []any{
+		machineHeader{Kind: "machine", Mode: "full", CPUs: 2, Go: "go1.26", Rounds: 2, Sizes: []int{1024}, Concs: []int{1, 16},
+			Args: []string{"-contenders", "^(raw|mq|franz-go|sarama)$"},
+			Msgs: map[string]int{"kafka": 100}, PerConc: map[string]bool{"kafka": true}, Batch: map[string]int{"kafka": 1}, Rates: map[string]int{"kafka": 10}},
+		contenderInfo{Kind: "contender", Broker: "kafka", Contender: "raw", Role: "raw"},
+		contenderInfo{Kind: "contender", Broker: "kafka", Contender: "mq", Role: "mq"},
+		contenderInfo{Kind: "contender", Broker: "kafka", Contender: "franz-go"},
+		contenderInfo{Kind: "contender", Broker: "kafka", Contender: "sarama"},
+	}
+	type rates struct{ raw, mq, franz, sarama float64 }
+	for conc, rounds := range map[int][]rates{
+		1:  {{500, 1000, 900, 1100}, {500, 1200, 1000, 800}}, // faster: sarama 1100, then franz-go 1000
+		16: {{5000, 8000, 4000, 3000}, {5000, 9000, 5000, 9900}},
+	} {
+		for round, x := range rounds {
+			lines = append(lines,
+				result{Kind: "throughput", Broker: "kafka", Contender: "raw", Role: "raw", Size: 1024, Conc: conc, Round: round, MsgsPerSec: x.raw, CPUPerMsgUS: 10},
+				result{Kind: "throughput", Broker: "kafka", Contender: "mq", Role: "mq", Size: 1024, Conc: conc, Round: round, MsgsPerSec: x.mq, CPUPerMsgUS: 5},
+				result{Kind: "throughput", Broker: "kafka", Contender: "franz-go", Size: 1024, Conc: conc, Round: round, MsgsPerSec: x.franz, CPUPerMsgUS: 20},
+				result{Kind: "throughput", Broker: "kafka", Contender: "sarama", Size: 1024, Conc: conc, Round: round, MsgsPerSec: x.sarama, CPUPerMsgUS: 20})
+		}
+	}
+	for round, p50 := range []struct{ mq, franz, sarama float64 }{{180, 200, 150}, {200, 200, 160}} {
+		lines = append(lines,
+			result{Kind: "lone", Broker: "kafka", Contender: "mq", Round: round, PubP50: p50.mq},
+			result{Kind: "lone", Broker: "kafka", Contender: "franz-go", Round: round, PubP50: p50.franz},
+			result{Kind: "lone", Broker: "kafka", Contender: "sarama", Round: round, PubP50: p50.sarama})
+	}
+	writeLines(t, in, lines...)
+	out := filepath.Join(dir, "BENCHMARKS.md")
+	if err := writeReport(in, out, filepath.Join(dir, "no-notes.md")); err != nil {
+		t.Fatalf("writeReport: %v", err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := string(data)
+	for _, want := range []string{
+		"| Mode | full (`-contenders ^(raw\\|mq\\|franz-go\\|sarama)$`) |",
+		"(franz-go and sarama, acks=all, one message per call) and against raw: per-round ratios, median [min–max] and confidence interval of the median (coverage); a lone Publish is the closed-loop run of the lone-Publish table (4 held, 1 missed, 1 within noise).",
+		"| throughput ÷ the faster of franz-go and sarama ≥ 1.0 | 1 KiB | 1 | 1.055 [0.909–1.200] | 0.909–1.200 (50 %) | within noise |",
+		"| throughput ÷ franz-go ≥ 1.5 | 1 KiB | 16 | 1.900 [1.800–2.000] | 1.800–2.000 (50 %) | held |",
+		"| CPU per message ÷ raw ≤ 1.10 | 1 KiB | 1 | 0.500 [0.500–0.500] | 0.500–0.500 (50 %) | held |",
+		"| CPU per message ÷ raw ≤ 1.10 | 1 KiB | 16 | 0.500 [0.500–0.500] | 0.500–0.500 (50 %) | held |",
+		"| lone Publish p50 ÷ franz-go's ≤ 1.0 | 1 KiB | 1 | 0.950 [0.900–1.000] | 0.900–1.000 (50 %) | held |",
+		"| lone Publish p50 ÷ sarama's ≤ 1.0 | 1 KiB | 1 | 1.225 [1.200–1.250] | 1.200–1.250 (50 %) | **missed** |",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q; got:\n%s", want, report)
+		}
 	}
 }

@@ -66,7 +66,12 @@ func (rs *results) read(path string, first bool) error {
 				if _, ok := rs.contenders[c.Broker]; !ok {
 					rs.brokers = append(rs.brokers, c.Broker)
 				}
-				rs.contenders[c.Broker] = append(rs.contenders[c.Broker], c)
+				// Merged files name the same contenders: each gets one
+				// column, described as the first file describes it.
+				known := slices.ContainsFunc(rs.contenders[c.Broker], func(k contenderInfo) bool { return k.Contender == c.Contender })
+				if !known {
+					rs.contenders[c.Broker] = append(rs.contenders[c.Broker], c)
+				}
 			}
 		default:
 			var r result
@@ -158,7 +163,7 @@ func writeReport(in, out, notes string) error {
 	fmt.Fprintf(&w, "## Machine, versions, configuration\n\n")
 	fmt.Fprintf(&w, "| | |\n|---|---|\n")
 	fmt.Fprintf(&w, "| Date (UTC) | %s |\n", m.Time.Format("2006-01-02 15:04"))
-	fmt.Fprintf(&w, "| Mode | %s (`%s`) |\n", m.Mode, strings.Join(m.Args, " "))
+	fmt.Fprintf(&w, "| Mode | %s (`%s`) |\n", m.Mode, tableCode(strings.Join(m.Args, " ")))
 	fmt.Fprintf(&w, "| CPU | %d × %s (nproc %d, GOMAXPROCS %d) |\n", m.CPUs, m.CPUModel, m.CPUs, m.GOMAXPROCS)
 	fmt.Fprintf(&w, "| Kernel | Linux %s |\n", m.Kernel)
 	fmt.Fprintf(&w, "| Go | %s |\n", m.Go)
@@ -176,7 +181,7 @@ func writeReport(in, out, notes string) error {
 		fmt.Fprintf(&w, "| %s | %s |\n", k, m.Modules[k])
 	}
 	if ratio, other := rs.rounds(); other > 0 && ratio > other {
-		fmt.Fprintf(&w, "| Rounds per cell | %d for raw, raw+contract, mq and franz-go-consume (the mq/raw and mq/franz-go-consume ratios), %d for the other contenders (paired: every contender once per round, order reversed every other round) |\n", ratio, other)
+		fmt.Fprintf(&w, "| Rounds per cell | %d for raw, raw+contract, mq, franz-go-consume, franz-go and sarama (the targets' ratios), %d for the other contenders (paired: every contender once per round, order reversed every other round) |\n", ratio, other)
 	} else {
 		fmt.Fprintf(&w, "| Rounds per cell | %d (paired: every contender once per round, order reversed every other round) |\n", max(ratio, other))
 	}
@@ -391,6 +396,13 @@ func sizeName(n int) string {
 	return fmt.Sprintf("%d B", n)
 }
 
+// tableCode escapes s for a code span in a Markdown table cell, where a
+// bare '|' would end the cell (a -contenders regular expression has
+// them).
+func tableCode(s string) string {
+	return strings.ReplaceAll(s, "|", `\|`)
+}
+
 // na is a table cell for a contender that did not run.
 func na(errs []string) string {
 	if len(errs) == 0 {
@@ -528,6 +540,7 @@ func writeTargets(w *bytes.Buffer, rs *results) {
 			ratio(slices.Max(cMeds)), sizeName(worstC.size), worstC.conc, ratio(median(cMeds)), okC, cellsC)
 	}
 	writeFranzConsumeTargets(w, rs)
+	writeProducerTargets(w, rs)
 	// Memory: mq against Watermill's GoChannel.
 	if slices.Contains(rs.brokers, "memory") {
 		var xs []float64
