@@ -72,6 +72,7 @@ func parseTailed(t *testing.T, out string) []tailed {
 type lagReading struct {
 	Messages   int64
 	InFlight   int64 `json:"in_flight"`
+	Note       string
 	Partitions []struct{ Partition, End, Committed, Lag int64 }
 }
 
@@ -158,13 +159,41 @@ func testPublishTailLag(t *testing.T, u, name string) {
 			t.Errorf("kafka lag partitions %+v: want per-partition lags summing to 3", l.Partitions)
 		}
 	case "rabbitmq":
-		if l.InFlight != -1 {
-			t.Errorf("rabbitmq in_flight %d, want -1 (not counted over AMQP)", l.InFlight)
+		if l.InFlight != -1 || !strings.Contains(l.Note, "management=") {
+			t.Errorf("rabbitmq in_flight %d, note %q: want -1 (not counted over AMQP) and a note saying how to count it", l.InFlight, l.Note)
+		}
+		// With the management API, in-flight is counted (none here).
+		mu, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := mu.Query()
+		q.Set("management", rabbitmqtest.ManagementURL(t))
+		mu.RawQuery = q.Encode()
+		// The plugin samples a new queue within seconds; until then
+		// in-flight is unknown and the note says so.
+		var ml lagReading
+		for i := 0; i < 40; i++ {
+			r := runMQ(t, "", "lag", mu.String(), topic, "svc", "--json").want(t, 0, "lag with management")
+			ml = lagReading{}
+			if err := json.Unmarshal([]byte(r.stdout), &ml); err != nil {
+				t.Fatalf("lag --json: %q: %v", r.stdout, err)
+			}
+			if ml.InFlight >= 0 {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if ml.Messages != 3 || ml.InFlight != 0 || ml.Note != "" {
+			t.Errorf("rabbitmq lag with management: got %+v, want 3 messages, 0 in flight, no note", ml)
 		}
 	}
 	text := runMQ(t, "", "lag", u, topic, "svc").want(t, 0, "lag")
 	if !regexp.MustCompile(`(?m)^topic ` + topic + ` group svc: ~?3 message\(s\) behind`).MatchString(text.stdout) {
 		t.Errorf("lag text:\n%s", text.stdout)
+	}
+	if name == "rabbitmq" && !strings.Contains(text.stdout, "\nnote: ") {
+		t.Errorf("lag text on rabbitmq without management: no note on what is not counted:\n%s", text.stdout)
 	}
 	watch := runMQ(t, "", "lag", u, topic, "svc", "--watch", "200ms", "-n", "3").want(t, 0, "lag --watch")
 	if ls := lines(watch.stdout); len(ls) != 3 || !strings.Contains(ls[0], topic+"/svc 3") || !strings.Contains(ls[2], "drain 0.0/s not draining") {
