@@ -29,7 +29,8 @@ type SubscriptionState struct {
 // last with Connected false when Subscribe returns. Calls for one
 // subscription come one at a time and in order, from the driver's own
 // goroutines: f must return quickly and must not call back into the
-// subscription. middleware.Health.Track is a ready-made f.
+// subscription. middleware.Health.Track returns such an option for a
+// readiness probe.
 //
 // A driver that does not report states never calls f; every driver of
 // this module does.
