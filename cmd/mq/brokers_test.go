@@ -13,6 +13,7 @@ import (
 
 	"github.com/seedmq/mq/kafka/kafkatest"
 	"github.com/seedmq/mq/rabbitmq/rabbitmqtest"
+	"github.com/seedmq/mq/sqs/snstest"
 	"github.com/seedmq/mq/sqs/sqstest"
 )
 
@@ -37,6 +38,9 @@ func brokerURL(t *testing.T, name string) string {
 	case "sqs":
 		endpoint, region := sqstest.Endpoint(t)
 		return "sqs://?region=" + url.QueryEscape(region) + "&endpoint=" + url.QueryEscape(endpoint)
+	case "sns":
+		endpoint, region := snstest.Endpoint(t)
+		return "sns+sqs://?region=" + url.QueryEscape(region) + "&endpoint=" + url.QueryEscape(endpoint)
 	}
 	t.Fatalf("no broker %q", name)
 	return ""
@@ -110,6 +114,13 @@ func TestBrokers(t *testing.T) {
 			t.Run("conform", func(t *testing.T) { testConform(t, u, name) })
 		})
 	}
+}
+
+// TestBrokersSNS runs publish, tail and lag on sns+sqs:// (moto): tail
+// reads through a temporary group, a queue of its own subscribed to the
+// topic, and removes it on exit.
+func TestBrokersSNS(t *testing.T) {
+	testPublishTailLag(t, brokerURL(t, "sns"), "sns")
 }
 
 func testPing(t *testing.T, u, name string) {
@@ -229,7 +240,7 @@ func testPublishTailLag(t *testing.T, u, name string) {
 	var gotIDs []string
 	for _, m := range got {
 		gotIDs = append(gotIDs, m.ID)
-		if m.Body == nil || *m.Body != body || m.Key != "key-1" && name != "rabbitmq" && name != "sqs" ||
+		if m.Body == nil || *m.Body != body || m.Key != "key-1" && name != "rabbitmq" && name != "sqs" && name != "sns" ||
 			m.Header["source"] != "cli-test" || m.Header["ünï"] != "cödé" || m.Topic != topic {
 			t.Errorf("tailed %+v: want body %q, key, headers and topic intact", m, body)
 		}
