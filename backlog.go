@@ -17,7 +17,7 @@ import (
 //	          management API, + unacknowledged + delayed    the management API;
 //	                                                        else -1
 //	sqs       ApproximateNumberOfMessages + NotVisible      NotVisible             none
-//	          + Delayed
+//	          + Delayed (sns+sqs: of the group's queue)
 //	memory    depth: not acknowledged, in flight included   -1 (not counted)       none
 type Backlog struct {
 	// Topic and Group are those asked about.

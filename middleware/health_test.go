@@ -117,7 +117,7 @@ func TestHealthTrack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close(ctx)
-	const bound = 100 * time.Millisecond
+	const bound = time.Second
 	h := middleware.NewHealth(middleware.HealthOptions{Broker: b, DisconnectedAfter: bound})
 	opt := h.Track("orders", "billing")
 	subs := h.Snapshot()

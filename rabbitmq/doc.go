@@ -60,9 +60,9 @@
 //     (amqp091-go's default).
 //   - reconnect_max: the longest wait between reconnection attempts, which
 //     start at 50ms and double. Default 5s.
-//   - management: the base URL of the management plugin's HTTP API, e.g.
-//     http://host:15672 (written query-escaped: management=http%3A%2F%2Fhost%3A15672
-//     works, and so does the plain form). Backlog then counts
+//   - management: the base URL of the management plugin's HTTP API, as
+//     in management=http://host:15672 (http or https, with a reverse
+//     proxy's path prefix if any). Backlog then counts
 //     unacknowledged messages (InFlight) and those waiting in the group's
 //     delay queues (Delayed), which AMQP does not report, signing in with
 //     the amqp URL's user and password (the user needs the management or
