@@ -13,9 +13,11 @@ import (
 //
 //	driver    Messages                                      InFlight               Partitions
 //	kafka     sum over partitions of end minus committed    -1 (not counted)       one per partition
-//	rabbitmq  ready in the group's queue                    -1 (see the driver)    none
+//	rabbitmq  ready in the group's queue; with the          unacknowledged, with   none
+//	          management API, + unacknowledged + delayed    the management API;
+//	                                                        else -1
 //	sqs       ApproximateNumberOfMessages + NotVisible      NotVisible             none
-//	          + Delayed
+//	          + Delayed (sns+sqs: of the group's queue)
 //	memory    depth: not acknowledged, in flight included   -1 (not counted)       none
 type Backlog struct {
 	// Topic and Group are those asked about.
@@ -24,8 +26,8 @@ type Backlog struct {
 
 	// Messages is the number of messages the group has not acknowledged
 	// yet: waiting, delayed and in flight, except where the broker cannot
-	// tell (RabbitMQ over AMQP counts only those ready for delivery; see
-	// the table above).
+	// tell (RabbitMQ over AMQP alone counts only those ready for delivery;
+	// see the table above and Note).
 	Messages int64
 
 	// InFlight is the part of Messages delivered to a subscriber and not
@@ -38,8 +40,14 @@ type Backlog struct {
 	// (SQS ApproximateNumberOfMessagesDelayed, memory); 0 elsewhere.
 	Delayed int64
 
-	// Approximate is true when the broker's counts are estimates (SQS).
+	// Approximate is true when the broker's counts are estimates or
+	// samples (SQS; RabbitMQ's management API).
 	Approximate bool
+
+	// Note, when not empty, says in a sentence what the counts leave out
+	// and how to have it counted (for example, how to let the RabbitMQ
+	// driver count unacknowledged messages). Tools print it as it is.
+	Note string
 
 	// Partitions holds the per-partition detail on brokers with
 	// partitions (Kafka), in partition order; nil elsewhere.

@@ -65,6 +65,7 @@ type subscribeOptions struct {
 	concurrency int
 	startAt     StartPosition
 	backoff     BackoffFunc
+	state       func(SubscriptionState)
 }
 
 func init() {
@@ -76,6 +77,9 @@ func init() {
 			}
 		}
 		*o = hook.SubscribeOptions{Group: c.group, Concurrency: c.concurrency, StartAt: int(c.startAt), Backoff: c.backoff}
+		if c.state != nil {
+			o.State = c.state
+		}
 	}
 }
 

@@ -30,6 +30,10 @@ type SubscribeConfig struct {
 	// Backoff is the redelivery delay after a failed attempt. Default
 	// mq.ExponentialBackoff(mq.DefaultBackoffBase, mq.DefaultBackoffMax).
 	Backoff mq.BackoffFunc
+
+	// state receives SetConnected and SetAssigned; nil without
+	// mq.WatchState.
+	state *stateReport
 }
 
 // NewSubscribeConfig applies opts over the defaults and validates the
@@ -45,7 +49,7 @@ func NewSubscribeConfig(defaultGroup string, defaultStart mq.StartPosition, opts
 		Backoff:     mq.ExponentialBackoff(mq.DefaultBackoffBase, mq.DefaultBackoffMax),
 	}
 	hook.ApplySubscribeOptions(opts, &o)
-	c := SubscribeConfig{Group: o.Group, Concurrency: o.Concurrency, StartAt: mq.StartPosition(o.StartAt), Backoff: o.Backoff}
+	c := SubscribeConfig{Group: o.Group, Concurrency: o.Concurrency, StartAt: mq.StartPosition(o.StartAt), Backoff: o.Backoff, state: newStateReport(o.State)}
 	if c.Concurrency < 1 || c.Concurrency > MaxConcurrency {
 		return c, fmt.Errorf("%w: Concurrency(%d): want 1 to %d", mq.ErrInvalidOption, c.Concurrency, MaxConcurrency)
 	}

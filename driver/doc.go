@@ -10,7 +10,9 @@
 // # What it provides
 //
 //   - SubscribeConfig and NewSubscribeConfig: a Subscribe call's options
-//     with the defaults applied and validated, and RedeliveryDelay.
+//     with the defaults applied and validated, RedeliveryDelay, and
+//     SetConnected and SetAssigned, which report the subscription's state
+//     to mq.WatchState.
 //   - StartSubscribe and CheckPublish: the checks every Subscribe and
 //     Publish make first, in the same order on every driver.
 //   - PrepareMessages, Limits, LimitsOf and ValidateName: message and
@@ -128,6 +130,14 @@
 //
 // Give Lane only where the broker keeps per-key order (OrderingByKey);
 // leave it empty for unordered deliveries.
+//
+// Report the subscription's state where the receive loop already changes
+// it: cfg.SetConnected(true) once consuming (again), cfg.SetConnected(false)
+// when the connection, consumer or membership is lost, and on brokers with
+// partitions cfg.SetAssigned(n) when an assignment starts and
+// cfg.SetAssigned(0) when it ends. exit reports false when Subscribe
+// returns. Health probes (middleware.Health) read these through
+// mq.WatchState.
 //
 // 6. The package doc. Give it the headings every driver's doc has: URL
 // (each parameter and its default), Delivery semantics, Capabilities,

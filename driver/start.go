@@ -11,8 +11,9 @@ import (
 // mq.ErrInvalidOption, a malformed topic name mq.ErrInvalidTopic, bad
 // options as NewSubscribeConfig says), then registers the call with l
 // (mq.ErrClosed once Close has begun). On success the caller must call
-// exit when Subscribe returns; the driver adds its broker's own checks
-// after this.
+// exit when Subscribe returns, which also sends the subscription's last
+// state report (not connected, stopped; see mq.WatchState); the driver adds its broker's
+// own checks after this.
 func StartSubscribe(l *Lifecycle, topic string, h mq.Handler, defaultGroup string, defaultStart mq.StartPosition, opts []mq.SubscribeOption) (cfg SubscribeConfig, exit func(), err error) {
 	if h == nil {
 		return cfg, nil, fmt.Errorf("%w: Subscribe needs a handler, got nil", mq.ErrInvalidOption)
@@ -23,8 +24,17 @@ func StartSubscribe(l *Lifecycle, topic string, h mq.Handler, defaultGroup strin
 	if cfg, err = NewSubscribeConfig(defaultGroup, defaultStart, opts); err != nil {
 		return cfg, nil, err
 	}
-	exit, err = l.Enter()
-	return cfg, exit, err
+	leave, err := l.Enter()
+	if err != nil {
+		return cfg, nil, err
+	}
+	if cfg.state == nil {
+		return cfg, leave, nil
+	}
+	return cfg, func() {
+		cfg.stopped()
+		leave()
+	}, nil
 }
 
 // CheckPublish does what every driver's Publish does first: it checks the

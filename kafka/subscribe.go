@@ -201,10 +201,16 @@ func (s *subscription) runGeneration(m *member, mg *memberGen) {
 		defer close(hbDone)
 		m.heartbeat(done, mg, endGen)
 	}()
+	// The member holds its assignment for the generation's lifetime; a
+	// health probe sees it through mq.WatchState.
+	s.cfg.SetAssigned(len(mg.partitions))
+	s.cfg.SetConnected(true)
 	g := &generation{s: s, id: mg.id, memberID: mg.memberID, assigned: mg.partitions}
 	g.run(genCtx)
 	close(done)
 	<-hbDone
+	s.cfg.SetConnected(false)
+	s.cfg.SetAssigned(0)
 }
 
 // logIdle says, at info level, that this member got no partition, with

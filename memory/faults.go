@@ -31,6 +31,8 @@ func (b *Broker) injectedFault() error {
 // higher Attempt (possibly to another consumer while the first handler
 // still runs), and those handlers' acknowledgements are lost. Subscribe
 // calls keep running. Use it to check that handlers are idempotent.
+// Each subscription reports Connected false, then true again, to
+// mq.WatchState.
 func (b *Broker) Disconnect() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -38,6 +40,8 @@ func (b *Broker) Disconnect() {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	for s := range b.live {
+		s.cfg.SetConnected(false)
+		defer s.cfg.SetConnected(true)
 		for p, lease := range s.held {
 			s.g.retry(p, lease, 0, true)
 		}

@@ -53,6 +53,7 @@ func (b *Broker) Subscribe(ctx context.Context, topicName string, h mq.Handler, 
 	b.mu.Lock()
 	b.live[s] = struct{}{}
 	b.mu.Unlock()
+	cfg.SetConnected(true)
 	defer func() {
 		b.mu.Lock()
 		delete(b.live, s)

@@ -29,6 +29,13 @@ type HealthOptions struct {
 
 	// Timeout bounds each call Check makes to the broker. Default 5s.
 	Timeout time.Duration
+
+	// DisconnectedAfter is how long a subscription run with Track's
+	// option may stay not connected (before its first connection, after a
+	// loss, or once its Subscribe returned) before Check reports it. Default
+	// 30s: longer than a driver's reconnection and a Kafka rebalance, so
+	// that those do not flip readiness.
+	DisconnectedAfter time.Duration
 }
 
 // Health tracks the subscriptions whose handlers its Middleware wraps,
@@ -37,14 +44,21 @@ type HealthOptions struct {
 // Check, whether the broker answers and whether a group with a backlog is
 // being worked off. All methods are safe for concurrent use.
 //
-// Health sees what handlers do; whether a driver is connected or which
-// partitions a Kafka member is assigned are not visible to it: a
-// subscription that lost its connection shows as one whose backlog grows
-// without progress, which is what Check reports as stalled.
+// Health sees what handlers do. Whether a subscription is connected and
+// how many partitions a Kafka member is assigned come from its driver:
+// pass Track's option to Subscribe to have them in the state and in
+// Check.
 type Health struct {
-	o    HealthOptions
-	mu   sync.Mutex
-	subs map[healthKey]*SubscriptionHealth
+	o        HealthOptions
+	mu       sync.Mutex
+	subs     map[healthKey]*SubscriptionHealth
+	trackers map[healthKey][]*tracker
+}
+
+// tracker is the state one Subscribe call reported through Track.
+type tracker struct {
+	state mq.SubscriptionState
+	since time.Time // when state.Connected last changed
 }
 
 type healthKey struct{ topic, group string }
@@ -71,6 +85,19 @@ type SubscriptionHealth struct {
 	Backlog int64 `json:"backlog"`
 	// Stalled is set by Check: see Check.
 	Stalled bool `json:"stalled"`
+
+	// Connected is what the driver last reported of the subscriptions
+	// run with Track's option: true when every running one is connected;
+	// nil when none is tracked. ConnectedSince is when it last changed.
+	Connected      *bool     `json:"connected,omitempty"`
+	ConnectedSince time.Time `json:"connected_since,omitzero"`
+	// Assigned is the number of partitions the tracked subscriptions
+	// hold together (Kafka), -1 when not known or the broker has none.
+	Assigned int `json:"assigned"`
+	// Warning, set by Check, names a condition that does not make the
+	// service unready but deserves a look: a connected Kafka member
+	// assigned no partition receives nothing.
+	Warning string `json:"warning,omitempty"`
 }
 
 // NewHealth returns a Health with o's defaults applied.
@@ -81,7 +108,85 @@ func NewHealth(o HealthOptions) *Health {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
-	return &Health{o: o, subs: map[healthKey]*SubscriptionHealth{}}
+	if o.DisconnectedAfter <= 0 {
+		o.DisconnectedAfter = 30 * time.Second
+	}
+	return &Health{o: o, subs: map[healthKey]*SubscriptionHealth{}, trackers: map[healthKey][]*tracker{}}
+}
+
+// Track returns a Subscribe option (mq.WatchState) that records the
+// state the driver reports for one Subscribe call on topic and group:
+// connected or not, and the partitions assigned. It also Watches the
+// subscription. Pass a new one to each Subscribe call:
+//
+//	b.Subscribe(ctx, "orders", handle, mq.Group("billing"), health.Track("orders", "billing"))
+//
+// The subscription counts as not connected from Track's call until the
+// driver reports a connection. When several Subscribe calls of this
+// process share a topic and group, the state combines those still
+// running (connected when all are, partitions summed); once all have
+// returned, it is that of the last one to report.
+func (h *Health) Track(topic, group string) mq.SubscribeOption {
+	tr := &tracker{state: mq.SubscriptionState{Assigned: -1}, since: time.Now()}
+	k := healthKey{topic, group}
+	h.mu.Lock()
+	h.get(topic, group)
+	// Trackers of Subscribe calls that returned give way to new ones.
+	live := h.trackers[k][:0]
+	for _, t := range h.trackers[k] {
+		if !t.state.Stopped {
+			live = append(live, t)
+		}
+	}
+	h.trackers[k] = append(live, tr)
+	h.mu.Unlock()
+	return mq.WatchState(func(st mq.SubscriptionState) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if st.Connected != tr.state.Connected {
+			tr.since = time.Now()
+		}
+		tr.state = st
+	})
+}
+
+// fillState sets s's Connected, ConnectedSince and Assigned from the
+// trackers of its key. Callers hold h.mu.
+func (h *Health) fillState(s *SubscriptionHealth) {
+	s.Assigned = -1
+	trs := h.trackers[healthKey{s.Topic, s.Group}]
+	if len(trs) == 0 {
+		return
+	}
+	var running []*tracker
+	for _, t := range trs {
+		if !t.state.Stopped {
+			running = append(running, t)
+		}
+	}
+	if len(running) == 0 {
+		running = trs[len(trs)-1:]
+	}
+	connected := true
+	for _, t := range running {
+		connected = connected && t.state.Connected
+	}
+	s.Connected = &connected
+	for _, t := range running {
+		if t.state.Connected != connected {
+			continue
+		}
+		// Not connected: since the longest loss; connected: since the
+		// last to connect.
+		if s.ConnectedSince.IsZero() || connected == t.since.After(s.ConnectedSince) {
+			s.ConnectedSince = t.since
+		}
+	}
+	for _, t := range running {
+		if t.state.Assigned >= 0 {
+			s.Assigned = max(s.Assigned, 0) + t.state.Assigned
+		}
+	}
 }
 
 // Watch declares a subscription Check must account for before its first
@@ -148,7 +253,9 @@ func (h *Health) Snapshot() []SubscriptionHealth {
 	defer h.mu.Unlock()
 	out := make([]SubscriptionHealth, 0, len(h.subs))
 	for _, s := range h.subs {
-		out = append(out, *s)
+		c := *s
+		h.fillState(&c)
+		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b SubscriptionHealth) int {
 		return strings.Compare(a.Topic+"\x00"+a.Group, b.Topic+"\x00"+b.Group)
@@ -158,11 +265,13 @@ func (h *Health) Snapshot() []SubscriptionHealth {
 
 // Check returns the subscriptions' state and nil when the service is
 // ready to take work: the broker answers mq.Ping (when HealthOptions.Broker
-// is set and can be pinged), and no subscription is stalled. A
-// subscription is stalled when no handler run finished for StallAfter
-// (counted from Since before the first one) while its group has a
-// backlog; when the broker cannot report a backlog, while a handler run
-// is in flight. The error names what is wrong.
+// is set and can be pinged), no tracked subscription (see Track) has been
+// not connected for DisconnectedAfter or longer, and no subscription is
+// stalled. A subscription is stalled when no handler run finished for
+// StallAfter (counted from Since before the first one) while its group has
+// a backlog; when the broker cannot report a backlog, while a handler run
+// is in flight. A connected subscription assigned no partition is ready,
+// with a Warning. The error names what is wrong.
 func (h *Health) Check(ctx context.Context) ([]SubscriptionHealth, error) {
 	var errs []error
 	if h.o.Broker != nil {
@@ -188,6 +297,13 @@ func (h *Health) Check(ctx context.Context) ([]SubscriptionHealth, error) {
 		last := s.LastProgress
 		if last.IsZero() {
 			last = s.Since
+		}
+		if s.Connected != nil && !*s.Connected && now.Sub(s.ConnectedSince) >= h.o.DisconnectedAfter {
+			errs = append(errs, fmt.Errorf("topic %q group %q: not connected to the broker for %s",
+				s.Topic, s.Group, now.Sub(s.ConnectedSince).Round(time.Second)))
+		}
+		if s.Connected != nil && *s.Connected && s.Assigned == 0 {
+			s.Warning = "assigned no partition: it receives nothing until a rebalance gives it one (more members than partitions?)"
 		}
 		waiting := s.Backlog > 0 || s.Backlog < 0 && s.InFlight > 0
 		if waiting && now.Sub(last) >= h.o.StallAfter {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/driver"
 	"github.com/seedmq/mq/memory"
 	"github.com/seedmq/mq/middleware"
 )
@@ -103,5 +104,117 @@ func TestHealthPanicPassesThrough(t *testing.T) {
 	}()
 	if s := h.Snapshot(); len(s) != 1 || s[0].Failed != 1 || s[0].InFlight != 0 || s[0].LastError != "panic: boom" {
 		t.Errorf("Snapshot after a panic: got %+v, want one failed run, none in flight", s)
+	}
+}
+
+// TestHealthTrack checks the connection state Track records: not
+// connected until the driver reports a connection, connected while
+// Subscribe runs, and not ready DisconnectedAfter after it returned.
+func TestHealthTrack(t *testing.T) {
+	ctx := context.Background()
+	b, err := memory.New(ctx, memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	const bound = time.Second
+	h := middleware.NewHealth(middleware.HealthOptions{Broker: b, DisconnectedAfter: bound})
+	opt := h.Track("orders", "billing")
+	subs := h.Snapshot()
+	if len(subs) != 1 || subs[0].Connected == nil || *subs[0].Connected || subs[0].Assigned != -1 {
+		t.Fatalf("Snapshot after Track: got %+v, want one subscription, not connected, assigned -1", subs)
+	}
+
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Subscribe(sctx, "orders", func(context.Context, *mq.Message) error { return nil }, mq.Group("billing"), opt)
+	}()
+	connected := func() bool {
+		s := h.Snapshot()
+		return len(s) == 1 && s[0].Connected != nil && *s[0].Connected
+	}
+	for i := 0; i < 200 && !connected(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !connected() {
+		t.Fatalf("Snapshot while subscribed: got %+v, want connected", h.Snapshot())
+	}
+	time.Sleep(bound)
+	if _, err := h.Check(ctx); err != nil {
+		t.Fatalf("Check while connected: got %v, want nil", err)
+	}
+
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Subscribe: got %v, want context.Canceled", err)
+	}
+	if connected() {
+		t.Fatalf("Snapshot after Subscribe returned: got %+v, want not connected", h.Snapshot())
+	}
+	if _, err := h.Check(ctx); err != nil {
+		t.Errorf("Check at once after Subscribe returned: got %v, want nil until DisconnectedAfter", err)
+	}
+	time.Sleep(bound + 20*time.Millisecond)
+	_, err = h.Check(ctx)
+	if err == nil || !strings.Contains(err.Error(), `topic "orders" group "billing": not connected to the broker for`) {
+		t.Fatalf("Check %v after Subscribe returned: got %v, want not connected", bound, err)
+	}
+
+	// A new Subscribe with a new tracker replaces the stopped one.
+	sctx, cancel = context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		done <- b.Subscribe(sctx, "orders", func(context.Context, *mq.Message) error { return nil }, mq.Group("billing"), h.Track("orders", "billing"))
+	}()
+	for i := 0; i < 200 && !connected(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := h.Check(ctx); err != nil || !connected() {
+		t.Errorf("Check after subscribing again: got %v, %+v; want ready and connected", err, h.Snapshot())
+	}
+	cancel()
+	<-done
+}
+
+// TestHealthAssignedWarning checks that a connected member with no
+// partition is ready, with a warning in the JSON probe.
+func TestHealthAssignedWarning(t *testing.T) {
+	h := middleware.NewHealth(middleware.HealthOptions{})
+	// The states a Kafka member reports, through the driver SDK.
+	cfg, err := driver.NewSubscribeConfig("billing", mq.Latest, []mq.SubscribeOption{h.Track("orders", "billing")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SetAssigned(0)
+	cfg.SetConnected(true)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		Ready         bool
+		Subscriptions []struct {
+			Connected *bool
+			Assigned  int
+			Warning   string
+		}
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK || !body.Ready || len(body.Subscriptions) != 1 {
+		t.Fatalf("probe: got %d %+v, want 200, ready, one subscription", res.StatusCode, body)
+	}
+	s := body.Subscriptions[0]
+	if s.Connected == nil || !*s.Connected || s.Assigned != 0 || !strings.Contains(s.Warning, "assigned no partition") {
+		t.Errorf("probe subscription: got %+v, want connected, assigned 0, a warning", s)
+	}
+	cfg.SetAssigned(2)
+	if subs, err := h.Check(context.Background()); err != nil || subs[0].Assigned != 2 || subs[0].Warning != "" {
+		t.Errorf("Check with 2 partitions: got %+v, %v; want assigned 2, no warning", subs, err)
 	}
 }

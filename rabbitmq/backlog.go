@@ -11,13 +11,17 @@ import (
 	"github.com/seedmq/mq/driver"
 )
 
-// Backlog returns the number of messages ready for delivery in group's
-// queue on topic (the message count of a passive queue.declare). AMQP
-// 0-9-1 does not report unacknowledged messages, which only the
-// management plugin's HTTP API counts, so they are not in Messages and
-// InFlight is -1; neither are messages waiting in the group's delay
-// queues for a nack delay. It returns an error wrapping mq.ErrNotFound if
-// the queue does not exist, and creates nothing.
+// Backlog returns group's backlog on topic. Messages ready for delivery
+// in the group's queue come from a passive queue.declare, exact and
+// current. AMQP 0-9-1 does not report messages delivered and not yet
+// acknowledged, nor does it see those waiting in the group's delay queues
+// for a nack delay: with Options.Management (URL parameter management)
+// Backlog asks the management plugin's HTTP API for both, adds them to
+// Messages, and reports the unacknowledged ones as InFlight and the
+// delayed ones as Delayed; those are the plugin's samples (taken every 5s
+// by default), so Approximate is set. Without it, InFlight is -1 and Note
+// says how to enable the count. It returns an error wrapping
+// mq.ErrNotFound if the queue does not exist, and creates nothing.
 func (b *Broker) Backlog(ctx context.Context, topic, group string) (mq.Backlog, error) {
 	if err := driver.ValidateName("topic", topic); err != nil {
 		return mq.Backlog{}, fmt.Errorf("rabbitmq: %w", err)
@@ -44,7 +48,27 @@ func (b *Broker) Backlog(ctx context.Context, topic, group string) (mq.Backlog, 
 		}
 		return mq.Backlog{}, declareError("queue", name, err)
 	}
-	return mq.Backlog{Topic: topic, Group: group, Messages: int64(q.Messages), InFlight: -1}, nil
+	bl := mq.Backlog{Topic: topic, Group: group, Messages: int64(q.Messages), InFlight: -1}
+	m := b.s.mgmt
+	if m == nil {
+		bl.Note = "unacknowledged and nack-delayed messages are not counted: AMQP does not report them; " +
+			"add management=http://HOST:15672 (the RabbitMQ management plugin's API) to the URL to count them"
+		return bl, nil
+	}
+	unacked, delayed, err := m.counts(ctx, name)
+	if err != nil {
+		return mq.Backlog{}, err
+	}
+	bl.Approximate = true
+	bl.Delayed = delayed
+	bl.Messages += delayed
+	if unacked >= 0 {
+		bl.InFlight = unacked
+		bl.Messages += unacked
+	} else {
+		bl.Note = "the management plugin has not sampled the queue yet: unacknowledged messages are not counted; ask again in a few seconds"
+	}
+	return bl, nil
 }
 
 // DeleteGroup deletes group's queue on topic with the messages in it. It

@@ -60,6 +60,14 @@
 //     (amqp091-go's default).
 //   - reconnect_max: the longest wait between reconnection attempts, which
 //     start at 50ms and double. Default 5s.
+//   - management: the base URL of the management plugin's HTTP API, as
+//     in management=http://host:15672 (http or https, with a reverse
+//     proxy's path prefix if any). Backlog then counts
+//     unacknowledged messages (InFlight) and those waiting in the group's
+//     delay queues (Delayed), which AMQP does not report, signing in with
+//     the amqp URL's user and password (the user needs the management or
+//     monitoring tag); the URL must carry no user info of its own. Default
+//     none: Backlog counts ready messages only and its Note says so.
 //   - tls: TLS on or off. Default on for amqps:// and off for amqp://;
 //     the scheme decides, so tls=true (or any tls_* parameter) on amqp://
 //     and tls=false on amqps:// are errors.

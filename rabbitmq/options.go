@@ -151,15 +151,25 @@ type Options struct {
 	// Logger receives reconnects, dropped messages and settle failures.
 	// Default slog.Default().
 	Logger *slog.Logger
+
+	// Management is the base URL of the broker's management plugin HTTP
+	// API (http://host:15672, or https, with a reverse proxy's path prefix
+	// if any). When set, Backlog asks it for the messages delivered and not
+	// yet acknowledged and for those waiting in the group's delay queues,
+	// which AMQP does not report, signing in with the user and password of
+	// URL. It must carry no user info, query or fragment. Default empty:
+	// Backlog counts ready messages only and says so in its Note.
+	Management string
 }
 
 // settings is Options with defaults applied and the URL split into what
 // amqp091-go dials and what the driver reads.
 type settings struct {
 	Options
-	dialURL  string     // URL without query parameters, for amqp091-go (the first host's)
-	redacted string     // URL without password, for messages (every host)
-	hosts    []endpoint // one per host of the URL, in the URL's order
+	mgmt     *management // nil without Options.Management
+	dialURL  string      // URL without query parameters, for amqp091-go (the first host's)
+	redacted string      // URL without password, for messages (every host)
+	hosts    []endpoint  // one per host of the URL, in the URL's order
 }
 
 // endpoint is one host of a URL that names several
@@ -197,6 +207,7 @@ func parseURL(u *url.URL, o *Options) error {
 		o.NoProvision = true
 	}
 	set(&o.DeadLetterExchange, p.String("dead_letter_exchange", ""))
+	set(&o.Management, p.String("management", ""))
 	if p.Bool("allow_unroutable", false) {
 		o.AllowUnroutable = true
 	}
@@ -337,6 +348,18 @@ func resolve(o Options) (*settings, error) {
 		s.hosts = append(s.hosts, e)
 	}
 	s.dialURL = s.hosts[0].dialURL
+	if o.Management != "" {
+		base, err := parseManagement(o.Management)
+		if err != nil {
+			return nil, err
+		}
+		if s.mgmt, err = newManagement(base, s.dialURL); err != nil {
+			return nil, err
+		}
+		if o.Config.Vhost != "" {
+			s.mgmt.vhost = o.Config.Vhost
+		}
+	}
 	return s, nil
 }
 

@@ -164,8 +164,12 @@ func (s *subscription) run(stop context.Context, prefetch int) error {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		s.cfg.SetConnected(true)
 		a := newAcker(ch, s.b.s.Logger, s.queue, prefetch)
 		lost := s.receive(stop, ch, chCtx, deliveries, a)
+		if lost {
+			s.cfg.SetConnected(false)
+		}
 		if !lost {
 			s.cancelConsumer(ch)
 			s.ch, s.acks = ch, a

@@ -39,6 +39,12 @@ func (b *Broker) Backlog(ctx context.Context, topic, group string) (mq.Backlog, 
 	if known != "" && known != group {
 		return mq.Backlog{}, fmt.Errorf("sqs: %w: queue %q of topic %q is consumed by group %q, not %q (a queue is one group)", mq.ErrNotFound, q.name, topic, known, group)
 	}
+	return b.queueBacklog(ctx, q, topic, group)
+}
+
+// queueBacklog reads the approximate counts of q, the queue of group on
+// topic.
+func (b *Broker) queueBacklog(ctx context.Context, q *queue, topic, group string) (mq.Backlog, error) {
 	out, err := b.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(q.url),
 		AttributeNames: []types.QueueAttributeName{

@@ -364,6 +364,12 @@
 // on to the (FIFO) queues. Message.Delay is mq.ErrNotSupported: SNS has
 // no per-message delay.
 //
+// Backlog (mq.BacklogOf) reads the group's queue as sqs:// does
+// (ApproximateNumberOfMessages, NotVisible and Delayed). DeleteGroup
+// (mq.DeleteGroup, and `mq tail`'s temporary groups) unsubscribes the
+// group's queue from the topic and deletes the queue; the topic and the
+// other groups stay.
+//
 // # SNS fan-out: Capabilities
 //
 //	FanOut           true: each group is a queue of its own

@@ -46,6 +46,7 @@ func (s *subscription) receive(ctx context.Context) {
 				return
 			}
 			err = wrapErr(ctx, "ReceiveMessage from "+s.q.name, err)
+			s.cfg.SetConnected(false)
 			if !mq.IsRetryable(err) {
 				b.log.Error("sqs: receiving failed; the subscription stops", "queue", s.q.name, "error", err)
 				select {
@@ -62,6 +63,7 @@ func (s *subscription) receive(ctx context.Context) {
 			continue
 		}
 		failures = 0
+		s.cfg.SetConnected(true)
 		if len(got) == 0 {
 			continue
 		}

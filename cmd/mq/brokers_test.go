@@ -13,6 +13,7 @@ import (
 
 	"github.com/seedmq/mq/kafka/kafkatest"
 	"github.com/seedmq/mq/rabbitmq/rabbitmqtest"
+	"github.com/seedmq/mq/sqs/snstest"
 	"github.com/seedmq/mq/sqs/sqstest"
 )
 
@@ -37,6 +38,9 @@ func brokerURL(t *testing.T, name string) string {
 	case "sqs":
 		endpoint, region := sqstest.Endpoint(t)
 		return "sqs://?region=" + url.QueryEscape(region) + "&endpoint=" + url.QueryEscape(endpoint)
+	case "sns":
+		endpoint, region := snstest.Endpoint(t)
+		return "sns+sqs://?region=" + url.QueryEscape(region) + "&endpoint=" + url.QueryEscape(endpoint)
 	}
 	t.Fatalf("no broker %q", name)
 	return ""
@@ -72,6 +76,7 @@ func parseTailed(t *testing.T, out string) []tailed {
 type lagReading struct {
 	Messages   int64
 	InFlight   int64 `json:"in_flight"`
+	Note       string
 	Partitions []struct{ Partition, End, Committed, Lag int64 }
 }
 
@@ -109,6 +114,13 @@ func TestBrokers(t *testing.T) {
 			t.Run("conform", func(t *testing.T) { testConform(t, u, name) })
 		})
 	}
+}
+
+// TestBrokersSNS runs publish, tail and lag on sns+sqs:// (moto): tail
+// reads through a temporary group, a queue of its own subscribed to the
+// topic, and removes it on exit.
+func TestBrokersSNS(t *testing.T) {
+	testPublishTailLag(t, brokerURL(t, "sns"), "sns")
 }
 
 func testPing(t *testing.T, u, name string) {
@@ -158,13 +170,41 @@ func testPublishTailLag(t *testing.T, u, name string) {
 			t.Errorf("kafka lag partitions %+v: want per-partition lags summing to 3", l.Partitions)
 		}
 	case "rabbitmq":
-		if l.InFlight != -1 {
-			t.Errorf("rabbitmq in_flight %d, want -1 (not counted over AMQP)", l.InFlight)
+		if l.InFlight != -1 || !strings.Contains(l.Note, "management=") {
+			t.Errorf("rabbitmq in_flight %d, note %q: want -1 (not counted over AMQP) and a note saying how to count it", l.InFlight, l.Note)
+		}
+		// With the management API, in-flight is counted (none here).
+		mu, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := mu.Query()
+		q.Set("management", rabbitmqtest.ManagementURL(t))
+		mu.RawQuery = q.Encode()
+		// The plugin samples a new queue within seconds; until then
+		// in-flight is unknown and the note says so.
+		var ml lagReading
+		for i := 0; i < 40; i++ {
+			r := runMQ(t, "", "lag", mu.String(), topic, "svc", "--json").want(t, 0, "lag with management")
+			ml = lagReading{}
+			if err := json.Unmarshal([]byte(r.stdout), &ml); err != nil {
+				t.Fatalf("lag --json: %q: %v", r.stdout, err)
+			}
+			if ml.InFlight >= 0 {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if ml.Messages != 3 || ml.InFlight != 0 || ml.Note != "" {
+			t.Errorf("rabbitmq lag with management: got %+v, want 3 messages, 0 in flight, no note", ml)
 		}
 	}
 	text := runMQ(t, "", "lag", u, topic, "svc").want(t, 0, "lag")
 	if !regexp.MustCompile(`(?m)^topic ` + topic + ` group svc: ~?3 message\(s\) behind`).MatchString(text.stdout) {
 		t.Errorf("lag text:\n%s", text.stdout)
+	}
+	if name == "rabbitmq" && !strings.Contains(text.stdout, "\nnote: ") {
+		t.Errorf("lag text on rabbitmq without management: no note on what is not counted:\n%s", text.stdout)
 	}
 	watch := runMQ(t, "", "lag", u, topic, "svc", "--watch", "200ms", "-n", "3").want(t, 0, "lag --watch")
 	if ls := lines(watch.stdout); len(ls) != 3 || !strings.Contains(ls[0], topic+"/svc 3") || !strings.Contains(ls[2], "drain 0.0/s not draining") {
@@ -200,7 +240,7 @@ func testPublishTailLag(t *testing.T, u, name string) {
 	var gotIDs []string
 	for _, m := range got {
 		gotIDs = append(gotIDs, m.ID)
-		if m.Body == nil || *m.Body != body || m.Key != "key-1" && name != "rabbitmq" && name != "sqs" ||
+		if m.Body == nil || *m.Body != body || m.Key != "key-1" && name != "rabbitmq" && name != "sqs" && name != "sns" ||
 			m.Header["source"] != "cli-test" || m.Header["ünï"] != "cödé" || m.Topic != topic {
 			t.Errorf("tailed %+v: want body %q, key, headers and topic intact", m, body)
 		}

@@ -1,7 +1,8 @@
 // Command mq looks at a message broker through the same URL a service
 // uses: it publishes, tails, shows a group's lag, replays, moves dead
 // letters back, provisions, pings, and runs the conformance suite, on
-// Kafka, RabbitMQ, SQS and the memory broker alike.
+// Kafka, RabbitMQ, SQS (sqs:// and sns+sqs://) and the memory broker
+// alike.
 //
 // Install it with:
 //
@@ -30,9 +31,15 @@
 // closed gracefully; a second Ctrl-C exits at once.
 //
 // tail never takes messages from a service's group unless told to: it
-// reads through a temporary group it removes when it stops. On brokers
-// without fan-out (SQS) it refuses, and --group NAME reads, and consumes,
-// through that group.
+// reads through a temporary group it removes when it stops (on
+// sns+sqs://, a queue subscribed to the topic for the purpose). On brokers
+// without fan-out (sqs://) it refuses, and --group NAME reads, and
+// consumes, through that group.
+//
+// lag prints what the broker counts and, on a line starting "note:",
+// what it cannot: on RabbitMQ, unacknowledged messages and those waiting
+// for a nack delay are counted only when the URL names the management
+// plugin's API (management=http://host:15672).
 //
 // # Exit codes
 //

@@ -19,8 +19,9 @@ var lagCmd = &command{
 const lagAbout = `
 lag prints the backlog of GROUP on TOPIC as the broker counts it:
   kafka     end offset minus committed offset, per partition, and the sum
-  rabbitmq  messages ready in the group's queue (AMQP does not report
-            unacknowledged ones; those need the management plugin)
+  rabbitmq  messages ready in the group's queue; with the URL parameter
+            management=http://HOST:15672 (the management plugin's API)
+            also unacknowledged ones and those waiting for a nack delay
   sqs       ApproximateNumberOfMessages + NotVisible + Delayed (estimates)
   memory    depth: messages not yet acknowledged (mem:// is per process,
             so only a group of this process, which has none, is seen)
@@ -86,6 +87,9 @@ func runLag(c *cli, args []string) error {
 		} else if *watch == 0 {
 			err = printLag(c, bl)
 		} else {
+			if i == 0 && bl.Note != "" {
+				fmt.Fprintf(c.stderr, "note: %s\n", bl.Note)
+			}
 			err = printLagLine(c, now, bl, rate, known)
 		}
 		if err != nil {
@@ -114,6 +118,9 @@ func lagJSON(now time.Time, bl mq.Backlog, rate float64, known bool) map[string]
 	if known {
 		out["drain_per_second"] = rate
 	}
+	if bl.Note != "" {
+		out["note"] = bl.Note
+	}
 	return out
 }
 
@@ -131,6 +138,9 @@ func printLag(c *cli, bl mq.Backlog) error {
 		fmt.Fprintf(&sb, ", %s%d delayed", approx, bl.Delayed)
 	}
 	sb.WriteString("\n")
+	if bl.Note != "" {
+		fmt.Fprintf(&sb, "note: %s\n", bl.Note)
+	}
 	if bl.Partitions != nil {
 		fmt.Fprintf(&sb, "%-10s %12s %12s %12s\n", "PARTITION", "END", "COMMITTED", "LAG")
 		for _, p := range bl.Partitions {

@@ -26,9 +26,10 @@ By default tail reads through a temporary group of its own, named
 mq-tail-<random>, that it creates before it starts (so every message
 published after "tailing ..." appears on standard error is printed) and
 removes when it stops: it never takes messages from a service's group.
-Brokers without fan-out (SQS: a queue is one group) cannot give it a group
-of its own; there tail refuses unless --group names the group to read
-through. With --group, tail acknowledges what it prints: the messages are
+On sns+sqs:// the temporary group is a queue subscribed to the topic,
+unsubscribed and deleted on exit. Brokers without fan-out (sqs://: a queue
+is one group) cannot give it a group of its own; there tail refuses unless
+--group names the group to read through. With --group, tail acknowledges what it prints: the messages are
 consumed from that group, as a subscriber of it would; messages it fetched
 beyond -n are released to the group again (on SQS that counts as a
 receive).

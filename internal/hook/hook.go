@@ -14,6 +14,9 @@ type SubscribeOptions struct {
 	Concurrency int
 	StartAt     int
 	Backoff     func(attempt int) time.Duration
+	// State is the mq.WatchState function, a func(mq.SubscriptionState),
+	// or nil.
+	State any
 }
 
 // ApplySubscribeOptions applies opts, a []mq.SubscribeOption, to o.

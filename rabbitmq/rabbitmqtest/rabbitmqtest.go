@@ -16,6 +16,9 @@
 //
 // or simply `make test`.
 //
+// ManagementURL returns MQ_TEST_AMQP_MANAGEMENT_URL, the management
+// plugin's HTTP API of the same broker, with the same skip-or-fail rule.
+//
 // Restart restarts the broker with the same node name and data directory, so
 // durable queues and persistent messages survive, and returns when it accepts
 // AMQP connections again; with MQ_TEST_AMQP_URL it runs
@@ -25,9 +28,11 @@ package rabbitmqtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +43,10 @@ import (
 
 // EnvURL names the environment variable with the AMQP URL.
 const EnvURL = "MQ_TEST_AMQP_URL"
+
+// EnvManagementURL names the environment variable with the base URL of
+// the management plugin's HTTP API of the broker at EnvURL.
+const EnvManagementURL = "MQ_TEST_AMQP_MANAGEMENT_URL"
 
 // DefaultImage is the container image used when Docker provides the broker.
 const DefaultImage = "rabbitmq:3.13-alpine"
@@ -65,6 +74,19 @@ func imageFromEnv() string {
 func URL(t testing.TB) string {
 	t.Helper()
 	return broker.Addr(t)
+}
+
+// ManagementURL returns the base URL of the management plugin's HTTP API
+// of the broker URL returns (MQ_TEST_AMQP_MANAGEMENT_URL), or skips t, or
+// fails it when MQ_TEST_REQUIRE_BROKERS=1, when the variable is unset.
+func ManagementURL(t testing.TB) string {
+	t.Helper()
+	URL(t)
+	v := strings.TrimSpace(os.Getenv(EnvManagementURL))
+	if v == "" {
+		brokertest.Unavailable(t, "rabbitmq management", EnvManagementURL, errors.New("the management plugin's URL is not known"))
+	}
+	return v
 }
 
 // Restart restarts the RabbitMQ broker and returns once it accepts AMQP
