@@ -44,9 +44,9 @@ type tracker struct {
 	// offset counted so far).
 	priorBelow int64
 	priorDone  int64
-	running   int           // handlers running now
-	revoked   bool          // the partition is no longer ours
-	drained   chan struct{}
+	running    int  // handlers running now
+	revoked    bool // the partition is no longer ours
+	drained    chan struct{}
 	// queued counts fetched deliveries not yet settled for good (running,
 	// waiting in the dispatcher, or released); a revoked partition first
 	// lets them be handled, as a Java consumer finishes the records of
