@@ -148,6 +148,16 @@
 //     driver.CloseGrace plus CloseSlack) or every connection is reset three times; every
 //     confirmed message is delivered. The case logs confirmed, failed,
 //     lost, duplicated and time to recover (needs Harness.Network).
+//   - consumer-crash: a subprocess (the test binary run again for this
+//     case alone, marked by CrashChildEnv, opening the broker through the
+//     same Harness) subscribes with Concurrency 4 to 8 messages with
+//     handlers that never return; CrashSettle (1s) after all four started
+//     it is killed with SIGKILL. A new subscriber of the same group gets
+//     every message, and those whose handlers had started come back with
+//     Attempt 2 or more. The subprocess exits by itself when its stdin
+//     ends or after three Timeouts. Skipped for brokers that are not
+//     Persistent, such as memory, which lives in the test's process where
+//     a subprocess cannot reach it.
 //   - as: As on brokers and received messages refuses nil and foreign
 //     targets (which native types a driver exposes is its own test's
 //     business).

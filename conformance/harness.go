@@ -13,7 +13,10 @@ type Harness struct {
 	// Open returns a new, independent connection to the broker under
 	// test, as a separate instance of a service would make. The suite opens
 	// several to play producer and consumer services, and closes each one
-	// it opens. Required.
+	// it opens. Required. The consumer-crash case also calls it in a
+	// subprocess, the test binary run again for that case alone (with
+	// CrashChildEnv set), so what Open connects to must follow from the
+	// test's code and environment, not from state of the parent process.
 	Open func(ctx context.Context) (mq.Broker, error)
 
 	// OpenNoProvision opens a connection configured to use existing

@@ -28,11 +28,16 @@ type Delivery struct {
 	// worker is held during the delay, so other lanes go on.
 	// ctx is not canceled by shutdown; the driver bounds its own calls.
 	Settle func(ctx context.Context, err error) (delay time.Duration, retry bool)
-	// Begin, if set, is called by the worker right before each handler
-	// run. An error skips the run: Settle gets that error instead of the
-	// handler's. Drivers use it to refuse a delivery that became stale
-	// while it waited (its Kafka partition was revoked, say).
-	Begin func() error
+	// Begin, if set, is called with the delivery by the worker right
+	// before each handler run. An error skips the run: Settle gets that
+	// error instead of the handler's. Drivers use it to refuse a delivery
+	// that became stale while it waited (its Kafka partition was revoked,
+	// say) and to record that its handler started. One Begin func can
+	// serve many deliveries, telling them apart by Ref.
+	Begin func(del *Delivery) error
+	// Ref is the driver's own reference to the delivery (a Kafka offset,
+	// say), for its Begin. The dispatcher does not use it.
+	Ref int64
 }
 
 // DispatcherConfig configures a Dispatcher.
@@ -283,7 +288,7 @@ func (d *Dispatcher) run(del *Delivery) {
 	}
 	var err error
 	if del.Begin != nil {
-		err = del.Begin()
+		err = del.Begin(del)
 	}
 	if err == nil {
 		d.inFlight.Add(1)

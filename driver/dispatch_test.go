@@ -330,8 +330,8 @@ func TestCanceledContextStartsNoHandler(t *testing.T) {
 	}
 }
 
-// Begin runs right before each handler run; its error skips the run and
-// is what Settle gets.
+// Begin runs right before each handler run, given the delivery; its
+// error skips the run and is what Settle gets.
 func TestBeginErrorSkipsTheHandler(t *testing.T) {
 	errStale := errors.New("stale")
 	var calls atomic.Int32
@@ -339,14 +339,16 @@ func TestBeginErrorSkipsTheHandler(t *testing.T) {
 	d := NewDispatcher(context.Background(), h, DispatcherConfig{Concurrency: 1, MaxPending: 2, Logger: quiet})
 	var o outcome
 	var begun atomic.Int32
-	for _, id := range []string{"fresh", "stale"} {
-		del := &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id), Begin: func() error {
-			begun.Add(1)
-			if id == "stale" {
-				return errStale
-			}
-			return nil
-		}}
+	// One Begin serves both deliveries, telling them apart by Ref.
+	begin := func(del *Delivery) error {
+		begun.Add(1)
+		if del.Ref == 1 {
+			return errStale
+		}
+		return nil
+	}
+	for i, id := range []string{"fresh", "stale"} {
+		del := &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id), Begin: begin, Ref: int64(i)}
 		if err := d.Submit(context.Background(), del); err != nil {
 			t.Fatal(err)
 		}

@@ -190,10 +190,27 @@
 // Kafka. Attempt counts are exact within the process, and survive
 // rebalances, Subscribe restarts and crashes up to the last commit: the
 // failed-attempt counts of unacknowledged messages are committed with the
-// offset as commit metadata ("mq-attempts:offset=count,...", at most 100
-// messages per partition) and read back by the partition's next owner.
-// A message that failed after the last successful commit restarts at the
-// last committed count.
+// offset as commit metadata ("mq-attempts:s=mark,offset=count,...", at
+// most 100 messages per partition, under 3 KB) and read back by the
+// partition's next owner. A message that failed after the last successful
+// commit restarts at the last committed count.
+//
+// Deliveries cut short count too, so that a message that crashes the
+// process (out of memory, a fatal error) reaches an attempt limit such as
+// middleware.DeadLetter's: while handlers run, the periodic commit also
+// carries the highest offset of the partition whose handler has started
+// (the started mark; a commit is sent when it moves, even if the offset
+// does not), and the next owner, after a crash, a restart or a
+// rebalance, counts every redelivered offset at or below the mark as one
+// more attempt. The precision is the commit interval: a handler started
+// less than commit_interval before a crash is not counted. The count can
+// run ahead by one, never behind: offsets below the mark whose handlers
+// had not started (handlers of other keys run ahead) or that were waiting
+// for a retry are counted as attempted too. A graceful rebalance or
+// Subscribe stop lets running handlers finish before the last commit,
+// which then carries no mark (their outcomes are in the counts), so
+// attempts stay exact; only a handler still running when the revoke's
+// wait ends (three quarters of rebalance_timeout) is counted as cut short.
 //
 // Permanent failures. Kafka has no dead-letter queue: a handler error
 // wrapped with mq.Permanent is logged at error level in the words every
@@ -280,8 +297,8 @@
 // cooperative protocols are not offered; the new consumer group protocol
 // of KIP-848 (group.protocol=consumer) is not spoken, so Java and
 // librdkafka members must use the classic one (the default of Java 3.9 and
-// librdkafka 2.16); offset commits carry the driver's
-// attempt counts as commit metadata (other clients ignore it, and the
+// librdkafka 2.16); offset commits carry the driver's attempt counts and
+// started mark as commit metadata (other clients ignore it, and the
 // driver ignores theirs); records in the old message formats (v0, v1)
 // are delivered but never filtered as transactional.
 //

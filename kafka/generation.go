@@ -107,11 +107,20 @@ func (g *generation) run(genCtx context.Context) {
 	}
 }
 
+// committedAttempts is what the commit metadata of a partition says of
+// its messages at or after the committed offset (see tracker).
+type committedAttempts struct {
+	fails map[int64]int // offset → attempts that failed or were cut short
+	// startedBelow is one more than the committed started mark: offsets
+	// below it count one more attempt when fetched again. 0 for none.
+	startedBelow int64
+}
+
 // committed reads the group's committed offsets of the assigned
-// partitions (-1 where it has none) and the failed-attempt counts
-// committed with them (see tracker), retrying until it succeeds or ctx
-// ends (then ok is false). Without the counts, attempts restart at 1.
-func (g *generation) committed(ctx context.Context) (offsets map[int]int64, fails map[int]map[int64]int, ok bool) {
+// partitions (-1 where it has none) and the attempts committed with them
+// (see tracker), retrying until it succeeds or ctx ends (then ok is
+// false). Without the counts, attempts restart at 1.
+func (g *generation) committed(ctx context.Context) (offsets map[int]int64, fails map[int]committedAttempts, ok bool) {
 	s := g.s
 	if len(g.assigned) == 0 {
 		return nil, nil, true
@@ -135,7 +144,7 @@ func (g *generation) committed(ctx context.Context) (offsets map[int]int64, fail
 	}
 }
 
-func (g *generation) committedOnce(ctx context.Context) (map[int]int64, map[int]map[int64]int, error) {
+func (g *generation) committedOnce(ctx context.Context) (map[int]int64, map[int]committedAttempts, error) {
 	s := g.s
 	coord, err := g.coordinator(ctx)
 	if err != nil {
@@ -165,12 +174,11 @@ func (g *generation) committedOnce(ctx context.Context) (map[int]int64, map[int]
 	for _, id := range g.assigned {
 		offsets[id] = -1
 	}
-	fails := map[int]map[int64]int{}
+	fails := make(map[int]committedAttempts, len(g.assigned))
 	for _, p := range res.Topics[s.topic] {
 		offsets[p.Partition] = p.CommittedOffset
-		if m := decodeAttempts(p.Metadata); m != nil {
-			fails[p.Partition] = m
-		}
+		m, mark := decodeAttempts(p.Metadata)
+		fails[p.Partition] = committedAttempts{fails: m, startedBelow: mark + 1}
 	}
 	return offsets, fails, nil
 }

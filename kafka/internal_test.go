@@ -243,11 +243,11 @@ func TestTracker(t *testing.T) {
 		if c.offset != 2 || c.metadata != "" {
 			t.Errorf("got %+v, want offset 2 without metadata", c)
 		}
-		if got := decodeAttempts("mq-attempts:5=3,7=1,x=2,9=-1"); len(got) != 2 || got[5] != 3 || got[7] != 1 {
-			t.Errorf("decodeAttempts: got %v, want map[5:3 7:1]", got)
+		if got, mark := decodeAttempts("mq-attempts:5=3,7=1,x=2,9=-1"); len(got) != 2 || got[5] != 3 || got[7] != 1 || mark != -1 {
+			t.Errorf("decodeAttempts: got %v, %d, want map[5:3 7:1], -1", got, mark)
 		}
-		if got := decodeAttempts("someone else's metadata"); got != nil {
-			t.Errorf("decodeAttempts of foreign metadata: got %v, want nil", got)
+		if got, mark := decodeAttempts("someone else's metadata"); got != nil || mark != -1 {
+			t.Errorf("decodeAttempts of foreign metadata: got %v, %d, want nil, -1", got, mark)
 		}
 	})
 	t.Run("add reports earlier failures", func(t *testing.T) {
@@ -286,7 +286,7 @@ func TestTracker(t *testing.T) {
 	})
 	t.Run("revoke waits for running handlers", func(t *testing.T) {
 		tr := newTracker(0, nil)
-		if !tr.begin() {
+		if !tr.begin(0) {
 			t.Fatal("begin before revoke: got false, want true")
 		}
 		done := make(chan bool)
@@ -296,7 +296,7 @@ func TestTracker(t *testing.T) {
 			t.Fatal("revoke returned while a handler was running")
 		case <-time.After(50 * time.Millisecond):
 		}
-		if tr.begin() {
+		if tr.begin(1) {
 			t.Error("begin after revoke: got true, want false")
 		}
 		tr.end()
@@ -347,7 +347,7 @@ func TestNewRecordSharesTheMessage(t *testing.T) {
 func testPartition() *partition {
 	b := &Broker{log: slog.New(slog.DiscardHandler)}
 	s := &subscription{b: b, topic: "t", cfg: driver.SubscribeConfig{Group: "g"}}
-	return newPartition(&generation{s: s}, 0, 0, nil)
+	return newPartition(&generation{s: s}, 0, 0, committedAttempts{})
 }
 
 func TestNewDeliveryAllocations(t *testing.T) {
@@ -382,7 +382,7 @@ func TestDeliverySettleCountsRunningHandlers(t *testing.T) {
 	}
 
 	d := deliver()
-	if err := d.Begin(); err != nil {
+	if err := d.Begin(&d.Delivery); err != nil {
 		t.Fatalf("Begin: got %v, want nil", err)
 	}
 	if got := running(); got != 1 {
@@ -406,7 +406,7 @@ func TestDeliverySettleCountsRunningHandlers(t *testing.T) {
 	// for both (a later message must not be acknowledged while an earlier
 	// one is left to the new owner); once revoked, Begin refuses.
 	d = deliver()
-	if err := d.Begin(); err != nil {
+	if err := d.Begin(&d.Delivery); err != nil {
 		t.Fatalf("Begin: got %v, want nil", err)
 	}
 	waiting := deliver()
@@ -415,7 +415,7 @@ func TestDeliverySettleCountsRunningHandlers(t *testing.T) {
 	for !p.t.isRevoked() {
 		time.Sleep(time.Millisecond)
 	}
-	if err := waiting.Begin(); err != nil {
+	if err := waiting.Begin(&waiting.Delivery); err != nil {
 		t.Errorf("Begin of a delivery fetched before the revoke: got %v, want nil (it drains)", err)
 	}
 	waiting.Settle(ctx, nil)
@@ -431,7 +431,7 @@ func TestDeliverySettleCountsRunningHandlers(t *testing.T) {
 	if got := running(); got != 0 {
 		t.Errorf("after the drain: got %d running, want 0", got)
 	}
-	if err := deliver().Begin(); !errors.Is(err, errRevoked) {
+	if err := beginOf(deliver()); !errors.Is(err, errRevoked) {
 		t.Errorf("Begin after revoke: got %v, want errRevoked", err)
 	}
 	// The release at 1 (never handled) holds the commit point.
@@ -448,7 +448,7 @@ func TestRevokeDrainTimesOut(t *testing.T) {
 	if p.t.revoke(20 * time.Millisecond) {
 		t.Errorf("revoke with a delivery never handled: got true, want false")
 	}
-	if err := d.Begin(); !errors.Is(err, errRevoked) {
+	if err := d.Begin(&d.Delivery); !errors.Is(err, errRevoked) {
 		t.Errorf("Begin after the drain timed out: got %v, want errRevoked", err)
 	}
 	d.Settle(t.Context(), errRevoked)
@@ -465,7 +465,7 @@ func TestDeliverySettleOutcomes(t *testing.T) {
 	run := func(herr error) (d *delivery, delay time.Duration, retry bool) {
 		d = p.newDelivery(kafka.Message{Offset: next}, nil)
 		next++
-		if err := d.Begin(); err != nil {
+		if err := d.Begin(&d.Delivery); err != nil {
 			t.Fatalf("Begin: got %v, want nil", err)
 		}
 		delay, retry = d.Settle(ctx, herr)

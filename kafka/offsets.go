@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,8 +21,11 @@ import (
 // redelivered after a rebalance, a restart or a crash continues its
 // attempt count.
 //
-// It also counts running handlers, so that a revoked partition can wait
-// for them before its final commit.
+// It also records the highest offset whose handler has started while
+// handlers run, committed with the counts, so that the partition's next
+// owner counts a message that was in flight when this member crashed as
+// attempted (see startedMark), and it counts running handlers, so that a
+// revoked partition can wait for them before its final commit.
 type tracker struct {
 	mu        sync.Mutex
 	window    []ackEntry    // fetched, not yet below the commit point, in fetch order
@@ -32,9 +36,17 @@ type tracker struct {
 	fails     map[int64]int // offset → failed attempts, for unacknowledged messages
 	version   int           // changes whenever fails does
 	sent      int           // version of the last commit
-	running   int           // handlers running now
-	revoked   bool          // the partition is no longer ours
-	drained   chan struct{}
+	started   int64         // highest offset whose handler started; -1 before any
+	sentMark  int64         // started mark the last commit carried; -1 for none
+	// Offsets below priorBelow, at or after the start, had a handler
+	// started under the previous owner that may not have finished; add
+	// counts one more attempt for each, once (priorDone is the highest
+	// offset counted so far).
+	priorBelow int64
+	priorDone  int64
+	running    int  // handlers running now
+	revoked    bool // the partition is no longer ours
+	drained    chan struct{}
 	// queued counts fetched deliveries not yet settled for good (running,
 	// waiting in the dispatcher, or released); a revoked partition first
 	// lets them be handled, as a Java consumer finishes the records of
@@ -58,7 +70,16 @@ func newTracker(start int64, fails map[int64]int) *tracker {
 	if fails == nil {
 		fails = map[int64]int{}
 	}
-	return &tracker{next: start, committed: start, fails: fails, drained: make(chan struct{}), emptied: make(chan struct{})}
+	return &tracker{next: start, committed: start, fails: fails, started: -1, sentMark: -1, priorDone: -1, drained: make(chan struct{}), emptied: make(chan struct{})}
+}
+
+// inheritStarted records the started mark committed by the partition's
+// previous owner, plus one: every offset below below that is fetched
+// again counts one more attempt. 0 is none.
+func (t *tracker) inheritStarted(below int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.priorBelow = max(below, 0)
 }
 
 // fail records that the message at offset failed on attempt.
@@ -100,7 +121,15 @@ func (t *tracker) addLocked(offset int64) (seq int64, failed int) {
 		// that array for reuse.
 		t.buf = t.window[:0]
 	}
-	return t.base + int64(len(t.window)) - 1, t.fails[offset]
+	failed = t.fails[offset]
+	if offset < t.priorBelow && offset > t.priorDone {
+		// Started under the previous owner, which committed no outcome.
+		failed++
+		t.fails[offset] = failed
+		t.priorDone = offset
+		t.version++
+	}
+	return t.base + int64(len(t.window)) - 1, failed
 }
 
 // ack marks the message with sequence number seq as handled and advances
@@ -170,17 +199,39 @@ type commitState struct {
 	offset   int64
 	metadata string
 	version  int
+	mark     int64
 }
 
 // toCommit returns the commit point and its metadata (the failed attempts
-// of messages at or after it) if either changed since the last commit.
+// of messages at or after it, and the started mark) if any of them
+// changed since the last commit.
 func (t *tracker) toCommit() (commitState, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.next <= t.committed && t.version == t.sent {
+	mark := t.startedMark()
+	if t.next <= t.committed && t.version == t.sent && mark == t.sentMark {
 		return commitState{}, false
 	}
-	return commitState{offset: t.next, metadata: encodeAttempts(t.fails, t.next), version: t.version}, true
+	return commitState{offset: t.next, metadata: encodeAttempts(t.fails, t.next, mark), version: t.version, mark: mark}, true
+}
+
+// startedMark returns the offset a commit carries as started, or -1: the
+// highest offset whose handler started, while a handler runs (with none
+// running, every started handler has settled and its outcome is in the
+// counts), or while offsets inherited as started are not all fetched
+// again. Below the commit point it is not needed.
+func (t *tracker) startedMark() int64 {
+	mark := int64(-1)
+	if t.running > 0 {
+		mark = t.started
+	}
+	if t.priorDone < t.priorBelow-1 {
+		mark = max(mark, t.priorBelow-1)
+	}
+	if mark < t.next {
+		return -1
+	}
+	return mark
 }
 
 // committedOffset returns the last commit point sent.
@@ -196,26 +247,35 @@ func (t *tracker) setCommitted(c commitState) {
 	defer t.mu.Unlock()
 	t.committed = max(t.committed, c.offset)
 	t.sent = c.version
+	t.sentMark = c.mark
 }
 
 // attemptsPrefix starts the commit metadata the driver writes; other
 // metadata is ignored.
 const attemptsPrefix = "mq-attempts:"
 
+// startedKey names the started mark among the counts of the commit
+// metadata; a decoder that knows only counts skips it, as its key is no
+// offset.
+const startedKey = "s"
+
 // maxAttemptEntries bounds the failed-attempt counts kept in one commit's
 // metadata (Kafka's offset.metadata.max.bytes defaults to 4096).
 const maxAttemptEntries = 100
 
-// encodeAttempts writes the counts of offsets at or after from, lowest
-// first, as "mq-attempts:offset=count,...".
-func encodeAttempts(fails map[int64]int, from int64) string {
+// encodeAttempts writes the started mark (if not negative) and the counts
+// of offsets at or after from, lowest first, as
+// "mq-attempts:s=mark,offset=count,...". It is at most about 2.5 KB
+// (maxAttemptEntries counts), well under Kafka's default
+// offset.metadata.max.bytes of 4096.
+func encodeAttempts(fails map[int64]int, from, mark int64) string {
 	var offs []int64
 	for o := range fails {
 		if o >= from {
 			offs = append(offs, o)
 		}
 	}
-	if len(offs) == 0 {
+	if len(offs) == 0 && mark < 0 {
 		return ""
 	}
 	slices.Sort(offs)
@@ -224,8 +284,11 @@ func encodeAttempts(fails map[int64]int, from int64) string {
 	}
 	var b strings.Builder
 	b.WriteString(attemptsPrefix)
+	if mark >= 0 {
+		fmt.Fprintf(&b, "%s=%d", startedKey, mark)
+	}
 	for i, o := range offs {
-		if i > 0 {
+		if i > 0 || mark >= 0 {
 			b.WriteByte(',')
 		}
 		fmt.Fprintf(&b, "%d=%d", o, fails[o])
@@ -233,36 +296,49 @@ func encodeAttempts(fails map[int64]int, from int64) string {
 	return b.String()
 }
 
-// decodeAttempts reads what encodeAttempts wrote, ignoring anything else.
-func decodeAttempts(s string) map[int64]int {
+// decodeAttempts reads what encodeAttempts wrote, ignoring anything else:
+// the counts (nil if none) and the started mark (-1 if none).
+func decodeAttempts(s string) (fails map[int64]int, mark int64) {
+	mark = -1
 	rest, ok := strings.CutPrefix(s, attemptsPrefix)
 	if !ok || rest == "" {
-		return nil
+		return nil, mark
 	}
-	out := map[int64]int{}
 	for _, kv := range strings.Split(rest, ",") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
 			continue
 		}
+		if k == startedKey {
+			if m, err := strconv.ParseInt(v, 10, 64); err == nil && m >= 0 && m < math.MaxInt64 {
+				mark = m
+			}
+			continue
+		}
 		o, err1 := strconv.ParseInt(k, 10, 64)
 		n, err2 := strconv.Atoi(v)
 		if err1 == nil && err2 == nil && o >= 0 && n > 0 {
-			out[o] = n
+			if fails == nil {
+				fails = map[int64]int{}
+			}
+			fails[o] = n
 		}
 	}
-	return out
+	return fails, mark
 }
 
-// begin counts a handler about to run, or reports false if the partition
-// was revoked (the handler must not run).
-func (t *tracker) begin() bool {
+// begin counts a handler about to run for the message at offset, or
+// reports false if the partition was revoked (the handler must not run).
+func (t *tracker) begin(offset int64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.revoked {
 		return false
 	}
 	t.running++
+	if offset > t.started {
+		t.started = offset
+	}
 	return true
 }
 

@@ -15,13 +15,15 @@ type partition struct {
 	id    int
 	start int64
 	t     *tracker
-	begin func() error // the Begin of every delivery of the partition
+	begin func(*driver.Delivery) error // the Begin of every delivery of the partition
 }
 
 // newPartition returns partition id of g, to be fetched from offset start;
-// fails holds the failed-attempt counts committed with the group's offset.
-func newPartition(g *generation, id int, start int64, fails map[int64]int) *partition {
-	p := &partition{g: g, id: id, start: start, t: newTracker(start, fails)}
+// prior holds what was committed with the group's offset: the failed
+// attempt counts and the started mark.
+func newPartition(g *generation, id int, start int64, prior committedAttempts) *partition {
+	p := &partition{g: g, id: id, start: start, t: newTracker(start, prior.fails)}
+	p.t.inheritStarted(prior.startedBelow)
 	p.begin = p.beginHandler
 	return p
 }
@@ -75,5 +77,6 @@ func (p *partition) newDelivery(km kafka.Message, a *arena) *delivery {
 	d.Lane = m.Key
 	d.Settle = d.settle
 	d.Begin = p.begin
+	d.Ref = km.Offset
 	return d
 }

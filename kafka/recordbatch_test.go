@@ -175,7 +175,7 @@ func TestFetchMovesPastCompactedBatchEnd(t *testing.T) {
 		return nil
 	}, driver.DispatcherConfig{Concurrency: 1, Logger: b.log})
 	t.Cleanup(func() { s.disp.Shutdown(context.Background()) })
-	p := newPartition(&generation{s: s}, 0, 10, nil)
+	p := newPartition(&generation{s: s}, 0, 10, committedAttempts{})
 	f := &fetcher{p: p, offset: 10}
 	if err := f.records(ctx, &fetchedPartition{records: raw}); err != nil {
 		t.Fatal(err)

@@ -17,8 +17,8 @@ var errRevoked = fmt.Errorf("kafka: partition revoked: %w", driver.ErrNotHandled
 // beginHandler is the Begin of the partition's deliveries: the handler
 // runs, and is counted as running, unless the partition was revoked while
 // the delivery waited.
-func (p *partition) beginHandler() error {
-	if !p.t.begin() {
+func (p *partition) beginHandler(del *driver.Delivery) error {
+	if !p.t.begin(del.Ref) {
 		return errRevoked
 	}
 	return nil

@@ -81,6 +81,7 @@ type subscription struct {
 	log     *slog.Logger
 	disp    *driver.Dispatcher
 	fetch   context.Context // canceled when the subscription stops fetching
+	caller  context.Context // Subscribe's ctx, for stopBound
 
 }
 
@@ -90,6 +91,7 @@ func (s *subscription) run(ctx context.Context) error {
 	fetch, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
 	s.fetch = fetch
+	s.caller = ctx
 	go func() {
 		select {
 		case <-s.b.life.Closing():
@@ -153,15 +155,20 @@ func (s *subscription) run(ctx context.Context) error {
 
 // stopBound returns a context for what a stopping subscription still
 // sends (the last commits, the group leave): it ends after d, or half of
-// driver.CloseGrace after Close's ctx ends, so that Close returns within
-// its ctx plus driver.CloseGrace even when the network stalls.
+// driver.CloseGrace after Close's ctx or Subscribe's ctx ends, so that
+// Close returns within its ctx plus driver.CloseGrace, and a canceled
+// Subscribe within driver.CloseGrace, even when the network stalls.
 func (s *subscription) stopBound(d time.Duration) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
-	stop := context.AfterFunc(s.b.life.DrainContext(), func() {
-		time.AfterFunc(driver.CloseGrace/2, cancel)
-	})
+	later := func() { time.AfterFunc(driver.CloseGrace/2, cancel) }
+	stopClose := context.AfterFunc(s.b.life.DrainContext(), later)
+	stopCaller := func() bool { return false }
+	if s.caller != nil {
+		stopCaller = context.AfterFunc(s.caller, later)
+	}
 	return ctx, func() {
-		stop()
+		stopClose()
+		stopCaller()
 		cancel()
 	}
 }

@@ -78,6 +78,12 @@ func run(args []string) int {
 		return exitUsage
 	}
 	name := args[0]
+	if strings.HasPrefix(name, "-test.") && os.Getenv(envConformURL) != "" {
+		// The conformance suite re-executes its own program with -test
+		// flags only (the consumer-crash case's subprocess): this is
+		// that program when it runs under mq conform.
+		return run(append([]string{conformChildCmd.name}, args...))
+	}
 	switch name {
 	case "-h", "-help", "--help", "help":
 		if len(args) > 1 {

@@ -127,3 +127,30 @@ func TestPendingRestartGoesBeforeNewUsers(t *testing.T) {
 		t.Fatalf("order %v, want [old done restart newcomer]", order)
 	}
 }
+
+// TestCrashChildSkipsPendingRestart: a subprocess of a test that holds
+// the broker (conformance's consumer-crash) takes the broker at once
+// while a restart is pending, instead of queueing behind it: the
+// restarter waits for the subprocess's parent, which waits for the
+// subprocess.
+func TestCrashChildSkipsPendingRestart(t *testing.T) {
+	key := fmt.Sprintf("unit-%d-%d", os.Getpid(), time.Now().UnixNano())
+	path := lockPath("test", key)
+	t.Cleanup(func() { _ = os.Remove(path); _ = os.Remove(path + ".intent") })
+	intent, err := openLock(path + ".intent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer intent.Close()
+	if !lockWait(intent, true, time.Second) { // a restarter's pending intent
+		t.Fatal("could not take the intent lock")
+	}
+	t.Setenv(crashChildEnv, "topic group")
+	child := newSharedLock("test")
+	start := time.Now()
+	child.acquireShared(t, key)
+	defer child.releaseShared()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the subprocess waited %v behind a pending restart, want at once", d)
+	}
+}

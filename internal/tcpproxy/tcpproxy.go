@@ -153,19 +153,15 @@ func (p *Proxy) serve(client net.Conn) {
 	wg.Go(func() { p.copy(c, server, client) })
 	wg.Go(func() { p.copy(c, client, server) })
 	wg.Wait()
-	c.once.Do(func() {
-		close(c.done)
-		_ = client.Close()
-		_ = server.Close()
-	})
+	c.close()
 	p.mu.Lock()
 	delete(p.conns, c)
 	p.mu.Unlock()
 }
 
 // copy forwards src to dst, waiting at the gate before each read and
-// each write, until src ends (then dst's write side is shut, and the
-// other direction may go on), either side fails, or the pair is reset.
+// each write, until src ends (then both sides are closed), either side
+// fails, or the pair is reset.
 func (p *Proxy) copy(c *pair, dst, src net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
@@ -183,10 +179,11 @@ func (p *Proxy) copy(c *pair, dst, src net.Conn) {
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			if tc, ok := dst.(*net.TCPConn); ok {
-				_ = tc.CloseWrite()
-				return
-			}
+			// One side closed: close both. Broker protocols never
+			// half-close, and a broker can hold the other direction
+			// open for as long as a long poll lasts.
+			c.close()
+			return
 		}
 		if err != nil {
 			c.reset()
@@ -204,6 +201,15 @@ func (c *pair) wait(gate <-chan struct{}) bool {
 	case <-c.done:
 		return false
 	}
+}
+
+// close closes both sides, unless the pair was closed or reset already.
+func (c *pair) close() {
+	c.once.Do(func() {
+		close(c.done)
+		_ = c.client.Close()
+		_ = c.server.Close()
+	})
 }
 
 func (c *pair) reset() {
