@@ -46,6 +46,7 @@ type options struct {
 	out         string
 	report      string
 	reportFrom  string
+	replace     bool
 	cpuprofile  string
 	note        string
 	notes       string
@@ -71,6 +72,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "results", "directory for the JSON lines results")
 	flag.StringVar(&o.report, "report", "../BENCHMARKS.md", "Markdown report to write ('' for none)")
 	flag.StringVar(&o.reportFrom, "report-from", "", "write the report from these results files (comma-separated, merged) without measuring")
+	flag.BoolVar(&o.replace, "report-replace", false, "with -report-from: a broker found in a later file keeps only that file's results (a new run of one broker over an older run of all)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.note, "machine-note", "", "describes the conditions of the run in the report, e.g. \"2-core VM shared with other work\"")
 	flag.BoolVar(&o.consumeOnly, "consume-only", false, "throughput runs time the consumer alone: the timed messages are published first, held from the consumer, and the time runs from their release until the last is handled (no latency or lone-Publish change)")
@@ -78,7 +80,7 @@ func main() {
 	flag.Parse()
 
 	if o.reportFrom != "" {
-		if err := writeReport(o.reportFrom, o.report, o.notes); err != nil {
+		if err := writeReportFrom(o.reportFrom, o.report, o.notes, o.replace); err != nil {
 			log.Fatal(err)
 		}
 		return

@@ -202,6 +202,58 @@ func TestReportMergesRounds(t *testing.T) {
 	}
 }
 
+// TestReportReplacesBroker writes a report from an older run of two
+// brokers and a newer run of one of them with replace: the newer file's
+// broker must be reported from it alone, the other broker from the older
+// file, and the date row must say which broker was measured when.
+func TestReportReplacesBroker(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Date(2026, 12, 3, 16, 29, 0, 0, time.UTC)
+	head := func(at time.Time, brokers ...string) machineHeader {
+		h := machineHeader{Kind: "machine", Time: at, Mode: "full", CPUs: 2, Go: "go1.26", Rounds: 1, Sizes: []int{1024}, Concs: []int{4},
+			Msgs: map[string]int{}, Batch: map[string]int{}, Rates: map[string]int{}}
+		for _, b := range brokers {
+			h.Msgs[b], h.Batch[b], h.Rates[b] = 100, 1, 10
+		}
+		return h
+	}
+	lines := func(broker string, rawRate, mqRate float64) []any {
+		run := func(contender string, rate float64) result {
+			return result{Kind: "throughput", Broker: broker, Contender: contender, Role: contender, Size: 1024, Conc: 4, MsgsPerSec: rate, CPUPerMsgUS: 10}
+		}
+		return []any{
+			contenderInfo{Kind: "contender", Broker: broker, Contender: "raw", Role: "raw"},
+			contenderInfo{Kind: "contender", Broker: broker, Contender: "mq", Role: "mq"},
+			run("raw", rawRate), run("mq", mqRate),
+		}
+	}
+	a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+	writeLines(t, a, append(append([]any{head(old, "kafka", "sqs")}, lines("kafka", 1000, 500)...), lines("sqs", 1000, 800)...)...)
+	writeLines(t, b, append([]any{head(old.Add(30*time.Hour), "kafka")}, lines("kafka", 1000, 1200)...)...)
+	out := filepath.Join(dir, "BENCHMARKS.md")
+	if err := writeReportFrom(a+","+b, out, "", true); err != nil {
+		t.Fatalf("writeReportFrom: %v", err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := string(data)
+	for _, want := range []string{
+		"| Date (UTC) | kafka 2026-12-04 22:29; sqs 2026-12-03 16:29 |",
+		"| 1 KiB | 4 | 1.200 [1.200–1.200] |", // kafka: the newer run's ratio alone
+		"| 1 KiB | 4 | 0.800 [0.800–0.800] |", // sqs: from the older run
+		"reported from that file alone",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q; got:\n%s", want, report)
+		}
+	}
+	if strings.Contains(report, "| 1 KiB | 4 | 0.500") || strings.Contains(report, "| 1 KiB | 4 | 0.850") {
+		t.Errorf("report still uses the older kafka run; got:\n%s", report)
+	}
+}
+
 // failingClose is a run that delivers each message at once and whose
 // Close fails.
 type failingClose struct{ recv func(int64) }
