@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -34,12 +35,13 @@ func foreignPublisher(t testing.TB) func(ctx context.Context, topic string, key,
 		for k, v := range headers {
 			km.Headers = append(km.Headers, kafka.Header{Key: k, Value: v})
 		}
-		// A topic created a moment ago may not have a leader yet; the
-		// Java producer waits for its metadata too. Bounded by 60 tries
-		// (15 s) and ctx.
+		// A topic created a moment ago may not have a leader yet, and a
+		// broker that has just restarted may still be loading its
+		// partitions; the Java producer waits and retries too. Bounded by
+		// 60 tries (15 s) and ctx.
 		var err error
 		for range 60 {
-			if err = w.WriteMessages(ctx, km); !errors.Is(err, kafka.UnknownTopicOrPartition) && !errors.Is(err, kafka.LeaderNotAvailable) {
+			if err = w.WriteMessages(ctx, km); !foreignRetryable(ctx, err) {
 				return err
 			}
 			select {
@@ -50,4 +52,20 @@ func foreignPublisher(t testing.TB) func(ctx context.Context, topic string, key,
 		}
 		return err
 	}
+}
+
+// foreignRetryable reports whether a failed write of the foreign publisher
+// is worth another try: the topic or its leader is not ready yet, or an
+// attempt timed out (kafka-go bounds each attempt by its own timeouts)
+// while ctx still runs.
+func foreignRetryable(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		return ke.Temporary() || errors.Is(err, kafka.UnknownTopicOrPartition) || errors.Is(err, kafka.LeaderNotAvailable)
+	}
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
