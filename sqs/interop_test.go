@@ -43,7 +43,7 @@ func python(t *testing.T) string {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		msg := "scripts/pyenv (python3 -m venv, pip install pika boto3): " + err.Error() + ": " + stderr.String()
+		msg := "scripts/pyenv (python3 -m venv, pip install the pinned interop clients): " + err.Error() + ": " + stderr.String()
 		if os.Getenv("MQ_TEST_REQUIRE_BROKERS") == "1" {
 			t.Fatal(msg)
 		}

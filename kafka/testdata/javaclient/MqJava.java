@@ -1,6 +1,7 @@
 // MqJava is the Java side of the kafka driver's interoperability tests
-// (kafka/java_test.go), compiled at test time against the kafka-clients jar
-// of the Kafka distribution scripts/brokers installs.
+// (kafka/javaclient_test.go, javagroup_test.go, interop_test.go), compiled at
+// test time against the kafka-clients jar of the Kafka distribution
+// scripts/brokers installs.
 //
 // Usage: java MqJava MODE BOOTSTRAP TOPIC [GROUP]
 //
@@ -16,7 +17,7 @@
 //       commits c2-0..c2-1, prints "DONE".
 //   binary BOOTSTRAP TOPIC
 //       Produces records with LongSerializer keys and binary header
-//       values (see java_test.go for the exact bytes), prints "DONE".
+//       values (see interop_test.go for the exact bytes), prints "DONE".
 import java.io.InputStream;
 import java.time.Duration;
 import java.util.ArrayList;
