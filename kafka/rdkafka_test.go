@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go/protocol/describegroups"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/internal/brokertest"
 	"github.com/seedmq/mq/kafka/kafkatest"
 )
 
@@ -29,27 +29,6 @@ import (
 // consumer mode prints the lines MqJava prints, so javaProc runs it.
 
 const rdkafkaScript = "testdata/rdkafka/rdkafka.py"
-
-// rdkafkaPython returns the interop virtualenv's python, made by
-// scripts/pyenv when missing. Without python3 or PyPI the test is
-// skipped, or fails under MQ_TEST_REQUIRE_BROKERS=1.
-func rdkafkaPython(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "../scripts/pyenv")
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		msg := "librdkafka interop test: scripts/pyenv (python3 -m venv, pip install confluent-kafka): " + err.Error() + ": " + stderr.String()
-		if v := os.Getenv("MQ_TEST_REQUIRE_BROKERS"); v == "1" || v == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip("skipped: " + msg)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // startRdkafka runs rdkafka.py in mode against the test brokers until the
 // test ends (see startProc).
@@ -118,7 +97,7 @@ func groupProtocol(t *testing.T, group string) (string, string, int) {
 // half (range's shape; roundrobin would interleave), every message is
 // consumed once by the group, and librdkafka reports no error.
 func TestRdkafkaSharesGroup(t *testing.T) {
-	py := rdkafkaPython(t)
+	py := brokertest.Python(t, "librdkafka interop test")
 	for _, tc := range []struct{ first, strategy string }{
 		{"rdkafka", ""},
 		{"mq", ""},
@@ -220,7 +199,7 @@ func TestRdkafkaSharesGroup(t *testing.T) {
 // committed offsets carry over in both directions (few duplicates, no
 // replay from the start).
 func TestRdkafkaRollingHandOver(t *testing.T) {
-	py := rdkafkaPython(t)
+	py := brokertest.Python(t, "librdkafka interop test")
 	topic, group := uniqueName(t, "rroll"), uniqueName(t, "g")
 	b := open(t, "exact_group_id=true&partitions=6")
 	provisionKafka(t, b, topic)
@@ -338,7 +317,7 @@ func TestRdkafkaRollingHandOver(t *testing.T) {
 // cooperative-sticky. Subscribe returns at once with an error that names
 // both assignors, and the librdkafka member keeps its partitions.
 func TestRdkafkaCooperativeStickyGroup(t *testing.T) {
-	py := rdkafkaPython(t)
+	py := brokertest.Python(t, "librdkafka interop test")
 	topic, group := uniqueName(t, "rcoop"), uniqueName(t, "g")
 	b := open(t, "exact_group_id=true&partitions=6")
 	provisionKafka(t, b, topic)
@@ -402,7 +381,7 @@ func readRdkafka(t *testing.T, py, topic string, n int) []rdkafkaRecord {
 // republished unchanged through mq they reach a librdkafka consumer with
 // the same bytes.
 func TestRdkafkaBinaryRecords(t *testing.T) {
-	py := rdkafkaPython(t)
+	py := brokertest.Python(t, "librdkafka interop test")
 	topic, topic2, group := uniqueName(t, "rbin"), uniqueName(t, "rbin2"), uniqueName(t, "g")
 	b := open(t, "partitions=1")
 	provisionKafka(t, b, topic)
@@ -487,7 +466,7 @@ func mapsEqual(a, b map[string]string) bool {
 // partition librdkafka's Java-compatible partitioner (murmur2_random)
 // puts it in, on topics of the same partition count.
 func TestRdkafkaPartitioner(t *testing.T) {
-	py := rdkafkaPython(t)
+	py := brokertest.Python(t, "librdkafka interop test")
 	topicRK, topicMQ := uniqueName(t, "rkeys"), uniqueName(t, "mkeys")
 	b := open(t, "partitions=6")
 	provisionKafka(t, b, topicRK)
@@ -536,7 +515,7 @@ func TestRdkafkaPartitioner(t *testing.T) {
 // the 5 committed records, no aborted record, no transaction marker; and
 // the group's committed offset reaches the end of the log.
 func TestRdkafkaTransactions(t *testing.T) {
-	py := rdkafkaPython(t)
+	py := brokertest.Python(t, "librdkafka interop test")
 	topic, group := uniqueName(t, "rtxn"), uniqueName(t, "g")
 	b := open(t, "exact_group_id=true&partitions=1")
 	provisionKafka(t, b, topic)

@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/internal/brokertest"
 	"github.com/seedmq/mq/rabbitmq/rabbitmqtest"
 )
 
@@ -33,27 +33,6 @@ type pikaMessage struct {
 		Hex   string `json:"hex"`
 		Value string `json:"value"`
 	} `json:"headers"`
-}
-
-// python returns the interop virtualenv's python, made by scripts/pyenv
-// when missing. Without python3 or PyPI the test is skipped, or fails
-// under MQ_TEST_REQUIRE_BROKERS=1.
-func python(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "../scripts/pyenv")
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		msg := "scripts/pyenv (python3 -m venv, pip install the pinned interop clients): " + err.Error() + ": " + stderr.String()
-		if os.Getenv("MQ_TEST_REQUIRE_BROKERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip("skipped: " + msg)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // pika runs interop_pika.py with args, bounded by a minute, and returns
@@ -117,7 +96,7 @@ func provisioned(t *testing.T, b mq.Broker, topic string, groups ...string) {
 // as the Interoperability table says, and republished unchanged through
 // mq it reaches pika with the same ID, routing key, body and header bytes.
 func TestInteropFromPika(t *testing.T) {
-	py := python(t)
+	py := brokertest.Python(t, "pika interop test")
 	b := open(t, "")
 	topic, topic2 := uniqueTopic(t), uniqueTopic(t)
 	provisioned(t, b, topic, "g")
@@ -180,7 +159,7 @@ func TestInteropFromPika(t *testing.T) {
 // Interoperability table says: message_id, routing key and mq-key,
 // persistent, body and headers byte for byte.
 func TestInteropToPika(t *testing.T) {
-	py := python(t)
+	py := brokertest.Python(t, "pika interop test")
 	b := open(t, "")
 	topic := uniqueTopic(t)
 	provisioned(t, b, topic, "g")

@@ -6,13 +6,12 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/seedmq/mq"
+	"github.com/seedmq/mq/internal/brokertest"
 	"github.com/seedmq/mq/sqs/sqstest"
 )
 
@@ -29,27 +28,6 @@ type boto3Message struct {
 		Type string `json:"type"`
 		Hex  string `json:"hex"`
 	} `json:"attributes"`
-}
-
-// python returns the interop virtualenv's python, made by scripts/pyenv
-// when missing. Without python3 or PyPI the test is skipped, or fails
-// under MQ_TEST_REQUIRE_BROKERS=1.
-func python(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "../scripts/pyenv")
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		msg := "scripts/pyenv (python3 -m venv, pip install the pinned interop clients): " + err.Error() + ": " + stderr.String()
-		if os.Getenv("MQ_TEST_REQUIRE_BROKERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip("skipped: " + msg)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // boto3 runs interop_boto3.py with mode, the test server and args,
@@ -108,7 +86,7 @@ func provisioned(t *testing.T, b mq.Broker, topic string) {
 // as a header, and republished unchanged through mq it reaches boto3
 // with the same body, ID and header bytes.
 func TestInteropFromBoto3(t *testing.T) {
-	py := python(t)
+	py := brokertest.Python(t, "boto3 interop test")
 	b := open(t, "")
 	q, q2 := topic(t), topic(t)
 	provisioned(t, b, q)
@@ -162,7 +140,7 @@ func TestInteropFromBoto3(t *testing.T) {
 // in mq-body, ID and Key in mq-id and mq-key, headers as String or
 // Binary attributes of their name.
 func TestInteropToBoto3(t *testing.T) {
-	py := python(t)
+	py := brokertest.Python(t, "boto3 interop test")
 	b := open(t, "")
 	q := topic(t)
 	provisioned(t, b, q)
