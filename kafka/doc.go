@@ -44,7 +44,12 @@
 //     Publish returns. Default all. leader and none trade durability for
 //     latency; none breaks mq's publish contract.
 //   - compression (none|gzip|snappy|lz4|zstd): batch compression. Default
-//     none.
+//     none, as in the Java client and librdkafka (franz-go compresses with
+//     snappy by default). Each produce request's batch is compressed
+//     once; with large, compressible bodies snappy or lz4 cuts the bytes
+//     the broker stores and consumers fetch several-fold for little
+//     producer CPU (with 64 KiB bodies that compress well, snappy about
+//     doubles end-to-end throughput on a local broker).
 //   - batch_size: most messages per partition in one produce request.
 //     Default 100.
 //   - batch_timeout: accepted for compatibility and ignored: the producer
@@ -104,7 +109,9 @@
 // soon as the previous one is answered (group commit): many goroutines
 // publishing one message each get batch throughput. A request holds at
 // most batch_size messages and message.max.bytes bytes; the rest wait for
-// the next.
+// the next. Keyless messages go to a partition with no request in flight
+// (see Partitioning), so with several partitions a topic has several
+// requests in flight at once.
 //
 // Order. With one request in flight per partition, messages of one
 // partition are stored in the order their Publish calls queued them, and

@@ -39,14 +39,14 @@ type contender struct {
 // ratio reports whether c is one of the contenders of the mq/raw ratios
 // (the reference, raw+contract and mq), the reference of the
 // mq/franz-go-consume ratios, or one of the Kafka producer's references
-// (franz-go and sarama), which run the extra paired rounds of
+// (franz-go and sarama) and mq+snappy, which run the extra paired rounds of
 // -ratio-rounds: the targets are read from them.
 func (c contender) ratio() bool { return isRatio(c.Role, c.Name) }
 
 // isRatio reports whether the contender of this role and name is one of
 // the targets' ratios (see contender.ratio).
 func isRatio(role, name string) bool {
-	return role == "raw" || role == "mq" || name == "raw+contract" || name == franzConsumeName || name == franzName || name == saramaName
+	return role == "raw" || role == "mq" || name == "raw+contract" || name == franzConsumeName || name == franzName || name == saramaName || name == snappyName
 }
 
 // run is one contender set up on a fresh topic.

@@ -64,14 +64,18 @@
 // OpenTelemetry providers and with the real SDK; and Watermill's driver
 // for the broker with its defaults and tuned. On Kafka also the producers
 // a Kafka user would pick instead: franz-go (kgo ProduceSync, its default
-// linger, acks=all) and Sarama (SyncProducer, acks=all), each consumed by
-// raw's kafka-go Reader so that only the producer differs; and
+// linger and snappy compression, acks=all) and Sarama (SyncProducer,
+// acks=all), each consumed by raw's kafka-go Reader so that only the
+// producer differs; "mq+snappy", mq with compression=snappy, which
+// compares with franz-go like with like (the others send uncompressed);
+// and
 // "franz-go-consume", raw's producer with a franz-go group consumer (a
 // PollFetches loop marking records, marked offsets committed every
 // 100ms, mq's default commit interval), so that only the consumer differs:
 // the report divides mq by it per round as well. The report's Kafka
 // producer targets divide mq per round by the faster of franz-go and
-// Sarama at concurrency 1, by franz-go at concurrency 16, by raw in CPU
+// Sarama at concurrency 1, by franz-go at concurrency 16 (and mq+snappy
+// by franz-go there), by raw in CPU
 // per message, and mq's lone Publish p50 by each reference's. On the
 // memory broker: a buffered channel (the floor), mq's memory driver,
 // Watermill's GoChannel and gocloud's mempubsub. On every broker, with MQ_TEST_POSTGRES_DSN set

@@ -42,6 +42,11 @@ func kafkaPlan() brokerPlan {
 	p.Contenders = append(p.Contenders, kafkaRaw(addrs, admin, false), kafkaRaw(addrs, admin, true),
 		kafkaFranz(addrs, admin), kafkaSarama(addrs, admin), kafkaFranzConsume(addrs, admin))
 	p.Contenders = append(p.Contenders, mqContenders(fmt.Sprintf("kafka:// with acks=all, batch_size=%d, commit_interval=%v (the defaults), topics of %d partitions; Subscribe with Concurrency(conc); one message per Publish", kafkaBatchSize, kafkaCommitInterval, kafka.DefaultPartitions), open, del)...)
+	// franz-go compresses with snappy by default, the other contenders
+	// send uncompressed: mq+snappy is mq configured as franz-go is.
+	snappyURL := url + "&compression=snappy"
+	openSnappy := func(ctx context.Context, _ cell) (mq.Broker, error) { return mq.Open(ctx, snappyURL) }
+	p.Contenders = append(p.Contenders, mqContender(snappyName, "", "mq as above with compression=snappy, franz-go's default compression (the bodies are a 26-byte cycle, which snappy shrinks about 20-fold)", openSnappy, del, nil))
 	p.Contenders = append(p.Contenders,
 		watermillKafka("watermill-default", addrs, admin, del, false),
 		watermillKafka("watermill-tuned", addrs, admin, del, true))

@@ -63,10 +63,11 @@ func startRef(ctx context.Context, prefix string, addrs []string, admin *lazyBro
 }
 
 // kafkaFranz is franz-go's kgo client with its defaults (idempotent
-// producer, default linger) and acks=all, publishing with ProduceSync.
+// producer, default linger, snappy compression) and acks=all, publishing
+// with ProduceSync.
 func kafkaFranz(addrs []string, admin *lazyBroker) contender {
 	return contender{Name: "franz-go",
-		Note: "franz-go kgo.Client{RequiredAcks(AllISRAcks()), defaults otherwise: idempotent, default linger} shared by the publishers, ProduceSync per call; consumed by raw's kafka-go Reader",
+		Note: "franz-go kgo.Client{RequiredAcks(AllISRAcks()), defaults otherwise: idempotent, default linger, snappy compression} shared by the publishers, ProduceSync per call; consumed by raw's kafka-go Reader",
 		Start: func(ctx context.Context, c cell, recv func(int64)) (run, error) {
 			return startRef(ctx, "franz", addrs, admin, recv, func(topic string) (func(context.Context, [][]byte, int64) error, func() error, error) {
 				cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic(topic))
