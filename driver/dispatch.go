@@ -73,10 +73,11 @@ type Dispatcher struct {
 	cancel context.CancelFunc // cancels hctx
 	sctx   context.Context    // settle context: never canceled by shutdown
 
-	slots   chan struct{} // one token per pending delivery
-	ready   chan *Delivery
-	closing chan struct{} // closed when Shutdown begins
-	idle    chan struct{} // closed when closing and nothing is pending
+	slots   chan struct{}  // one token per pending delivery
+	ready   chan *Delivery // closed with idle: nothing is sent after
+	closing chan struct{}  // closed when Shutdown begins
+	closed  atomic.Bool    // set when closing is closed
+	idle    chan struct{}  // closed when closing and nothing is pending
 
 	mu       sync.Mutex
 	lanes    map[string][]*Delivery    // queued successors per busy lane
@@ -184,17 +185,21 @@ func (d *Dispatcher) Run(ctx context.Context, del *Delivery) error {
 // error, or mq.ErrClosed once Shutdown has begun) the slot is free again
 // and d.mu is not held.
 func (d *Dispatcher) admit(ctx context.Context) error {
-	select {
-	case <-d.closing:
+	if d.closed.Load() {
 		return mq.ErrClosed
-	default:
 	}
+	// A free slot is taken at once, without the dearer select that
+	// also waits for ctx and closing.
 	select {
 	case d.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-d.closing:
-		return mq.ErrClosed
+	default:
+		select {
+		case d.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-d.closing:
+			return mq.ErrClosed
+		}
 	}
 	d.mu.Lock()
 	if d.stopping {
@@ -229,8 +234,9 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	if !d.stopping {
 		d.stopping = true
 		close(d.closing)
+		d.closed.Store(true)
 		if d.pending == 0 {
-			close(d.idle)
+			d.becomeIdle()
 		}
 		for del, t := range d.waiting {
 			// A timer that already fired has its resume waiting for
@@ -262,14 +268,19 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 
 func (d *Dispatcher) work() {
 	defer d.workers.Done()
-	for {
-		select {
-		case del := <-d.ready:
-			d.run(del)
-		case <-d.idle:
-			return
-		}
+	for del := range d.ready {
+		d.run(del)
 	}
+}
+
+// becomeIdle marks the end of a stopping dispatcher's work; d.mu must be
+// held, d.stopping set and nothing pending. It closes ready as well:
+// deliveries are sent to it only while they are pending (by Submit after
+// admit, by resume, by done for a lane's next), and admit refuses new ones
+// once stopping, so nothing is sent to it after this.
+func (d *Dispatcher) becomeIdle() {
+	close(d.idle)
+	close(d.ready)
 }
 
 // run handles del once. If Settle asks for a retry, del keeps its lane
@@ -326,12 +337,7 @@ func (d *Dispatcher) resume(del *Delivery) {
 }
 
 func (d *Dispatcher) isStopping() bool {
-	select {
-	case <-d.closing:
-		return true
-	default:
-		return false
-	}
+	return d.closed.Load()
 }
 
 // done releases del's slot and starts the next delivery of its lane.
@@ -352,7 +358,7 @@ func (d *Dispatcher) done(del *Delivery) {
 	}
 	d.pending--
 	if d.stopping && d.pending == 0 {
-		close(d.idle)
+		d.becomeIdle()
 	}
 	d.mu.Unlock()
 	<-d.slots
