@@ -94,7 +94,7 @@ func TestFetchedEnd(t *testing.T) {
 		return protocol.Record{Offset: off, Value: protocol.NewBytes([]byte("v"))}
 	}
 	b1 := encodeBatch(t, 0, 10, rec(0), rec(1), rec(2)) // 10..12
-	b2 := encodeBatch(t, 0, 13, rec(0), rec(1))          // 13..14, compacted to end at 18 below
+	b2 := encodeBatch(t, 0, 13, rec(0), rec(1))         // 13..14, compacted to end at 18 below
 	b2[batchLastDeltaAt+3] = 5
 	data := append(append([]byte{}, b1...), b2...)
 	for _, tc := range []struct {
