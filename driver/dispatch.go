@@ -20,14 +20,11 @@ type Delivery struct {
 	// Lane orders deliveries: those with the same non-empty Lane run one
 	// at a time, in the order they were submitted. Empty means unordered.
 	Lane string
-	// Settle records the outcome with the broker. It is called after each
-	// handler run with the handler's result (nil = ack), or once with
-	// ErrNotHandled when shutdown releases the delivery. Returning retry
-	// true makes the dispatcher run the handler again after delay, with
-	// Msg.Attempt increased, keeping the delivery's place in its lane; no
-	// worker is held during the delay, so other lanes go on.
-	// ctx is not canceled by shutdown; the driver bounds its own calls.
-	Settle func(ctx context.Context, err error) (delay time.Duration, retry bool)
+	// Settler records the outcome with the broker (see Settler). A
+	// driver's own delivery type, holding this Delivery, is usually the
+	// Settler itself, which costs no allocation per message; SettleFunc
+	// makes one of a func.
+	Settler Settler
 	// Begin, if set, is called with the delivery by the worker right
 	// before each handler run. An error skips the run: Settle gets that
 	// error instead of the handler's. Drivers use it to refuse a delivery
@@ -38,6 +35,25 @@ type Delivery struct {
 	// Ref is the driver's own reference to the delivery (a Kafka offset,
 	// say), for its Begin. The dispatcher does not use it.
 	Ref int64
+}
+
+// Settler records a delivery's outcome with the broker. Settle is called
+// after each handler run with the handler's result (nil = ack), or once
+// with ErrNotHandled when shutdown releases the delivery. Returning retry
+// true makes the dispatcher run the handler again after delay, with
+// Msg.Attempt increased, keeping the delivery's place in its lane; no
+// worker is held during the delay, so other lanes go on. ctx is not
+// canceled by shutdown; the driver bounds its own calls.
+type Settler interface {
+	Settle(ctx context.Context, err error) (delay time.Duration, retry bool)
+}
+
+// SettleFunc is a func used as a Settler.
+type SettleFunc func(ctx context.Context, err error) (delay time.Duration, retry bool)
+
+// Settle calls f.
+func (f SettleFunc) Settle(ctx context.Context, err error) (time.Duration, bool) {
+	return f(ctx, err)
 }
 
 // DispatcherConfig configures a Dispatcher.
@@ -249,7 +265,7 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 	for _, del := range released {
-		del.Settle(d.sctx, ErrNotHandled)
+		del.Settler.Settle(d.sctx, ErrNotHandled)
 		d.done(del)
 	}
 
@@ -293,7 +309,7 @@ func (d *Dispatcher) becomeIdle() {
 // canceled context, and its failure would count as an attempt.
 func (d *Dispatcher) run(del *Delivery) {
 	if d.isStopping() || d.hctx.Err() != nil {
-		del.Settle(d.sctx, ErrNotHandled)
+		del.Settler.Settle(d.sctx, ErrNotHandled)
 		d.done(del)
 		return
 	}
@@ -306,7 +322,7 @@ func (d *Dispatcher) run(del *Delivery) {
 		err = d.call(del.Msg)
 		d.inFlight.Add(-1)
 	}
-	delay, retry := del.Settle(d.sctx, err)
+	delay, retry := del.Settler.Settle(d.sctx, err)
 	if !retry {
 		d.done(del)
 		return
@@ -314,7 +330,7 @@ func (d *Dispatcher) run(del *Delivery) {
 	d.mu.Lock()
 	if d.stopping {
 		d.mu.Unlock()
-		del.Settle(d.sctx, ErrNotHandled)
+		del.Settler.Settle(d.sctx, ErrNotHandled)
 		d.done(del)
 		return
 	}

@@ -358,12 +358,12 @@ func TestNewDeliveryAllocations(t *testing.T) {
 		p.t.ack(d.seq)
 		km.Offset++
 	})
-	// The delivery with its message and native record, the ID string,
-	// the Header map, and the Settle func value. Begin is the
+	// The delivery with its message and native record, the ID string and
+	// the Header map. The delivery is its own Settler, Begin is the
 	// partition's, and the native record is boxed only when Message.As
 	// asks for it.
-	if n > 4 {
-		t.Errorf("newDelivery: got %v allocations, want at most 4", n)
+	if n > 3 {
+		t.Errorf("newDelivery: got %v allocations, want at most 3", n)
 	}
 }
 

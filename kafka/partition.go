@@ -77,7 +77,7 @@ func (p *partition) newDelivery(km kafka.Message, a *arena) *delivery {
 
 	d.Msg = m
 	d.Lane = m.Key
-	d.Settle = d.settle
+	d.Settler = d
 	d.Begin = p.begin
 	d.Ref = km.Offset
 	return d

@@ -34,13 +34,13 @@ func handlerRan(err error) bool {
 	return err != errRevoked && err != driver.ErrNotHandled
 }
 
-// settle records a handler's outcome, as SubscribeConfig.Classify names
-// it: an ack moves the commit point; a release (not handled here) leaves
+// Settle records a handler's outcome (the delivery is its own
+// driver.Settler), as SubscribeConfig.Classify names it: an ack moves the commit point; a release (not handled here) leaves
 // the message to be redelivered from the commit point; a failure asks the
 // dispatcher to retry in place after the backoff; a permanent failure is
 // logged with driver.LogDropped (Kafka has no dead-letter target) and
 // acknowledged.
-func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
+func (d *delivery) Settle(_ context.Context, err error) (time.Duration, bool) {
 	p := d.p
 	s := p.g.s
 	ran := handlerRan(err)
