@@ -139,6 +139,9 @@ func (m *Message) Size() int {
 
 // assignTo stores v in *target when v's type is assignable to it.
 func assignTo(v any, target any) bool {
+	if l, ok := v.(hook.LazyNative); ok {
+		v = l.LazyNative()
+	}
 	if v == nil || target == nil {
 		return false
 	}

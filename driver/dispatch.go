@@ -20,14 +20,11 @@ type Delivery struct {
 	// Lane orders deliveries: those with the same non-empty Lane run one
 	// at a time, in the order they were submitted. Empty means unordered.
 	Lane string
-	// Settle records the outcome with the broker. It is called after each
-	// handler run with the handler's result (nil = ack), or once with
-	// ErrNotHandled when shutdown releases the delivery. Returning retry
-	// true makes the dispatcher run the handler again after delay, with
-	// Msg.Attempt increased, keeping the delivery's place in its lane; no
-	// worker is held during the delay, so other lanes go on.
-	// ctx is not canceled by shutdown; the driver bounds its own calls.
-	Settle func(ctx context.Context, err error) (delay time.Duration, retry bool)
+	// Settler records the outcome with the broker (see Settler). A
+	// driver's own delivery type, holding this Delivery, is usually the
+	// Settler itself, which costs no allocation per message; SettleFunc
+	// makes one of a func.
+	Settler Settler
 	// Begin, if set, is called with the delivery by the worker right
 	// before each handler run. An error skips the run: Settle gets that
 	// error instead of the handler's. Drivers use it to refuse a delivery
@@ -38,6 +35,25 @@ type Delivery struct {
 	// Ref is the driver's own reference to the delivery (a Kafka offset,
 	// say), for its Begin. The dispatcher does not use it.
 	Ref int64
+}
+
+// Settler records a delivery's outcome with the broker. Settle is called
+// after each handler run with the handler's result (nil = ack), or once
+// with ErrNotHandled when shutdown releases the delivery. Returning retry
+// true makes the dispatcher run the handler again after delay, with
+// Msg.Attempt increased, keeping the delivery's place in its lane; no
+// worker is held during the delay, so other lanes go on. ctx is not
+// canceled by shutdown; the driver bounds its own calls.
+type Settler interface {
+	Settle(ctx context.Context, err error) (delay time.Duration, retry bool)
+}
+
+// SettleFunc is a func used as a Settler.
+type SettleFunc func(ctx context.Context, err error) (delay time.Duration, retry bool)
+
+// Settle calls f.
+func (f SettleFunc) Settle(ctx context.Context, err error) (time.Duration, bool) {
+	return f(ctx, err)
 }
 
 // DispatcherConfig configures a Dispatcher.
@@ -73,10 +89,11 @@ type Dispatcher struct {
 	cancel context.CancelFunc // cancels hctx
 	sctx   context.Context    // settle context: never canceled by shutdown
 
-	slots   chan struct{} // one token per pending delivery
-	ready   chan *Delivery
-	closing chan struct{} // closed when Shutdown begins
-	idle    chan struct{} // closed when closing and nothing is pending
+	slots   chan struct{}  // one token per pending delivery
+	ready   chan *Delivery // closed with idle: nothing is sent after
+	closing chan struct{}  // closed when Shutdown begins
+	closed  atomic.Bool    // set when closing is closed
+	idle    chan struct{}  // closed when closing and nothing is pending
 
 	mu       sync.Mutex
 	lanes    map[string][]*Delivery    // queued successors per busy lane
@@ -184,17 +201,21 @@ func (d *Dispatcher) Run(ctx context.Context, del *Delivery) error {
 // error, or mq.ErrClosed once Shutdown has begun) the slot is free again
 // and d.mu is not held.
 func (d *Dispatcher) admit(ctx context.Context) error {
-	select {
-	case <-d.closing:
+	if d.closed.Load() {
 		return mq.ErrClosed
-	default:
 	}
+	// A free slot is taken at once, without the dearer select that
+	// also waits for ctx and closing.
 	select {
 	case d.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-d.closing:
-		return mq.ErrClosed
+	default:
+		select {
+		case d.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-d.closing:
+			return mq.ErrClosed
+		}
 	}
 	d.mu.Lock()
 	if d.stopping {
@@ -229,8 +250,9 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	if !d.stopping {
 		d.stopping = true
 		close(d.closing)
+		d.closed.Store(true)
 		if d.pending == 0 {
-			close(d.idle)
+			d.becomeIdle()
 		}
 		for del, t := range d.waiting {
 			// A timer that already fired has its resume waiting for
@@ -243,7 +265,7 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 	for _, del := range released {
-		del.Settle(d.sctx, ErrNotHandled)
+		del.Settler.Settle(d.sctx, ErrNotHandled)
 		d.done(del)
 	}
 
@@ -262,14 +284,19 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 
 func (d *Dispatcher) work() {
 	defer d.workers.Done()
-	for {
-		select {
-		case del := <-d.ready:
-			d.run(del)
-		case <-d.idle:
-			return
-		}
+	for del := range d.ready {
+		d.run(del)
 	}
+}
+
+// becomeIdle marks the end of a stopping dispatcher's work; d.mu must be
+// held, d.stopping set and nothing pending. It closes ready as well:
+// deliveries are sent to it only while they are pending (by Submit after
+// admit, by resume, by done for a lane's next), and admit refuses new ones
+// once stopping, so nothing is sent to it after this.
+func (d *Dispatcher) becomeIdle() {
+	close(d.idle)
+	close(d.ready)
 }
 
 // run handles del once. If Settle asks for a retry, del keeps its lane
@@ -282,7 +309,7 @@ func (d *Dispatcher) work() {
 // canceled context, and its failure would count as an attempt.
 func (d *Dispatcher) run(del *Delivery) {
 	if d.isStopping() || d.hctx.Err() != nil {
-		del.Settle(d.sctx, ErrNotHandled)
+		del.Settler.Settle(d.sctx, ErrNotHandled)
 		d.done(del)
 		return
 	}
@@ -295,7 +322,7 @@ func (d *Dispatcher) run(del *Delivery) {
 		err = d.call(del.Msg)
 		d.inFlight.Add(-1)
 	}
-	delay, retry := del.Settle(d.sctx, err)
+	delay, retry := del.Settler.Settle(d.sctx, err)
 	if !retry {
 		d.done(del)
 		return
@@ -303,7 +330,7 @@ func (d *Dispatcher) run(del *Delivery) {
 	d.mu.Lock()
 	if d.stopping {
 		d.mu.Unlock()
-		del.Settle(d.sctx, ErrNotHandled)
+		del.Settler.Settle(d.sctx, ErrNotHandled)
 		d.done(del)
 		return
 	}
@@ -326,12 +353,7 @@ func (d *Dispatcher) resume(del *Delivery) {
 }
 
 func (d *Dispatcher) isStopping() bool {
-	select {
-	case <-d.closing:
-		return true
-	default:
-		return false
-	}
+	return d.closed.Load()
 }
 
 // done releases del's slot and starts the next delivery of its lane.
@@ -352,7 +374,7 @@ func (d *Dispatcher) done(del *Delivery) {
 	}
 	d.pending--
 	if d.stopping && d.pending == 0 {
-		close(d.idle)
+		d.becomeIdle()
 	}
 	d.mu.Unlock()
 	<-d.slots

@@ -23,7 +23,7 @@ type outcome struct {
 	errs map[string][]error
 }
 
-func (o *outcome) settle(id string) func(context.Context, error) (time.Duration, bool) {
+func (o *outcome) settle(id string) SettleFunc {
 	return func(_ context.Context, err error) (time.Duration, bool) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -54,7 +54,7 @@ func TestConcurrencyLimitIsReachedNotExceeded(t *testing.T) {
 	var o outcome
 	for i := range 10 {
 		id := fmt.Sprint(i)
-		if err := d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id)}); err != nil {
+		if err := d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settler: o.settle(id)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -92,9 +92,9 @@ func TestLaneKeepsOrderAndRetriesInPlace(t *testing.T) {
 	for i := range 4 {
 		id := fmt.Sprintf("k%d", i)
 		del := &Delivery{Msg: &mq.Message{ID: id, Attempt: 1}, Lane: "k"}
-		del.Settle = func(_ context.Context, err error) (time.Duration, bool) {
+		del.Settler = SettleFunc(func(_ context.Context, err error) (time.Duration, bool) {
 			return time.Millisecond, err != nil
-		}
+		})
 		if err := d.Submit(context.Background(), del); err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func TestLaneKeepsOrderAndRetriesInPlace(t *testing.T) {
 func TestPanicBecomesError(t *testing.T) {
 	d := NewDispatcher(context.Background(), func(context.Context, *mq.Message) error { panic("boom") }, DispatcherConfig{Logger: quiet})
 	var o outcome
-	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "p"}, Settle: o.settle("p")})
+	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "p"}, Settler: o.settle("p")})
 	waitSettled(t, d)
 	d.Shutdown(context.Background())
 	errs := o.errs["p"]
@@ -131,7 +131,7 @@ func TestShutdownReleasesQueuedAndDrainsRunning(t *testing.T) {
 	d := NewDispatcher(context.Background(), h, DispatcherConfig{Concurrency: 1, MaxPending: 3, Logger: quiet})
 	var o outcome
 	for _, id := range []string{"running", "queued1", "queued2"} {
-		d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id)})
+		d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settler: o.settle(id)})
 	}
 	<-started
 	done := make(chan error)
@@ -141,7 +141,7 @@ func TestShutdownReleasesQueuedAndDrainsRunning(t *testing.T) {
 		deadline := time.Now().Add(time.Second)
 		for !errors.Is(err, mq.ErrClosed) && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
-			err = d.Submit(context.Background(), &Delivery{Msg: &mq.Message{}, Settle: o.settle("late")})
+			err = d.Submit(context.Background(), &Delivery{Msg: &mq.Message{}, Settler: o.settle("late")})
 		}
 		if !errors.Is(err, mq.ErrClosed) {
 			t.Fatalf("Submit during Shutdown = %v, want ErrClosed", err)
@@ -172,7 +172,7 @@ func TestShutdownDeadlineCancelsHandlers(t *testing.T) {
 		}
 		d := NewDispatcher(context.Background(), h, DispatcherConfig{Logger: quiet})
 		var o outcome
-		del := &Delivery{Msg: &mq.Message{ID: "slow"}, Settle: o.settle("slow")}
+		del := &Delivery{Msg: &mq.Message{ID: "slow"}, Settler: o.settle("slow")}
 		taken := make(chan error, 1)
 		if how == "Submit" {
 			taken <- d.Submit(context.Background(), del)
@@ -201,10 +201,10 @@ func TestSubmitHonoursContextWhenFull(t *testing.T) {
 	block := make(chan struct{})
 	d := NewDispatcher(context.Background(), func(context.Context, *mq.Message) error { <-block; return nil }, DispatcherConfig{Logger: quiet})
 	var o outcome
-	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "a"}, Settle: o.settle("a")})
+	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "a"}, Settler: o.settle("a")})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	if err := d.Submit(ctx, &Delivery{Msg: &mq.Message{ID: "b"}, Settle: o.settle("b")}); !errors.Is(err, context.DeadlineExceeded) {
+	if err := d.Submit(ctx, &Delivery{Msg: &mq.Message{ID: "b"}, Settler: o.settle("b")}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Submit when full = %v, want DeadlineExceeded", err)
 	}
 	block <- struct{}{} // let "a" finish
@@ -239,9 +239,9 @@ func TestRetryWaitDoesNotHoldTheWorker(t *testing.T) {
 		return nil
 	}
 	d := NewDispatcher(context.Background(), h, DispatcherConfig{Concurrency: 1, MaxPending: 4, Logger: quiet})
-	retryLater := func(_ context.Context, err error) (time.Duration, bool) { return 300 * time.Millisecond, err != nil }
-	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "a", Attempt: 1}, Lane: "a", Settle: retryLater})
-	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "b", Attempt: 1}, Lane: "b", Settle: retryLater})
+	retryLater := SettleFunc(func(_ context.Context, err error) (time.Duration, bool) { return 300 * time.Millisecond, err != nil })
+	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "a", Attempt: 1}, Lane: "a", Settler: retryLater})
+	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "b", Attempt: 1}, Lane: "b", Settler: retryLater})
 	waitSettled(t, d)
 	d.Shutdown(context.Background())
 	if want := "[a@1 b@1 a@2]"; fmt.Sprint(order) != want {
@@ -253,12 +253,12 @@ func TestShutdownReleasesDeliveriesWaitingToRetry(t *testing.T) {
 	d := NewDispatcher(context.Background(), func(context.Context, *mq.Message) error { return errors.New("always") }, DispatcherConfig{Logger: quiet})
 	var mu sync.Mutex
 	var got []error
-	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "w"}, Lane: "w", Settle: func(_ context.Context, err error) (time.Duration, bool) {
+	d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "w"}, Lane: "w", Settler: SettleFunc(func(_ context.Context, err error) (time.Duration, bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, err)
 		return time.Hour, true
-	}})
+	})})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()
@@ -300,7 +300,7 @@ func TestCanceledContextStartsNoHandler(t *testing.T) {
 	d := NewDispatcher(ctx, h, DispatcherConfig{Concurrency: 1, MaxPending: 2, Logger: quiet})
 	var o outcome
 	for _, id := range []string{"running", "queued"} {
-		if err := d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id)}); err != nil {
+		if err := d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settler: o.settle(id)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -348,7 +348,7 @@ func TestBeginErrorSkipsTheHandler(t *testing.T) {
 		return nil
 	}
 	for i, id := range []string{"fresh", "stale"} {
-		del := &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id), Begin: begin, Ref: int64(i)}
+		del := &Delivery{Msg: &mq.Message{ID: id}, Settler: o.settle(id), Begin: begin, Ref: int64(i)}
 		if err := d.Submit(context.Background(), del); err != nil {
 			t.Fatal(err)
 		}
@@ -390,7 +390,7 @@ func TestRunHandlesInTheCaller(t *testing.T) {
 	d := NewDispatcher(context.Background(), h, DispatcherConfig{Concurrency: 2, Logger: quiet})
 	var o outcome
 	for _, id := range []string{"ok", "panic"} {
-		if err := d.Run(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settle: o.settle(id)}); err != nil {
+		if err := d.Run(context.Background(), &Delivery{Msg: &mq.Message{ID: id}, Settler: o.settle(id)}); err != nil {
 			t.Fatalf("Run(%s) = %v, want nil", id, err)
 		}
 		o.mu.Lock()
@@ -413,18 +413,18 @@ func TestRunHandlesInTheCaller(t *testing.T) {
 		t.Errorf("workers started, want none for Run alone")
 	}
 
-	if err := d.Run(context.Background(), &Delivery{Msg: &mq.Message{ID: "lane"}, Lane: "k", Settle: o.settle("lane")}); err == nil {
+	if err := d.Run(context.Background(), &Delivery{Msg: &mq.Message{ID: "lane"}, Lane: "k", Settler: o.settle("lane")}); err == nil {
 		t.Errorf("Run with a lane = nil, want an error")
 	}
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := d.Run(canceled, &Delivery{Msg: &mq.Message{ID: "canceled"}, Settle: o.settle("canceled")}); !errors.Is(err, context.Canceled) {
+	if err := d.Run(canceled, &Delivery{Msg: &mq.Message{ID: "canceled"}, Settler: o.settle("canceled")}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run with a canceled context = %v, want context.Canceled", err)
 	}
 	if err := d.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Run(context.Background(), &Delivery{Msg: &mq.Message{ID: "late"}, Settle: o.settle("late")}); !errors.Is(err, mq.ErrClosed) {
+	if err := d.Run(context.Background(), &Delivery{Msg: &mq.Message{ID: "late"}, Settler: o.settle("late")}); !errors.Is(err, mq.ErrClosed) {
 		t.Errorf("Run after Shutdown = %v, want mq.ErrClosed", err)
 	}
 	for _, id := range []string{"lane", "canceled", "late"} {
@@ -451,7 +451,7 @@ func TestRunRetryGoesToAWorker(t *testing.T) {
 	}
 	d := NewDispatcher(context.Background(), h, DispatcherConfig{Logger: quiet})
 	del := &Delivery{Msg: &mq.Message{ID: "r", Attempt: 1}}
-	del.Settle = func(_ context.Context, err error) (time.Duration, bool) { return time.Millisecond, err != nil }
+	del.Settler = SettleFunc(func(_ context.Context, err error) (time.Duration, bool) { return time.Millisecond, err != nil })
 	if err := d.Run(context.Background(), del); err != nil {
 		t.Fatal(err)
 	}
@@ -494,11 +494,11 @@ func TestHandlerReturningNotHandledIsAFailure(t *testing.T) {
 	d := NewDispatcher(context.Background(), func(context.Context, *mq.Message) error { return ErrNotHandled }, DispatcherConfig{Logger: quiet})
 	var got error
 	done := make(chan struct{})
-	err := d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "x"}, Settle: func(_ context.Context, err error) (time.Duration, bool) {
+	err := d.Submit(context.Background(), &Delivery{Msg: &mq.Message{ID: "x"}, Settler: SettleFunc(func(_ context.Context, err error) (time.Duration, bool) {
 		got = err
 		close(done)
 		return 0, false
-	}})
+	})})
 	if err != nil {
 		t.Fatal(err)
 	}

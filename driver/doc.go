@@ -114,12 +114,12 @@
 //		//	m := &mq.Message{ID: ..., Body: ..., Header: map[string]string{...},
 //		//		Topic: topic, Group: cfg.Group, Attempt: ...}
 //		//	driver.SetNative(m, n)
-//		//	d.Submit(ctx, &driver.Delivery{Msg: m, Lane: m.Key, Settle: settle(n)})
+//		//	d.Submit(ctx, &driver.Delivery{Msg: m, Lane: m.Key, Settler: settler(n)})
 //		// until ctx ends (return ctx.Err()) or b.life.Closing() fires
 //		// (drain with d.Shutdown(b.life.DrainContext()), return mq.ErrClosed).
 //	}
 //
-// where settle does what Classify says:
+// where settler(n)'s Settle does what Classify says:
 //
 //	switch outcome, delay := cfg.Classify(m.Attempt, err); outcome {
 //	case driver.Ack:     // acknowledge

@@ -13,3 +13,20 @@ import (
 func SetNative(m *mq.Message, raw any) {
 	hook.SetMessageRaw(m, raw)
 }
+
+// LazyNative makes a native delivery on demand, for SetLazyNative.
+type LazyNative interface {
+	// LazyNative returns the native delivery, as SetNative would take
+	// it. It may be called any number of times, from any goroutine, for
+	// as long as the message is reachable.
+	LazyNative() any
+}
+
+// SetLazyNative is SetNative for a driver that keeps what its native
+// delivery is made of and builds it only when the handler calls m.As:
+// storing a pointer to the driver's own delivery costs no allocation,
+// where converting a native struct value to an interface copies it to
+// the heap for every message, asked for or not.
+func SetLazyNative(m *mq.Message, n LazyNative) {
+	hook.SetMessageRaw(m, n)
+}

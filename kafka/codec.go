@@ -8,7 +8,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/seedmq/mq"
-	"github.com/seedmq/mq/driver"
 )
 
 // headerID is the Kafka header carrying Message.ID. Headers starting with
@@ -27,8 +26,8 @@ func bytesOf(s string) []byte {
 
 // fromKafka fills m from the fetched record km: Key, Body, ID (from the
 // headerID header), the other headers except the driver's reserved ones,
-// PublishTime, and km itself as the native delivery for Message.As. Body
-// and Header are never nil. Topic, Group and Attempt are the caller's.
+// and PublishTime; the caller sets the native delivery for Message.As.
+// Body and Header are never nil. Topic, Group and Attempt are the caller's.
 // A record without the headerID header (from a producer that does not use
 // mq) gets foreignID as its ID. A header key that repeats gives the last
 // value; null and empty values and keys both give "". See
@@ -76,7 +75,6 @@ func fromKafka(m *mq.Message, km kafka.Message, a *arena) {
 	if m.Body == nil {
 		m.Body = []byte{}
 	}
-	driver.SetNative(m, km)
 }
 
 // carve copies b to the start of buf and returns it as a string, with the

@@ -167,14 +167,15 @@
 // Messages with the same Key are handled one at a time in offset order;
 // messages without a Key may be handled in parallel, also within a
 // partition. A fetch asks for up to 4 MiB per partition (twice the
-// largest record the broker accepts, if more), and the driver reads its
-// response itself rather than through kafka-go's decoder: a delivered
-// message's Body, and the Key, Value and header values of its native
-// *kafka.Message, are slices of that response, not copies, and its
-// strings (Key, ID, Header values) share 64 KiB blocks. So a handler
-// that keeps a message after it returns keeps the response it came in
-// reachable, up to the fetch size; keep m.Clone() to hold only the
-// message's own bytes. Record batches of message format v2 (Kafka 0.11
+// largest record the broker accepts, if more); while one response is
+// being delivered the next is fetched, so a partition holds at most two.
+// The driver reads the responses itself rather than through kafka-go's
+// decoder: a delivered message's Body, and the Key, Value and header
+// values of its native kafka.Message, are slices of that response, not
+// copies, and its strings (Key, ID, Header values) share 64 KiB blocks.
+// So a handler that keeps a message after it returns keeps the response
+// it came in reachable, up to the fetch size; keep m.Clone() to hold only
+// the message's own bytes. Record batches of message format v2 (Kafka 0.11
 // and later) are read with every compression codec; older message sets
 // go through kafka-go's decoder.
 //

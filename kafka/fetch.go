@@ -65,22 +65,16 @@ func (f *fetcher) run(ctx context.Context) {
 	p := f.p
 	s := p.g.s
 	b := s.b
-	addr := kafka.TCP(b.cfg.Brokers...)
-	req := &fetchRequest{
-		clientID:   b.cfg.ClientID,
-		topic:      s.topic,
-		partitions: make([]fetchOffset, 1),
-		maxWait:    int32(fetchMaxWait.Milliseconds()),
-		maxBytes:   int32(max(fetchMaxBytes, 2*b.maxRecord)),
-		isolation:  b.cfg.Isolation.wire(),
-	}
+	ctx, cancel := context.WithCancel(ctx)
+	ahead := f.startAhead(ctx)
+	defer ahead.stop(cancel)
 	var lastWarn time.Time
 	for {
-		req.partitions[0] = fetchOffset{partition: int32(p.id), offset: f.offset}
-		res, err := f.tr.RoundTrip(ctx, addr, req)
-		if ctx.Err() != nil {
+		r, ok := ahead.get(ctx, f.offset)
+		if !ok {
 			return
 		}
+		res, err := r.res, r.err
 		var fp *fetchedPartition
 		if err == nil {
 			fp, err = responsePartition(res, s.topic, p.id)
@@ -89,6 +83,12 @@ func (f *fetcher) run(ctx context.Context) {
 			err = kerr(fp.errorCode)
 		}
 		if err == nil {
+			// Ask for what follows while this response is delivered; if
+			// delivery ends elsewhere (a batch that does not parse), get
+			// drops that answer and asks again from f.offset.
+			if next := fetchedEnd(fp.records, f.offset); next > f.offset {
+				ahead.ask(next)
+			}
 			err = f.records(ctx, fp)
 			if err == nil {
 				continue
@@ -123,6 +123,123 @@ func (f *fetcher) run(ctx context.Context) {
 			t.Stop()
 			return
 		}
+	}
+}
+
+// fetchAhead sends a fetcher's Fetch requests from a goroutine of its
+// own, so that the next response is on its way while the last is being
+// delivered: at most one request is in flight, and at most one answer
+// waits, so a partition holds at most two responses.
+type fetchAhead struct {
+	want    chan int64       // the offset to fetch from
+	got     chan fetchAnswer // its answer
+	asked   bool             // a request was asked for and its answer not taken
+	askedAt int64
+	done    chan struct{} // closed when the goroutine returns
+}
+
+// fetchAnswer is the answer to a Fetch.
+type fetchAnswer struct {
+	res protocol.Message
+	err error
+}
+
+// startAhead starts f's fetching goroutine, which runs until ctx ends.
+func (f *fetcher) startAhead(ctx context.Context) *fetchAhead {
+	s := f.p.g.s
+	b := s.b
+	req := &fetchRequest{
+		clientID:   b.cfg.ClientID,
+		topic:      s.topic,
+		partitions: make([]fetchOffset, 1),
+		maxWait:    int32(fetchMaxWait.Milliseconds()),
+		maxBytes:   int32(max(fetchMaxBytes, 2*b.maxRecord)),
+		isolation:  b.cfg.Isolation.wire(),
+	}
+	addr := kafka.TCP(b.cfg.Brokers...)
+	return startAhead(ctx, func(ctx context.Context, offset int64) (protocol.Message, error) {
+		req.partitions[0] = fetchOffset{partition: int32(f.p.id), offset: offset}
+		return f.tr.RoundTrip(ctx, addr, req)
+	})
+}
+
+// startAhead starts a goroutine that calls fetch for each offset asked,
+// until ctx ends.
+func startAhead(ctx context.Context, fetch func(context.Context, int64) (protocol.Message, error)) *fetchAhead {
+	a := &fetchAhead{want: make(chan int64, 1), got: make(chan fetchAnswer, 1), done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		for {
+			var offset int64
+			select {
+			case offset = <-a.want:
+			case <-ctx.Done():
+				return
+			}
+			res, err := fetch(ctx, offset)
+			select {
+			case a.got <- fetchAnswer{res: res, err: err}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return a
+}
+
+// ask starts a fetch from offset, unless one is under way.
+func (a *fetchAhead) ask(offset int64) {
+	if a.asked {
+		return
+	}
+	a.asked, a.askedAt = true, offset
+	a.want <- offset // never blocks: the goroutine has taken the last
+}
+
+// get returns the answer to a fetch from offset, asking for it unless
+// it was asked for; the answer to a fetch ahead from another offset is
+// dropped. ok is false when ctx ended.
+func (a *fetchAhead) get(ctx context.Context, offset int64) (_ fetchAnswer, ok bool) {
+	if a.asked && a.askedAt != offset {
+		// Delivery did not end where the fetch ahead began.
+		select {
+		case <-a.got:
+			a.asked = false
+		case <-ctx.Done():
+			return fetchAnswer{}, false
+		}
+	}
+	a.ask(offset)
+	select {
+	case r := <-a.got:
+		a.asked = false
+		return r, ctx.Err() == nil
+	case <-ctx.Done():
+		return fetchAnswer{}, false
+	}
+}
+
+// stop ends the goroutine (cancel ends its ctx) and waits for it.
+func (a *fetchAhead) stop(cancel context.CancelFunc) {
+	cancel()
+	<-a.done
+}
+
+// fetchedEnd returns the offset after the last complete record batch of
+// records, a partition's fetched data, or from if there is none: where
+// the next fetch begins once every record is delivered. It reads only
+// batch headers; a message set of format v0 or v1 ends the scan there.
+func fetchedEnd(records []byte, from int64) int64 {
+	end := from
+	for {
+		raw, rest, ok := nextBatch(records)
+		if !ok || len(raw) < batchHeaderLen || raw[batchMagicAt] != 2 {
+			return end
+		}
+		base := int64(binary.BigEndian.Uint64(raw[0:]))
+		last := base + int64(int32(binary.BigEndian.Uint32(raw[batchLastDeltaAt:])))
+		end = max(end, last+1)
+		records = rest
 	}
 }
 

@@ -104,6 +104,10 @@ func (t *tracker) add(offset int64) (seq int64, failed int) {
 func (t *tracker) settled() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.settledLocked()
+}
+
+func (t *tracker) settledLocked() {
 	t.queued--
 	if t.draining && t.queued == 0 {
 		close(t.emptied)
@@ -143,11 +147,21 @@ func (t *tracker) ack(seq int64) {
 // ackEnd is ack followed, if ran, by end, under one lock: revoke cannot
 // see the handler ended before its acknowledgement is recorded.
 func (t *tracker) ackEnd(seq int64, ran bool) {
+	t.ackEndSettled(seq, ran, false)
+}
+
+// ackEndSettled is ackEnd followed, if settled, by settled, still under
+// one lock: a delivery's final acknowledgement takes the tracker's lock
+// once, not twice.
+func (t *tracker) ackEndSettled(seq int64, ran, settled bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.ackLocked(seq)
 	if ran {
 		t.endLocked()
+	}
+	if settled {
+		t.settledLocked()
 	}
 }
 

@@ -55,6 +55,7 @@ func (p *partition) run(genCtx context.Context) {
 type delivery struct {
 	driver.Delivery
 	msg    mq.Message
+	km     kafka.Message // the native delivery, boxed only when As asks
 	p      *partition
 	seq    int64
 	offset int64
@@ -66,17 +67,22 @@ type delivery struct {
 func (p *partition) newDelivery(km kafka.Message, a *arena) *delivery {
 	s := p.g.s
 	seq, failed := p.t.add(km.Offset)
-	d := &delivery{p: p, seq: seq, offset: km.Offset, queued: true}
+	d := &delivery{p: p, seq: seq, offset: km.Offset, queued: true, km: km}
 	m := &d.msg
 	fromKafka(m, km, a)
+	driver.SetLazyNative(m, d)
 	m.Topic = s.topic
 	m.Group = s.cfg.Group
 	m.Attempt = 1 + failed
 
 	d.Msg = m
 	d.Lane = m.Key
-	d.Settle = d.settle
+	d.Settler = d
 	d.Begin = p.begin
 	d.Ref = km.Offset
 	return d
 }
+
+// LazyNative returns the fetched record as kafka.Message, for
+// Message.As.
+func (d *delivery) LazyNative() any { return d.km }

@@ -19,6 +19,7 @@ const (
 	batchMagicAt      = 16 // the magic byte, at the same place in every format
 	batchCRCAt        = 17 // CRC-32C of everything after it
 	batchAttrsAt      = 21
+	batchLastDeltaAt  = 23
 	attrCompression   = 0x07
 	attrLogAppend     = 0x08
 	attrTransactional = 0x10
@@ -67,7 +68,7 @@ func parseBatch(raw []byte) (recordBatch, error) {
 	b := recordBatch{
 		base:       int64(binary.BigEndian.Uint64(raw[0:])),
 		attributes: int16(binary.BigEndian.Uint16(raw[21:])),
-		lastDelta:  int32(binary.BigEndian.Uint32(raw[23:])),
+		lastDelta:  int32(binary.BigEndian.Uint32(raw[batchLastDeltaAt:])),
 		firstTime:  int64(binary.BigEndian.Uint64(raw[27:])),
 		maxTime:    int64(binary.BigEndian.Uint64(raw[35:])),
 		producerID: int64(binary.BigEndian.Uint64(raw[43:])),

@@ -34,21 +34,20 @@ func handlerRan(err error) bool {
 	return err != errRevoked && err != driver.ErrNotHandled
 }
 
-// settle records a handler's outcome, as SubscribeConfig.Classify names
-// it: an ack moves the commit point; a release (not handled here) leaves
+// Settle records a handler's outcome (the delivery is its own
+// driver.Settler), as SubscribeConfig.Classify names it: an ack moves the commit point; a release (not handled here) leaves
 // the message to be redelivered from the commit point; a failure asks the
 // dispatcher to retry in place after the backoff; a permanent failure is
 // logged with driver.LogDropped (Kafka has no dead-letter target) and
 // acknowledged.
-func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
+func (d *delivery) Settle(_ context.Context, err error) (time.Duration, bool) {
 	p := d.p
 	s := p.g.s
 	ran := handlerRan(err)
 	outcome, delay := s.cfg.Classify(d.Msg.Attempt, err)
 	switch outcome {
 	case driver.Ack:
-		p.t.ackEnd(d.seq, ran)
-		d.unqueue()
+		p.t.ackEndSettled(d.seq, ran, d.dequeue())
 	case driver.Release:
 		// The group redelivers it from the commit point.
 		if ran {
@@ -57,8 +56,7 @@ func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
 		d.unqueue()
 	case driver.Reject:
 		driver.LogDropped(s.b.log.With("partition", p.id, "offset", d.offset), Scheme, d.Msg, err)
-		p.t.ackEnd(d.seq, ran)
-		d.unqueue()
+		p.t.ackEndSettled(d.seq, ran, d.dequeue())
 	default: // driver.Retry
 		p.t.fail(d.offset, d.Msg.Attempt)
 		if ran {
@@ -79,8 +77,16 @@ func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
 // unqueue tells the tracker, once, that the delivery no longer waits to be
 // handled.
 func (d *delivery) unqueue() {
-	if d.queued {
-		d.queued = false
+	if d.dequeue() {
 		d.p.t.settled()
 	}
+}
+
+// dequeue reports whether the tracker still counts the delivery as
+// waiting to be handled, and stops it counting: the caller tells the
+// tracker (settled).
+func (d *delivery) dequeue() bool {
+	q := d.queued
+	d.queued = false
+	return q
 }

@@ -43,13 +43,14 @@ func (s *subscription) delivery(t taken) *driver.Delivery {
 		d.deadline = time.AfterFunc(dl, func() { s.expire(p, lease) })
 	}
 	d.Msg = &d.msg
-	d.Settle = d.settle
+	d.Settler = d
 	return &d.Delivery
 }
 
-// settle is the Delivery's Settle: it records the outcome with the group
-// and frees the subscription's room for another message.
-func (d *delivery) settle(_ context.Context, err error) (time.Duration, bool) {
+// Settle makes the delivery its own driver.Settler: it records the
+// outcome with the group and frees the subscription's room for another
+// message.
+func (d *delivery) Settle(_ context.Context, err error) (time.Duration, bool) {
 	if d.deadline != nil {
 		d.deadline.Stop()
 	}

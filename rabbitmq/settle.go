@@ -22,7 +22,7 @@ const settleTimeout = 30 * time.Second
 // acks a sends; m is the message decoded from it. A nack or reject counts
 // as settled for a only once it is written, so that no multiple ack can
 // cover the message before.
-func (s *subscription) settler(ch *amqp.Channel, chCtx context.Context, a *acker, raw any, m *mq.Message) func(context.Context, error) (time.Duration, bool) {
+func (s *subscription) settler(ch *amqp.Channel, chCtx context.Context, a *acker, raw any, m *mq.Message) driver.SettleFunc {
 	attempt := m.Attempt // before the handler can change it
 	return func(ctx context.Context, herr error) (time.Duration, bool) {
 		d := raw.(amqp.Delivery)

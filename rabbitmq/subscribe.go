@@ -261,7 +261,7 @@ func (s *subscription) pump(stop context.Context, ch *amqp.Channel, chCtx contex
 			var raw any = d
 			m := decode(&d, s.topic, s.cfg.Group, s.queue, raw)
 			a.delivered(d.DeliveryTag)
-			del := &driver.Delivery{Msg: m, Settle: s.settler(ch, chCtx, a, raw, m)}
+			del := &driver.Delivery{Msg: m, Settler: s.settler(ch, chCtx, a, raw, m)}
 			if err := s.d.Run(stop, del); err != nil {
 				// Not taken (stop ended): left unacknowledged, closing
 				// the channel requeues it.

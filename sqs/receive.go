@@ -154,9 +154,9 @@ func (s *subscription) deliver(ctx context.Context, sm *types.Message, visibleAt
 	h.del = driver.Delivery{
 		Msg:  m,
 		Lane: h.lane,
-		Settle: func(_ context.Context, err error) (time.Duration, bool) {
+		Settler: driver.SettleFunc(func(_ context.Context, err error) (time.Duration, bool) {
 			return s.settle(h, err)
-		},
+		}),
 	}
 	s.mu.Lock()
 	s.held[m] = h

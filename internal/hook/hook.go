@@ -8,6 +8,12 @@ import "time"
 // SetMessageRaw stores a driver's native delivery in an *mq.Message.
 var SetMessageRaw func(m any, raw any)
 
+// LazyNative is a native delivery made only when Message.As asks for
+// it: As reads the value LazyNative returns.
+type LazyNative interface {
+	LazyNative() any
+}
+
 // SubscribeOptions holds what a Subscribe call's options set.
 type SubscribeOptions struct {
 	Group       string
