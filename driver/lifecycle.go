@@ -31,6 +31,7 @@ type Lifecycle struct {
 	drain   context.Context // ends when Close's context ends
 	cancel  context.CancelCauseFunc
 	calls   sync.WaitGroup
+	exit    func() // calls.Done, made once: Enter returns it without allocating
 }
 
 func (l *Lifecycle) init() {
@@ -39,6 +40,7 @@ func (l *Lifecycle) init() {
 		l.closing = make(chan struct{})
 		l.done = make(chan struct{})
 		l.drain, l.cancel = context.WithCancelCause(context.Background())
+		l.exit = l.calls.Done
 	}
 }
 
@@ -53,7 +55,7 @@ func (l *Lifecycle) Enter() (exit func(), err error) {
 		return nil, mq.ErrClosed
 	}
 	l.calls.Add(1)
-	return l.calls.Done, nil
+	return l.exit, nil
 }
 
 // Go runs f in a new goroutine that Close waits for, and reports true;

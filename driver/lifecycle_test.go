@@ -100,3 +100,18 @@ func TestLifecycleGoIsWaitedFor(t *testing.T) {
 		t.Error("Close returned before the goroutine started with Go")
 	}
 }
+
+// Enter is on every Publish's path: it allocates nothing.
+func TestLifecycleEnterAllocations(t *testing.T) {
+	var l Lifecycle
+	n := testing.AllocsPerRun(100, func() {
+		exit, err := l.Enter()
+		if err != nil {
+			t.Fatal(err)
+		}
+		exit()
+	})
+	if n != 0 {
+		t.Errorf("Enter and exit: %v allocations, want 0", n)
+	}
+}
