@@ -522,3 +522,14 @@ func TestReportProducerTargets(t *testing.T) {
 		}
 	}
 }
+
+// A report joined from several runs names each run's flags in its Mode
+// row, a run at the defaults included.
+func TestMergedModeNamesEachRun(t *testing.T) {
+	var rs results
+	rs.merge(machineHeader{}, true)
+	rs.merge(machineHeader{Args: []string{"-brokers", "kafka"}}, false)
+	if got, want := strings.Join(rs.machine.Args, " "), "(defaults) ; -brokers kafka"; got != want {
+		t.Errorf("merged flags: got %q, want %q", got, want)
+	}
+}

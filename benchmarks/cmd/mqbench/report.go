@@ -171,7 +171,17 @@ func (rs *results) merge(m machineHeader, first bool) {
 	rs.machine.PerConc = merged(rs.machine.PerConc, m.PerConc)
 	rs.machine.Batch = merged(rs.machine.Batch, m.Batch)
 	rs.machine.Rates = merged(rs.machine.Rates, m.Rates)
-	rs.machine.Args = append(rs.machine.Args, append([]string{";"}, m.Args...)...)
+	args := append(slices.Clone(runArgs(rs.machine.Args)), ";")
+	rs.machine.Args = append(args, runArgs(m.Args)...)
+}
+
+// runArgs is a run's flags for the Mode row: "(defaults)" when it had
+// none, so that the runs of a merged report stay apart.
+func runArgs(args []string) []string {
+	if len(args) == 0 {
+		return []string{"(defaults)"}
+	}
+	return args
 }
 
 // rounds returns the most throughput rounds any cell has of the
