@@ -144,16 +144,11 @@ func (t *tracker) ack(seq int64) {
 	t.ackLocked(seq)
 }
 
-// ackEnd is ack followed, if ran, by end, under one lock: revoke cannot
-// see the handler ended before its acknowledgement is recorded.
-func (t *tracker) ackEnd(seq int64, ran bool) {
-	t.ackEndSettled(seq, ran, false)
-}
-
-// ackEndSettled is ackEnd followed, if settled, by settled, still under
-// one lock: a delivery's final acknowledgement takes the tracker's lock
-// once, not twice.
-func (t *tracker) ackEndSettled(seq int64, ran, settled bool) {
+// ackEnd is ack followed, if ran, by end and, if settled, by settled,
+// under one lock: revoke cannot see the handler ended before its
+// acknowledgement is recorded, and a delivery's final acknowledgement
+// takes the tracker's lock once.
+func (t *tracker) ackEnd(seq int64, ran, settled bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.ackLocked(seq)

@@ -35,11 +35,11 @@ func handlerRan(err error) bool {
 }
 
 // Settle records a handler's outcome (the delivery is its own
-// driver.Settler), as SubscribeConfig.Classify names it: an ack moves the commit point; a release (not handled here) leaves
-// the message to be redelivered from the commit point; a failure asks the
-// dispatcher to retry in place after the backoff; a permanent failure is
-// logged with driver.LogDropped (Kafka has no dead-letter target) and
-// acknowledged.
+// driver.Settler), as SubscribeConfig.Classify names it: an ack moves the
+// commit point; a release (not handled here) leaves the message to be
+// redelivered from the commit point; a failure asks the dispatcher to
+// retry in place after the backoff; a permanent failure is logged with
+// driver.LogDropped (Kafka has no dead-letter target) and acknowledged.
 func (d *delivery) Settle(_ context.Context, err error) (time.Duration, bool) {
 	p := d.p
 	s := p.g.s
@@ -47,7 +47,7 @@ func (d *delivery) Settle(_ context.Context, err error) (time.Duration, bool) {
 	outcome, delay := s.cfg.Classify(d.Msg.Attempt, err)
 	switch outcome {
 	case driver.Ack:
-		p.t.ackEndSettled(d.seq, ran, d.dequeue())
+		p.t.ackEnd(d.seq, ran, d.dequeue())
 	case driver.Release:
 		// The group redelivers it from the commit point.
 		if ran {
@@ -56,7 +56,7 @@ func (d *delivery) Settle(_ context.Context, err error) (time.Duration, bool) {
 		d.unqueue()
 	case driver.Reject:
 		driver.LogDropped(s.b.log.With("partition", p.id, "offset", d.offset), Scheme, d.Msg, err)
-		p.t.ackEndSettled(d.seq, ran, d.dequeue())
+		p.t.ackEnd(d.seq, ran, d.dequeue())
 	default: // driver.Retry
 		p.t.fail(d.offset, d.Msg.Attempt)
 		if ran {

@@ -30,7 +30,7 @@ func TestStartedMark(t *testing.T) {
 		if _, ok := tr.toCommit(); ok {
 			t.Error("nothing changed since the commit, but toCommit reports a change")
 		}
-		tr.ackEnd(s10, true)
+		tr.ackEnd(s10, true, false)
 		c, ok = tr.toCommit()
 		if !ok || c.offset != 11 || c.metadata != "mq-attempts:s=11" {
 			t.Errorf("got (%+v, %v), want offset 11 with metadata mq-attempts:s=11", c, ok)
@@ -78,7 +78,7 @@ func TestStartedMark(t *testing.T) {
 		s0, _ := tr.add(0)
 		tr.add(1)
 		tr.begin(0)
-		tr.ackEnd(s0, true)
+		tr.ackEnd(s0, true, false)
 		tr.begin(1) // 1 runs; mark 1, commit point 1
 		c, _ := tr.toCommit()
 		if c.metadata != "mq-attempts:s=1" {
@@ -147,7 +147,7 @@ func BenchmarkTrackerDelivery(b *testing.B) {
 		off := int64(i)
 		seq, _ := tr.add(off)
 		tr.begin(off)
-		tr.ackEnd(seq, true)
+		tr.ackEnd(seq, true, false)
 		tr.settled()
 		if i%100 == 99 {
 			if c, ok := tr.toCommit(); ok {

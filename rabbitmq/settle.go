@@ -18,7 +18,7 @@ const maxTTL = 1<<32 - 1
 // settleTimeout bounds the redelivery publish of one failed message.
 const settleTimeout = 30 * time.Second
 
-// settler returns the Settle function of delivery d received on ch, whose
+// settler returns the Settler of delivery d received on ch, whose
 // acks a sends; m is the message decoded from it. A nack or reject counts
 // as settled for a only once it is written, so that no multiple ack can
 // cover the message before.
